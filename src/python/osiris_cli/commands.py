@@ -1,0 +1,187 @@
+"""The `osiris` subcommands. Each takes the parsed arguments and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from osiris_cli.app import App
+from osiris_cli.output import emit_json, print_run_card, table
+from osiris_core.compiler import compile_file, compile_pipeline
+from osiris_core.errors import InputError
+from osiris_core.manifest import load_compiled
+from osiris_core.masking import Masker
+from osiris_core.oml import load_pipeline
+from osiris_core.runner import Runner
+from osiris_core.session import last_compile, list_sessions
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def cmd_compile(app: App, args: argparse.Namespace) -> int:
+    path = Path(args.pipeline)
+    result = compile_file(path, app.registry(), app.connections(path.parent), app.logs_dir)
+    assert result.session_dir is not None
+    if app.json:
+        emit_json({"session": result.session_dir.name, "manifest": str(result.manifest_path),
+                   "steps": [s.id for s in result.manifest.steps],
+                   "fingerprints": result.manifest.fingerprints.model_dump()})
+    else:
+        print(f"Compiled '{result.manifest.pipeline.name}' ({len(result.manifest.steps)} steps) → "
+              f"{result.manifest_path}")
+    return EXIT_OK
+
+
+def cmd_validate(app: App, args: argparse.Namespace) -> int:
+    path = Path(args.pipeline)
+    pipeline, document = load_pipeline(path)
+    result = compile_pipeline(pipeline, document, app.registry(), app.connections(path.parent))
+    if app.json:
+        emit_json({"valid": True, "pipeline": pipeline.name, "steps": [s.id for s in result.manifest.steps]})
+    else:
+        print(f"OK: '{pipeline.name}' is valid ({len(result.manifest.steps)} steps)")
+    return EXIT_OK
+
+
+def _manifest_to_run(app: App, args: argparse.Namespace) -> Path:
+    if args.last_compile:
+        if args.target:
+            raise InputError("give either a pipeline/manifest or --last-compile, not both",
+                             hint="drop one of them")
+        return last_compile(app.logs_dir)
+    if not args.target:
+        raise InputError("nothing to run", hint="give PIPELINE.yaml, a compiled manifest.yaml, or --last-compile")
+    target = Path(args.target)
+    if target.name == "manifest.yaml" or (target.is_dir() and (target / "manifest.yaml").is_file()):
+        return target / "manifest.yaml" if target.is_dir() else target
+    result = compile_file(target, app.registry(), app.connections(target.parent), app.logs_dir)
+    assert result.manifest_path is not None
+    return result.manifest_path
+
+
+def _verbose_line(event: dict[str, Any]) -> None:
+    name = event.get("event")
+    if name not in {"step_start", "step_complete", "step_failed", "step_skipped"}:
+        return
+    details = ""
+    if name == "step_complete":
+        details = f" rows_in={event.get('rows_in')} rows_out={event.get('rows_out')} {event.get('duration_ms')}ms"
+    elif name == "step_failed":
+        details = f" {event.get('error')}"
+    elif name == "step_skipped":
+        details = f" ({event.get('reason')})"
+    print(f"[{event.get('ts', '')[11:23]}] {name:<13} {event.get('step_id')}{details}", file=sys.stderr, flush=True)
+
+
+def cmd_run(app: App, args: argparse.Namespace) -> int:
+    manifest_path = _manifest_to_run(app, args)
+    compiled = load_compiled(manifest_path)
+    outputs: list[dict[str, Any]] = []
+
+    def collect(event: dict[str, Any]) -> None:
+        if event.get("event") == "output_written":
+            outputs.append(event)
+
+    listeners = (collect, _verbose_line) if app.verbose else (collect,)
+    runner = Runner(app.registry(), app.connections(manifest_path.parent), app.logs_dir, listeners=listeners)
+    result = runner.run(compiled)
+    card = json.loads((result.session.path / "run_card.json").read_text(encoding="utf-8"))
+    if app.json:
+        emit_json(card)
+    else:
+        print_run_card(card)
+        for output in outputs:
+            print(f"Output: {output['step_id']} wrote {output['rows']} rows → {output['target']}")
+        print(f"Session: {result.session.path}")
+    return result.exit_code
+
+
+def cmd_components_list(app: App, args: argparse.Namespace) -> int:
+    registry = app.registry()
+    if app.json:
+        emit_json([{"name": c.name, "version": c.spec.version, "modes": list(c.spec.modes),
+                    "description": c.spec.description} for c in registry])
+    else:
+        print(table(["component", "version", "modes", "description"],
+                    [(c.name, c.spec.version, ",".join(c.spec.modes), c.spec.description.split(". ")[0][:70])
+                     for c in registry]))
+    return EXIT_OK
+
+
+def cmd_components_show(app: App, args: argparse.Namespace) -> int:
+    component = app.registry().get(args.name)
+    data = component.spec.model_dump(mode="json")
+    if app.json:
+        emit_json(data)
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return EXIT_OK
+
+
+def cmd_connections_list(app: App, args: argparse.Namespace) -> int:
+    connections = app.connections()
+    secret_keys = {key for c in app.registry() for key in c.spec.secrets}
+    masked = Masker(secret_keys=secret_keys).mask(connections.families())
+    if app.json:
+        emit_json({"file": connections.path, "connections": masked})
+        return EXIT_OK
+    if connections.path is None:
+        print("No osiris_connections.yaml found (looked in the working directory and $OSIRIS_CONNECTIONS).")
+        return EXIT_OK
+    rows = []
+    for family, aliases in sorted(masked.items()):
+        for alias, fields in sorted(aliases.items()):
+            shown = ", ".join(f"{k}={v}" for k, v in fields.items() if k != "default")
+            rows.append((f"@{family}.{alias}", "yes" if fields.get("default") else "", shown))
+    print(f"Connections from {connections.path}")
+    print(table(["reference", "default", "fields (masked)"], rows))
+    return EXIT_OK
+
+
+def cmd_logs_list(app: App, args: argparse.Namespace) -> int:
+    sessions = list_sessions(app.logs_dir)[: args.limit]
+    rows = []
+    for path in sessions:
+        status_file = path / "status.json"
+        status = json.loads(status_file.read_text(encoding="utf-8"))["status"] if status_file.is_file() else ""
+        rows.append({"session": path.name, "kind": path.name.split("_", 1)[0], "status": status,
+                     "path": str(path)})
+    if app.json:
+        emit_json(rows)
+    else:
+        print(table(["session", "kind", "status"], [(r["session"], r["kind"], r["status"]) for r in rows]))
+    return EXIT_OK
+
+
+def cmd_logs_show(app: App, args: argparse.Namespace) -> int:
+    path = app.logs_dir / args.session
+    if not path.is_dir():
+        raise InputError(f"no session '{args.session}' in {app.logs_dir}", hint="see `osiris logs list`")
+    card_file = path / "run_card.json"
+    if card_file.is_file():
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        if app.json:
+            emit_json(card)
+        else:
+            print_run_card(card)
+        if args.events:
+            sys.stdout.write((path / "events.jsonl").read_text(encoding="utf-8"))
+        return EXIT_OK
+    meta_file = path / "compiled" / "meta.json"
+    if meta_file.is_file():
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        if app.json:
+            emit_json(meta)
+        else:
+            print(f"Compile session {meta['session_id']} of {meta['source']}")
+            print(f"Manifest: {path / 'compiled' / 'manifest.yaml'}")
+        return EXIT_OK
+    raise InputError(f"session '{args.session}' has no run card or compile metadata",
+                     hint="it may still be running or was interrupted")

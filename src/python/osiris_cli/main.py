@@ -1,0 +1,108 @@
+"""Entry point of the `osiris` command: argument parsing and the error → exit code boundary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from osiris_cli import __version__
+from osiris_cli.app import App
+from osiris_cli.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_RUN_FAILED,
+    cmd_compile,
+    cmd_components_list,
+    cmd_components_show,
+    cmd_connections_list,
+    cmd_logs_list,
+    cmd_logs_show,
+    cmd_run,
+    cmd_validate,
+)
+from osiris_core.errors import OsirisError
+from osiris_core.masking import scrub_text
+
+Command = Callable[[App, argparse.Namespace], int]
+Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+EPILOG = "Exit codes: 0 success, 1 the run failed, 2 bad input (pipeline, config, flags, connections)."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's default must not overwrite a value given before the subcommand.
+    common.add_argument("--logs-dir", type=Path, default=argparse.SUPPRESS,
+                        help="session directory root (default: logs)")
+    common.add_argument("--connections", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+                        help="osiris_connections.yaml to use (default: $OSIRIS_CONNECTIONS, then ./, then the "
+                             "pipeline's folder)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON")
+
+    parser = argparse.ArgumentParser(prog="osiris", description="Compile and run OML data pipelines.",
+                                     epilog=EPILOG, parents=[common])
+    parser.add_argument("--version", action="version", version=f"osiris {__version__}")
+    parser.set_defaults(logs_dir=Path("logs"), connections=None, json=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Command, help_text: str, target: Subparsers = sub) -> argparse.ArgumentParser:
+        command = target.add_parser(name, help=help_text, description=help_text, parents=[common], epilog=EPILOG)
+        command.set_defaults(handler=handler)
+        return command
+
+    p = add("compile", cmd_compile, "compile a pipeline into a manifest under logs/compile_<ts>/")
+    p.add_argument("pipeline", help="the OML pipeline file")
+    p = add("validate", cmd_validate, "check a pipeline without writing anything")
+    p.add_argument("pipeline", help="the OML pipeline file")
+    p = add("run", cmd_run, "run a pipeline, a compiled manifest, or the last compile")
+    p.add_argument("target", nargs="?", help="PIPELINE.yaml or a compiled manifest.yaml")
+    p.add_argument("--last-compile", action="store_true", help="run the manifest of the last `osiris compile`")
+    p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
+
+    components = sub.add_parser("components", help="list or show components").add_subparsers(
+        dest="components_command", required=True, metavar="ACTION")
+    add("list", cmd_components_list, "list the installed components", components)
+    add("show", cmd_components_show, "show a component's spec", components).add_argument("name")
+
+    connections = sub.add_parser("connections", help="inspect connections").add_subparsers(
+        dest="connections_command", required=True, metavar="ACTION")
+    add("list", cmd_connections_list, "list connections with secrets masked", connections)
+
+    logs = sub.add_parser("logs", help="inspect sessions under logs/").add_subparsers(
+        dest="logs_command", required=True, metavar="ACTION")
+    add("list", cmd_logs_list, "list sessions, newest first", logs).add_argument(
+        "--limit", type=int, default=20, help="how many sessions to list (default 20)")
+    p = add("show", cmd_logs_show, "show a session's run card or compile metadata", logs)
+    p.add_argument("session", help="session id, e.g. run_20260101T000000_000000Z")
+    p.add_argument("--events", action="store_true", help="also print events.jsonl")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = App(logs_dir=args.logs_dir, connections_path=args.connections, json=args.json,
+              verbose=getattr(args, "verbose", False))
+    handler: Command = args.handler
+    try:
+        return handler(app, args)
+    except OsirisError as exc:
+        print(f"error: {scrub_text(exc.render())}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except Exception as exc:  # the last boundary: one line, never a traceback
+        print(f"error: internal error ({type(exc).__name__}): {scrub_text(str(exc))} — please report this",
+              file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
+
+__all__ = ["EXIT_BAD_INPUT", "build_parser", "main", "run"]

@@ -1,0 +1,74 @@
+"""The driver protocol: a typed config model and a keyword-only `run` that maps named Arrow inputs to outputs."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader
+"""What flows between steps: a whole table, or a stream of record batches read once."""
+
+StepInputs: TypeAlias = Mapping[str, ArrowData]
+StepOutputs: TypeAlias = Mapping[str, ArrowData]
+
+MAIN_OUTPUT = "df"
+"""The output name downstream steps read."""
+
+ROWS_WRITTEN = "rows_written"
+"""The metric a writer reports with the rows it actually wrote; it becomes the step's `rows_out`."""
+
+
+class DriverConfig(BaseModel):
+    """Base for every driver's typed config: unknown keys are rejected, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=DriverConfig)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the engine lends a step: where to put artifacts, and how to report metrics and events."""
+
+    session_id: str
+    artifacts_dir: Path
+    logger: logging.Logger
+    emit_metric: Callable[[str, float | int, str | None], None]
+    emit_event: Callable[[str, Mapping[str, Any]], None]
+
+    def metric(self, name: str, value: float | int, unit: str | None = None) -> None:
+        self.emit_metric(name, value, unit)
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.emit_event(name, fields)
+
+
+class Driver(ABC, Generic[ConfigT]):
+    """A component's runtime implementation.
+
+    `config_model` declares every key the driver accepts; the compiler checks it against the spec.
+    """
+
+    config_model: ClassVar[type[DriverConfig]]
+
+    @abstractmethod
+    def run(self, *, step_id: str, config: ConfigT, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
+        """Execute one step; return named outputs (downstream steps read `MAIN_OUTPUT`)."""
+
+
+def driver_path(driver_class: type[Driver[Any]]) -> str:
+    """`module:QualName` of a driver class, the form spec files use."""
+    return f"{driver_class.__module__}:{driver_class.__qualname__}"
+
+
+def count_rows(data: ArrowData) -> int | None:
+    """Rows of a table; `None` for a stream whose length is unknown until read."""
+    return data.num_rows if isinstance(data, pa.Table) else None

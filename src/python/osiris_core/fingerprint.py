@@ -1,0 +1,45 @@
+"""Content fingerprints of code: the same function on the host, in the bundle and inside a sandbox."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Iterable
+from pathlib import Path
+
+from osiris_core.errors import OsirisError
+
+FINGERPRINTED_SUFFIXES = frozenset({".py", ".yaml", ".yml", ".json", ".typed"})
+
+
+def package_dir(package: str) -> Path:
+    """The directory an importable top-level package lives in."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise OsirisError(f"package '{package}' is not importable", hint="install it or fix PYTHONPATH")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def file_manifest(packages: Iterable[str]) -> dict[str, str]:
+    """`package/relative/path` → sha256 of every code or spec file in `packages`."""
+    manifest: dict[str, str] = {}
+    for package in sorted(set(packages)):
+        root = package_dir(package)
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or path.suffix not in FINGERPRINTED_SUFFIXES or "__pycache__" in path.parts:
+                continue
+            relative = f"{package}/{path.relative_to(root).as_posix()}"
+            manifest[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return manifest
+
+
+def fingerprint_of(manifest: dict[str, str]) -> str:
+    """Hash over the sorted (path, sha256) pairs."""
+    digest = hashlib.sha256()
+    for path in sorted(manifest):
+        digest.update(f"{path}\0{manifest[path]}\n".encode())
+    return digest.hexdigest()
+
+
+def code_fingerprint(packages: Iterable[str]) -> str:
+    return fingerprint_of(file_manifest(packages))

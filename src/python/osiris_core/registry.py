@@ -1,0 +1,110 @@
+"""An explicit registry of components (spec + driver class), extensible through entry points."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from osiris_core.driver import Driver, driver_path
+from osiris_core.errors import SpecError
+from osiris_core.spec import ComponentSpec
+
+ENTRY_POINT_GROUP = "osiris.components"
+"""Third-party wheels register a callable here that returns an iterable of `Component`."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """A component: its spec and the driver class that implements it."""
+
+    spec: ComponentSpec
+    driver: type[Driver[Any]]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def check_agreement(self) -> None:
+        """Raise `SpecError` if the spec and the driver disagree on the driver path or the config keys."""
+        actual_path = driver_path(self.driver)
+        if self.spec.driver != actual_path:
+            raise SpecError(
+                f"component '{self.name}': spec names driver '{self.spec.driver}' but is registered with "
+                f"'{actual_path}'",
+                hint="make the spec's `driver` field match the registered class",
+            )
+        accepted = frozenset(self.driver.config_model.model_fields)
+        declared = self.spec.driver_keys
+        if accepted != declared:
+            parts = []
+            if declared - accepted:
+                parts.append(f"spec declares {sorted(declared - accepted)} that the driver does not accept")
+            if accepted - declared:
+                parts.append(f"driver accepts {sorted(accepted - declared)} that the spec does not declare")
+            raise SpecError(
+                f"component '{self.name}': " + "; ".join(parts),
+                hint="keep the spec's config properties and connection fields equal to the driver's config model",
+            )
+
+
+class ComponentRegistry:
+    """Name → component. One instance is built by the caller (CLI, worker) and handed to the engine."""
+
+    def __init__(self, components: Iterable[Component] = ()) -> None:
+        self._components: dict[str, Component] = {}
+        for component in components:
+            self.add(component)
+
+    def add(self, component: Component) -> None:
+        if component.name in self._components:
+            raise SpecError(
+                f"component '{component.name}' is registered twice",
+                hint="uninstall one of the packages that provide it",
+            )
+        self._components[component.name] = component
+
+    def get(self, name: str) -> Component:
+        try:
+            return self._components[name]
+        except KeyError:
+            raise SpecError(f"unknown component '{name}'", hint=self.suggest(name)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._components
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(sorted(self._components.values(), key=lambda c: c.name))
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+    def names(self) -> list[str]:
+        return sorted(self._components)
+
+    def suggest(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        if close:
+            return f"did you mean '{close[0]}'? (`osiris components list` shows all)"
+        return "`osiris components list` shows the available components"
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Add the components that installed distributions declare under `group`."""
+        for entry_point in entry_points(group=group):
+            try:
+                provider = entry_point.load()
+                provided = list(provider())
+            except Exception as exc:
+                raise SpecError(
+                    f"entry point '{entry_point.name}' ({entry_point.value}) failed to load: {exc}",
+                    hint="fix or uninstall the package that declares it",
+                ) from None
+            for component in provided:
+                if not isinstance(component, Component):
+                    raise SpecError(
+                        f"entry point '{entry_point.name}' returned {type(component).__name__}, not a Component",
+                        hint="return osiris_core.registry.Component instances",
+                    )
+                self.add(component)

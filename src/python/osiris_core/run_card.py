@@ -1,0 +1,44 @@
+"""The run card: the per-step summary of a run, identical in shape for local and remote runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+StepStatus = Literal["succeeded", "failed", "skipped"]
+RunStatus = Literal["succeeded", "failed"]
+
+
+class StepCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step_id: str
+    component: str
+    driver: str
+    status: StepStatus
+    rows_in: int | None = None
+    rows_out: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+class RunCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    pipeline: str
+    status: RunStatus
+    exit_code: int
+    duration_ms: int
+    driver_code_sha256: str
+    manifest_driver_code_sha256: str
+    error: str | None = None
+    steps: list[StepCard]
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {"succeeded": 0, "failed": 0, "skipped": 0}
+        for step in self.steps:
+            counts[step.status] += 1
+        return counts

@@ -1,0 +1,3 @@
+"""Osiris components: one folder per component with its `spec.yaml` and `driver.py`."""
+
+__version__ = "0.1.0"

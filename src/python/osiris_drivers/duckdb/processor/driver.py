@@ -1,0 +1,47 @@
+"""`duckdb.processor`: SQL over named Arrow inputs in an in-memory DuckDB, streamed out as record batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pyarrow as pa
+from pydantic import Field
+
+from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.errors import DriverError
+
+SINGLE_INPUT_NAME = "input_df"
+BATCH_ROWS = 122_880
+
+
+class DuckDBProcessorConfig(DriverConfig):
+    query: str = Field(min_length=1)
+
+
+class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
+    config_model = DuckDBProcessorConfig
+
+    def run(self, *, step_id: str, config: DuckDBProcessorConfig, inputs: StepInputs,
+            ctx: StepContext) -> StepOutputs:
+        con = duckdb.connect(":memory:")
+        try:
+            for name, data in inputs.items():
+                con.register(name, data)
+            if len(inputs) == 1:
+                con.register(SINGLE_INPUT_NAME, next(iter(inputs.values())))
+            result = con.execute(config.query)
+            reader = result.fetch_record_batch(BATCH_ROWS)
+        except duckdb.Error as exc:
+            con.close()
+            available = sorted(inputs) + ([SINGLE_INPUT_NAME] if len(inputs) == 1 else [])
+            raise DriverError(f"SQL failed: {exc}", step_id=step_id,
+                              hint=f"fix the query; tables available: {available}") from None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            finally:
+                con.close()
+
+        return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(reader.schema, batches())}

@@ -1,0 +1,69 @@
+"""`filesystem.csv_extractor`: a streaming CSV reader on pyarrow.csv."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from pydantic import Field, field_validator
+
+from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.errors import DriverError
+
+BLOCK_SIZE = 8 << 20
+"""Bytes per read block; types are inferred from the first block, so it is generous."""
+
+
+class CsvExtractorConfig(DriverConfig):
+    path: str = Field(min_length=1)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+    column_names: list[str] | None = None
+    encoding: str = "utf-8"
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    quoting: Literal["minimal", "none"] = "minimal"
+    newlines_in_values: bool = False
+    null_values: list[str] = Field(default_factory=lambda: [""])
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        codecs.lookup(value)
+        return value
+
+
+class CsvExtractor(Driver[CsvExtractorConfig]):
+    config_model = CsvExtractorConfig
+
+    def run(self, *, step_id: str, config: CsvExtractorConfig, inputs: StepInputs,
+            ctx: StepContext) -> StepOutputs:
+        path = Path(config.path)
+        if not path.is_file():
+            raise DriverError(f"CSV file not found: {path}", step_id=step_id,
+                              hint="check `path` (relative paths start at the working directory)")
+        if not config.header and not config.column_names:
+            raise DriverError("header is false but no column_names are given", step_id=step_id,
+                              hint="set column_names, or header: true")
+        read_options = pacsv.ReadOptions(
+            encoding=config.encoding,
+            block_size=BLOCK_SIZE,
+            column_names=config.column_names,
+            skip_rows=1 if config.header and config.column_names else 0,
+        )
+        parse_options = pacsv.ParseOptions(
+            delimiter=config.delimiter,
+            quote_char=config.quotechar if config.quoting == "minimal" else False,
+            newlines_in_values=config.newlines_in_values,
+        )
+        convert_options = pacsv.ConvertOptions(null_values=config.null_values, strings_can_be_null=True)
+        try:
+            reader = pacsv.open_csv(path, read_options=read_options, parse_options=parse_options,
+                                    convert_options=convert_options)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise DriverError(f"cannot parse {path}: {exc}", step_id=step_id,
+                              hint="check delimiter, encoding and quoting") from None
+        ctx.event("source_opened", path=str(path), columns=reader.schema.names)
+        return {MAIN_OUTPUT: reader}

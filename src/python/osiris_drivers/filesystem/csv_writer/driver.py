@@ -1,0 +1,97 @@
+"""`filesystem.csv_writer`: Arrow batches to a CSV file with every dialect option honoured."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import Field, field_validator
+
+from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.errors import DriverError
+
+_QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
+    "minimal": csv.QUOTE_MINIMAL,
+    "all": csv.QUOTE_ALL,
+    "nonnumeric": csv.QUOTE_NONNUMERIC,
+    "none": csv.QUOTE_NONE,
+}
+
+
+class CsvWriterConfig(DriverConfig):
+    path: str = Field(min_length=1)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+    encoding: str = "utf-8"
+    newline: Literal["\n", "\r\n", "\r"] = "\n"
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    quoting: Literal["minimal", "all", "nonnumeric", "none"] = "minimal"
+    null_value: str = ""
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        codecs.lookup(value)
+        return value
+
+
+def _cell(value: Any, null_value: str) -> Any:
+    """Python value → what csv writes; numbers stay numbers so `nonnumeric` quoting can tell them apart."""
+    if value is None:
+        return null_value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _batches(data: pa.Table | pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    yield from (data.to_batches() if isinstance(data, pa.Table) else data)
+
+
+class CsvWriter(Driver[CsvWriterConfig]):
+    config_model = CsvWriterConfig
+
+    def run(self, *, step_id: str, config: CsvWriterConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
+        if len(inputs) != 1:
+            raise DriverError(f"needs exactly one input, got {len(inputs)}", step_id=step_id,
+                              hint="list the one step to write under `needs`")
+        data = next(iter(inputs.values()))
+        target = Path(config.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        rows = 0
+        try:
+            with os.fdopen(fd, "w", encoding=config.encoding, newline="") as handle:
+                writer = csv.writer(handle, delimiter=config.delimiter, quotechar=config.quotechar,
+                                    quoting=_QUOTING[config.quoting], lineterminator=config.newline,
+                                    escapechar=None)
+                if config.header:
+                    writer.writerow(data.schema.names)
+                for batch in _batches(data):
+                    columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+                    writer.writerows([_cell(v, config.null_value) for v in row] for row in zip(*columns, strict=True))
+                    rows += batch.num_rows
+            os.replace(tmp_name, target)
+        except (csv.Error, UnicodeEncodeError) as exc:
+            raise DriverError(f"cannot write {target}: {exc}", step_id=step_id,
+                              hint="choose another quoting, delimiter or encoding") from None
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+        ctx.metric(ROWS_WRITTEN, rows, "rows")
+        ctx.event("output_written", target=str(target), rows=rows)
+        return {}

@@ -1,0 +1,32 @@
+"""The explicit registry of built-in components; installed wheels add more through entry points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from osiris_core.driver import Driver
+from osiris_core.registry import Component, ComponentRegistry
+from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
+from osiris_drivers.duckdb.writer.driver import DuckDBWriter
+from osiris_drivers.filesystem.csv_extractor.driver import CsvExtractor
+from osiris_drivers.filesystem.csv_writer.driver import CsvWriter
+from osiris_drivers.spec_loader import component_for
+
+BUILTIN_DRIVERS: tuple[type[Driver[Any]], ...] = (
+    CsvExtractor,
+    CsvWriter,
+    DuckDBProcessor,
+    DuckDBWriter,
+)
+
+
+def builtin_components() -> list[Component]:
+    return [component_for(driver) for driver in BUILTIN_DRIVERS]
+
+
+def default_registry(*, entry_points: bool = True) -> ComponentRegistry:
+    """Built-in components plus, unless disabled, those installed wheels declare as entry points."""
+    registry = ComponentRegistry(builtin_components())
+    if entry_points:
+        registry.load_entry_points()
+    return registry
