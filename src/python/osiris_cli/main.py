@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from osiris_cli import __version__
 from osiris_cli.app import App
@@ -25,25 +26,32 @@ from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
 
 Command = Callable[[App, argparse.Namespace], int]
-Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EPILOG = "Exit codes: 0 success, 1 the run failed, 2 bad input (pipeline, config, flags, connections)."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: a subcommand's default must not overwrite a value given before the subcommand.
-    common.add_argument("--logs-dir", type=Path, default=argparse.SUPPRESS,
-                        help="session directory root (default: logs)")
-    common.add_argument("--connections", type=Path, default=argparse.SUPPRESS, metavar="PATH",
-                        help="osiris_connections.yaml to use (default: $OSIRIS_CONNECTIONS, then ./, then the "
-                             "pipeline's folder)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON")
+def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the subcommand.
 
+    After it they default to SUPPRESS, so that a subcommand never overwrites a value given before it.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--logs-dir", type=Path, default=Path("logs") if defaults else argparse.SUPPRESS,
+                        help="session directory root (default: logs)")
+    common.add_argument("--connections", type=Path, default=None if defaults else argparse.SUPPRESS,
+                        metavar="PATH", help="osiris_connections.yaml to use (default: $OSIRIS_CONNECTIONS, "
+                        "then ./, then the pipeline's folder)")
+    common.add_argument("--json", action="store_true", default=False if defaults else argparse.SUPPRESS,
+                        help="print machine-readable JSON")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(prog="osiris", description="Compile and run OML data pipelines.",
-                                     epilog=EPILOG, parents=[common])
+                                     epilog=EPILOG, parents=[_common_options(defaults=True)])
     parser.add_argument("--version", action="version", version=f"osiris {__version__}")
-    parser.set_defaults(logs_dir=Path("logs"), connections=None, json=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Command, help_text: str, target: Subparsers = sub) -> argparse.ArgumentParser:

@@ -79,7 +79,11 @@ def load_compiled(manifest_path: Path) -> CompiledPipeline:
         manifest = Manifest.model_validate(raw)
     except FileNotFoundError:
         raise InputError("manifest not found", location=where, hint="run `osiris compile` first") from None
-    except (yaml.YAMLError, ValidationError, OSError) as exc:
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(f"not a valid Osiris manifest: {'.'.join(map(str, first['loc']))}: {first['msg']}",
+                         location=where, hint="recompile the pipeline with `osiris compile`") from None
+    except (yaml.YAMLError, OSError) as exc:
         first_line = str(exc).splitlines()[0]
         raise InputError(f"not a valid Osiris manifest: {first_line}", location=where,
                          hint="recompile the pipeline with `osiris compile`") from None

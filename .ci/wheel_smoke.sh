@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the four built wheels into a fresh venv and runs `osiris compile` + `osiris run --last-compile`
+# on the embedded demo there, outside the repository.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python="${OSIRIS_SMOKE_PYTHON:-$(command -v python3.11 || command -v python3)}"
+"$python" -m venv "$work/venv"
+PIP_CONFIG_FILE=/dev/null "$work/venv/bin/pip" install --quiet --disable-pip-version-check \
+  "$repo"/dist/osiris_core-*.whl "$repo"/dist/osiris_drivers-*.whl \
+  "$repo"/dist/osiris_remote-*.whl "$repo"/dist/osiris_cli-*.whl
+cp -r "$repo/examples" "$work/examples"
+cd "$work"
+"$work/venv/bin/osiris" components list
+"$work/venv/bin/osiris" compile examples/movies_local.yaml
+"$work/venv/bin/osiris" run --last-compile
+test -s output/director_stats.csv
+echo "wheel smoke test: ok"

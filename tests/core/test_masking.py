@@ -1,0 +1,36 @@
+"""The one masking function: secret keys, DSN passwords, bearer tokens and known secret values."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from osiris_core.masking import MASK, Masker, scrub_text
+
+
+def test_masks_secret_keys_recursively() -> None:
+    masker = Masker(secret_keys={"pg_dsn"})
+    masked = masker.mask({"host": "h", "password": "pw1", "nested": [{"service_role_key": "k"}],
+                          "pg_dsn": "anything", "token": None})
+    assert masked == {"host": "h", "password": MASK, "nested": [{"service_role_key": MASK}], "pg_dsn": MASK,
+                      "token": None}
+
+
+def test_scrubs_dsn_passwords_and_bearer_tokens() -> None:
+    text = "connect postgresql://user:p%40ss@db:5432/x failed; Authorization: Bearer abc.def-ghi; password='zz'"
+    scrubbed = scrub_text(text)
+    assert "p%40ss" not in scrubbed and "abc.def-ghi" not in scrubbed and "zz" not in scrubbed
+    assert "postgresql://user:***@db:5432/x" in scrubbed
+
+
+def test_known_secret_values_are_masked_anywhere() -> None:
+    masker = Masker()
+    masker.add_secret_values(["s3cr3t-value"])
+    assert masker.mask({"error": "login failed for s3cr3t-value!"}) == {"error": f"login failed for {MASK}!"}
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), min_size=4, max_size=40))
+def test_any_registered_secret_disappears(secret: str) -> None:
+    masker = Masker()
+    masker.add_secret_values([secret])
+    assert secret not in masker.mask(f"prefix {secret} suffix")
