@@ -31,7 +31,7 @@ class OsirisError(Exception):
     exit_code: int = 2
 
     def __init__(self, message: str, *, location: Location | None = None, hint: str | None = None) -> None:
-        self.message = message
+        self.message = " ".join(message.split())  # one line, whatever a database or library said
         self.location = location
         self.hint = hint
         super().__init__(self.render())

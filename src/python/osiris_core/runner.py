@@ -34,9 +34,21 @@ class _RowCounter:
     rows: int = 0
 
 
-def _counting(reader: pa.RecordBatchReader, counter: _RowCounter) -> pa.RecordBatchReader:
+def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str) -> pa.RecordBatchReader:
+    """Pass `reader` through, counting rows; a failure while reading names the step that produced it."""
+
     def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
+        iterator = iter(reader)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except OsirisError:
+                raise
+            except Exception as exc:
+                raise DriverError(f"reading the output of step '{producer}' failed: {exc}",
+                                  step_id=producer) from exc
             counter.rows += batch.num_rows
             yield batch
 
@@ -224,7 +236,7 @@ class Runner:
             raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it", step_id=step.id,
                               hint="use a component that produces data for those steps")
         if main is not None:
-            state.output = self._keep(main, consumers[step.id])
+            state.output = self._keep(main, consumers[step.id], step.id)
             if consumers[step.id]:
                 outputs[step.id] = state.output
         state.card.status = "succeeded"
@@ -237,12 +249,12 @@ class Runner:
                                     "streaming": streaming, "duration_ms": state.card.duration_ms})
 
     @staticmethod
-    def _keep(data: ArrowData, consumers: int) -> _Output:
+    def _keep(data: ArrowData, consumers: int, step_id: str) -> _Output:
         """Streams with one consumer stay streams (counted); otherwise they are read into a table once."""
         if isinstance(data, pa.RecordBatchReader):
             if consumers == 1:
                 counter = _RowCounter()
-                return _Output(_counting(data, counter), counter)
+                return _Output(_counting(data, counter, step_id), counter)
             return _Output(data.read_all())
         return _Output(data)
 

@@ -8,11 +8,30 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import MAIN_OUTPUT, ArrowData, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 
 SINGLE_INPUT_NAME = "input_df"
 BATCH_ROWS = 122_880
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def register_input(con: duckdb.DuckDBPyConnection, name: str, data: ArrowData) -> None:
+    """Make `data` queryable as `name`, any number of times.
+
+    A table is registered zero-copy. A stream can be scanned only once, so it is loaded into a temporary
+    DuckDB table (which spills to disk past DuckDB's memory limit) rather than handed over as a stream.
+    """
+    if isinstance(data, pa.Table):
+        con.register(name, data)
+        return
+    stream_name = f"__osiris_stream_{name}"
+    con.register(stream_name, data)
+    con.execute(f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident(stream_name)}")
+    con.unregister(stream_name)
 
 
 class DuckDBProcessorConfig(DriverConfig):
@@ -27,9 +46,9 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
         con = duckdb.connect(":memory:")
         try:
             for name, data in inputs.items():
-                con.register(name, data)
+                register_input(con, name, data)
             if len(inputs) == 1:
-                con.register(SINGLE_INPUT_NAME, next(iter(inputs.values())))
+                con.execute(f"CREATE TEMP VIEW {SINGLE_INPUT_NAME} AS SELECT * FROM {quote_ident(next(iter(inputs)))}")
             result = con.execute(config.query)
             reader = result.fetch_record_batch(BATCH_ROWS)
         except duckdb.Error as exc:

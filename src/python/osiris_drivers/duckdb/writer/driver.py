@@ -18,13 +18,20 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def split_table(table: str) -> tuple[str, str]:
+    """`schema.table` or `table` → (schema, table); the schema defaults to DuckDB's `main`."""
+    schema, _, name = table.rpartition(".")
+    return schema or "main", name
+
+
 def qualified(table: str) -> str:
-    return ".".join(quote_ident(part) for part in table.split(".", 1))
+    schema, name = split_table(table)
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
 
 
 class DuckDBWriterConfig(DriverConfig):
     path: str = Field(min_length=1)
-    table: str = Field(min_length=1)
+    table: str = Field(min_length=1, pattern=r"^[^.]+(\.[^.]+)?$")
     write_mode: Literal["append", "replace", "upsert"] = "append"
     primary_key: list[str] = Field(default_factory=list)
     create_if_missing: bool = True
@@ -68,27 +75,34 @@ class DuckDBWriter(Driver[DuckDBWriterConfig]):
     def _write(self, con: duckdb.DuckDBPyConnection, config: DuckDBWriterConfig, step_id: str,
                names: list[str]) -> int:
         target = qualified(config.table)
-        schema = config.table.split(".", 1)[0] if "." in config.table else None
+        schema, _ = split_table(config.table)
         exists = self._exists(con, config.table)
+        if not exists and not config.create_if_missing:
+            raise DriverError(f"table {config.table} does not exist", step_id=step_id,
+                              hint="create it first or set create_if_missing: true")
+        if config.write_mode == "replace" and exists:
+            con.execute(f"DROP TABLE {target}")
         if config.write_mode == "replace" or not exists:
-            if not exists and not config.create_if_missing and config.write_mode != "replace":
-                raise DriverError(f"table {config.table} does not exist", step_id=step_id,
-                                  hint="create it first or set create_if_missing: true")
-            if schema:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-            con.execute(f"DROP TABLE IF EXISTS {target}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
             con.execute(self._create_sql(con, target, config.primary_key))
         columns = ", ".join(quote_ident(c) for c in names)
-        verb = "INSERT OR REPLACE" if config.write_mode == "upsert" else "INSERT"
-        result = con.execute(f"{verb} INTO {target} ({columns}) SELECT {columns} FROM {SOURCE}").fetchone()
+        sql = f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {SOURCE}"
+        if config.write_mode == "upsert":
+            keys = ", ".join(quote_ident(c) for c in config.primary_key)
+            updates = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}"
+                                for c in names if c not in config.primary_key)
+            sql += f" ON CONFLICT ({keys}) " + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
+        result = con.execute(sql).fetchone()
         return int(result[0]) if result else 0
 
     @staticmethod
     def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-        schema, _, name = table.rpartition(".")
+        """Whether the table exists; DuckDB resolves identifiers case-insensitively, so does this check."""
+        schema, name = split_table(table)
         row = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = ?",
-            [name, schema or "main"],
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE lower(table_name) = lower(?) AND lower(table_schema) = lower(?)",
+            [name, schema],
         ).fetchone()
         return bool(row and row[0])
 

@@ -31,7 +31,10 @@ class CsvExtractorConfig(DriverConfig):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        codecs.lookup(value)
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
         return value
 
 
@@ -65,5 +68,9 @@ class CsvExtractor(Driver[CsvExtractorConfig]):
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise DriverError(f"cannot parse {path}: {exc}", step_id=step_id,
                               hint="check delimiter, encoding and quoting") from None
+        undecodable = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
+        if undecodable:
+            raise DriverError(f"columns {undecodable} of {path} are not valid {config.encoding}", step_id=step_id,
+                              hint="set `encoding` to the file's encoding (e.g. latin-1, cp1252, utf-16)")
         ctx.event("source_opened", path=str(path), columns=reader.schema.names)
         return {MAIN_OUTPUT: reader}

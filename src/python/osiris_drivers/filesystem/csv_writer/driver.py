@@ -39,7 +39,10 @@ class CsvWriterConfig(DriverConfig):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        codecs.lookup(value)
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
         return value
 
 
@@ -56,6 +59,15 @@ def _cell(value: Any, null_value: str) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def _file_mode(target: Path) -> int:
+    """The mode a plainly created file would get: the existing target's, else 0666 less the umask."""
+    if target.exists():
+        return target.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _batches(data: pa.Table | pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
@@ -85,6 +97,7 @@ class CsvWriter(Driver[CsvWriterConfig]):
                     columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
                     writer.writerows([_cell(v, config.null_value) for v in row] for row in zip(*columns, strict=True))
                     rows += batch.num_rows
+            os.chmod(tmp_name, _file_mode(target))
             os.replace(tmp_name, target)
         except (csv.Error, UnicodeEncodeError) as exc:
             raise DriverError(f"cannot write {target}: {exc}", step_id=step_id,
