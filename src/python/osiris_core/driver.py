@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from osiris_core.errors import DriverError
+
 ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader
 """What flows between steps: a whole table, or a stream of record batches read once."""
 
@@ -62,6 +64,14 @@ class Driver(ABC, Generic[ConfigT]):
     @abstractmethod
     def run(self, *, step_id: str, config: ConfigT, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
         """Execute one step; return named outputs (downstream steps read `MAIN_OUTPUT`)."""
+
+
+def single_input(step_id: str, inputs: StepInputs) -> ArrowData:
+    """The one input of a writer; anything else is a clear error."""
+    if len(inputs) != 1:
+        raise DriverError(f"needs exactly one input, got {len(inputs)}", step_id=step_id,
+                          hint="list the one step to write under `needs`")
+    return next(iter(inputs.values()))
 
 
 def driver_path(driver_class: type[Driver[Any]]) -> str:

@@ -36,7 +36,7 @@ class Component:
                 f"'{actual_path}'",
                 hint="make the spec's `driver` field match the registered class",
             )
-        accepted = frozenset(self.driver.config_model.model_fields)
+        accepted = frozenset(f.alias or name for name, f in self.driver.config_model.model_fields.items())
         declared = self.spec.driver_keys
         if accepted != declared:
             parts = []

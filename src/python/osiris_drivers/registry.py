@@ -10,13 +10,21 @@ from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
 from osiris_drivers.duckdb.writer.driver import DuckDBWriter
 from osiris_drivers.filesystem.csv_extractor.driver import CsvExtractor
 from osiris_drivers.filesystem.csv_writer.driver import CsvWriter
+from osiris_drivers.postgres.extractor.driver import PostgresExtractor
+from osiris_drivers.postgres.writer.driver import PostgresWriter
 from osiris_drivers.spec_loader import component_for
+from osiris_drivers.supabase.extractor.driver import SupabaseExtractor
+from osiris_drivers.supabase.writer.driver import SupabaseWriter
 
 BUILTIN_DRIVERS: tuple[type[Driver[Any]], ...] = (
     CsvExtractor,
     CsvWriter,
     DuckDBProcessor,
     DuckDBWriter,
+    PostgresExtractor,
+    PostgresWriter,
+    SupabaseExtractor,
+    SupabaseWriter,
 )
 
 

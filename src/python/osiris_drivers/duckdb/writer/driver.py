@@ -8,7 +8,7 @@ from typing import Literal
 import duckdb
 from pydantic import Field
 
-from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import single_input, ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 
 SOURCE = "__osiris_source"
@@ -41,13 +41,10 @@ class DuckDBWriter(Driver[DuckDBWriterConfig]):
     config_model = DuckDBWriterConfig
 
     def run(self, *, step_id: str, config: DuckDBWriterConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
-        if len(inputs) != 1:
-            raise DriverError(f"needs exactly one input, got {len(inputs)}", step_id=step_id,
-                              hint="list the one step to write under `needs`")
         if config.write_mode == "upsert" and not config.primary_key:
             raise DriverError("write_mode upsert needs primary_key", step_id=step_id,
                               hint="set primary_key: [column, ...]")
-        data = next(iter(inputs.values()))
+        data = single_input(step_id, inputs)
         missing_keys = sorted(set(config.primary_key) - set(data.schema.names))
         if missing_keys:
             raise DriverError(f"primary_key columns {missing_keys} are not in the input", step_id=step_id,

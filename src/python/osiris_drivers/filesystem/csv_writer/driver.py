@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import single_input, ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 
 _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
@@ -78,10 +78,7 @@ class CsvWriter(Driver[CsvWriterConfig]):
     config_model = CsvWriterConfig
 
     def run(self, *, step_id: str, config: CsvWriterConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
-        if len(inputs) != 1:
-            raise DriverError(f"needs exactly one input, got {len(inputs)}", step_id=step_id,
-                              hint="list the one step to write under `needs`")
-        data = next(iter(inputs.values()))
+        data = single_input(step_id, inputs)
         target = Path(config.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

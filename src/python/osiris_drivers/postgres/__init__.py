@@ -1,0 +1,1 @@
+"""PostgreSQL family: shared connection, DDL and COPY loading code; the `postgres.*` components."""

@@ -1,0 +1,41 @@
+"""`postgres.writer`: COPY into PostgreSQL in one transaction."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from osiris_core.driver import single_input, ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.errors import DriverError
+from osiris_drivers.postgres.connection import dsn_from_fields
+from osiris_drivers.postgres.loader import LoadPlan, load_in_one_transaction
+
+
+class PostgresWriterConfig(DriverConfig):
+    host: str
+    port: int = 5432
+    database: str
+    user: str
+    password: str | None = None
+    schema_: str = Field(default="public", alias="schema")
+    table: str = Field(min_length=1)
+    write_mode: Literal["append", "upsert", "replace"] = "append"
+    primary_key: list[str] = Field(default_factory=list)
+    create_if_missing: bool = False
+
+
+class PostgresWriter(Driver[PostgresWriterConfig]):
+    config_model = PostgresWriterConfig
+
+    def run(self, *, step_id: str, config: PostgresWriterConfig, inputs: StepInputs,
+            ctx: StepContext) -> StepOutputs:
+        data = single_input(step_id, inputs)
+        plan = LoadPlan(step_id=step_id, schema=config.schema_, table=config.table, write_mode=config.write_mode,
+                        primary_key=tuple(config.primary_key), create_if_missing=config.create_if_missing)
+        dsn = dsn_from_fields(host=config.host, port=config.port, database=config.database, user=config.user,
+                              password=config.password)
+        rows = load_in_one_transaction(dsn, plan, data)
+        ctx.metric(ROWS_WRITTEN, rows, "rows")
+        ctx.event("output_written", target=f"postgres:{config.schema_}.{config.table}", rows=rows)
+        return {}

@@ -1,0 +1,49 @@
+"""Supabase connections: which key to use, which DDL channel, and the supabase-py client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from osiris_core.errors import DriverError
+from osiris_drivers.postgres.ddl_channel import DdlChannel, HttpSqlChannel, Psycopg2Channel
+
+if TYPE_CHECKING:
+    from supabase import Client
+
+DdlChannelName = Literal["auto", "http_sql", "psycopg2"]
+SUPABASE_FIELDS = ("url", "service_role_key", "anon_key", "pg_dsn", "sql_url")
+DEFAULT_SQL_PATH = "/pg/query"
+"""Where Supabase's pg-meta answers `{"query": …}`; override with the connection's `sql_url`."""
+
+
+def api_key(*, step_id: str, service_role_key: str | None, anon_key: str | None) -> str:
+    key = service_role_key or anon_key
+    if not key:
+        raise DriverError("the supabase connection has no key", step_id=step_id,
+                          hint="set service_role_key (or anon_key) in osiris_connections.yaml")
+    return key
+
+
+def sql_endpoint(url: str, sql_url: str | None) -> str:
+    return sql_url or url.rstrip("/") + DEFAULT_SQL_PATH
+
+
+def ddl_channel(*, step_id: str, requested: DdlChannelName, url: str, service_role_key: str | None,
+                pg_dsn: str | None, sql_url: str | None) -> DdlChannel:
+    """`auto` = psycopg2 when `pg_dsn` is set, else HTTP SQL with the service role key; never a no-op."""
+    choice = requested if requested != "auto" else ("psycopg2" if pg_dsn else "http_sql")
+    if choice == "psycopg2":
+        if not pg_dsn:
+            raise DriverError("ddl_channel psycopg2 needs pg_dsn in the connection", step_id=step_id,
+                              hint="add pg_dsn to the connection, or use ddl_channel: http_sql")
+        return Psycopg2Channel(pg_dsn)
+    if not service_role_key:
+        raise DriverError("no DDL channel available: http_sql needs service_role_key and no pg_dsn is set",
+                          step_id=step_id, hint="add service_role_key or pg_dsn to the supabase connection")
+    return HttpSqlChannel(sql_endpoint(url, sql_url), service_role_key)
+
+
+def rest_client(url: str, key: str, schema: str) -> Client:
+    from supabase import ClientOptions, create_client
+
+    return create_client(url, key, options=ClientOptions(schema=schema))

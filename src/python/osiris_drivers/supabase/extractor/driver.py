@@ -1,0 +1,75 @@
+"""`supabase.extractor`: ConnectorX over pg_dsn, or PostgREST pages through supabase-py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+from pydantic import Field
+
+from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.errors import DriverError
+from osiris_drivers.postgres.extract import stream_query
+from osiris_drivers.postgres.extractor.driver import source_query
+from osiris_drivers.supabase.connection import api_key, rest_client
+from osiris_drivers.supabase.rest_stage import describe
+
+
+class SupabaseExtractorConfig(DriverConfig):
+    url: str
+    service_role_key: str | None = None
+    anon_key: str | None = None
+    pg_dsn: str | None = None
+    sql_url: str | None = None
+    query: str | None = Field(default=None, min_length=1)
+    schema_: str = Field(default="public", alias="schema")
+    table: str | None = Field(default=None, min_length=1)
+    columns: list[str] | None = None
+    limit: int | None = Field(default=None, ge=0)
+    order_by: list[str] | None = None
+    page_size: int = Field(default=1000, ge=1, le=100_000)
+
+
+class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
+    config_model = SupabaseExtractorConfig
+
+    def run(self, *, step_id: str, config: SupabaseExtractorConfig, inputs: StepInputs,
+            ctx: StepContext) -> StepOutputs:
+        query = source_query(step_id, config.query, config.schema_, config.table, config.columns, config.limit)
+        if config.pg_dsn:
+            return {MAIN_OUTPUT: stream_query(config.pg_dsn, query, step_id)}
+        if config.table is None:
+            raise DriverError("`query` needs pg_dsn in the supabase connection", step_id=step_id,
+                              hint="add pg_dsn, or read a `table` through PostgREST")
+        return {MAIN_OUTPUT: self._rest_pages(step_id, config)}
+
+    @staticmethod
+    def _rest_pages(step_id: str, config: SupabaseExtractorConfig) -> pa.Table:
+        """All pages as one table (types unified across pages); large reads belong on pg_dsn."""
+        assert config.table is not None
+        key = api_key(step_id=step_id, service_role_key=config.service_role_key, anon_key=config.anon_key)
+        client = rest_client(config.url, key, config.schema_)
+
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            offset = 0
+            while config.limit is None or offset < config.limit:
+                size = config.page_size if config.limit is None else min(config.page_size, config.limit - offset)
+                request = client.table(config.table).select(",".join(config.columns) if config.columns else "*")
+                for column in config.order_by or []:
+                    request = request.order(column)
+                try:
+                    rows = request.range(offset, offset + size - 1).execute().data
+                except Exception as exc:
+                    raise DriverError(f"PostgREST read of {config.table} failed: {describe(exc)}", step_id=step_id,
+                                      hint="check the table name, the key and its permissions") from None
+                if rows:
+                    yield rows
+                if len(rows) < size:
+                    return
+                offset += size
+
+        tables = [pa.Table.from_pylist(page) for page in pages()]
+        if not tables:
+            return pa.table({})
+        return pa.concat_tables(tables, promote_options="permissive")
