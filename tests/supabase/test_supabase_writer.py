@@ -1,4 +1,4 @@
-"""supabase.writer: every write_mode on every data path × DDL channel, twice in a row, exact contents."""
+"""supabase.writer: every write_mode on every data path x DDL channel, twice in a row, exact contents."""
 
 from __future__ import annotations
 

@@ -21,22 +21,20 @@ def _json_text(values: list[Any]) -> pa.Array:
 
 def csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Columns pyarrow's CSV writer cannot write as PostgreSQL reads them become text (bytea hex, JSON)."""
-    columns = []
-    changed = False
-    for column in batch.columns:
-        kind = column.type
-        if pa.types.is_dictionary(kind):
-            column = column.cast(kind.value_type)
-            kind = column.type
-            changed = True
-        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-            column = _hex_bytea(column.to_pylist())
-            changed = True
-        elif pa.types.is_nested(kind):
-            column = _json_text(column.to_pylist())
-            changed = True
-        columns.append(column)
+    columns = [_csv_column(column) for column in batch.columns]
+    changed = any(new is not old for new, old in zip(columns, batch.columns, strict=True))
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
+
+
+def _csv_column(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _csv_column(column.cast(kind.value_type))
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return _hex_bytea(column.to_pylist())
+    if pa.types.is_nested(kind):
+        return _json_text(column.to_pylist())
+    return column
 
 
 class CsvCopyStream(io.RawIOBase):

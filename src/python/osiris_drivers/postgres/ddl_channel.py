@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -90,10 +91,8 @@ class HttpSqlChannel(DdlChannel):
                 body = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 detail = str(json.loads(detail).get("message", detail))
-            except (ValueError, AttributeError):
-                pass
             raise DdlError(f"HTTP {exc.code} from {self._url}: {scrub_text(' '.join(detail.split()))}",
                            transient=exc.code in (429, 502, 503, 504)) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:

@@ -8,6 +8,7 @@ Two strategies, one contract (append | upsert | replace by primary key; rows act
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -174,10 +175,9 @@ def load_via_stage(channel: DdlChannel, writer: StageWriter, plan: LoadPlan, dat
         raise DriverError(f"{doing} failed: {exc}", step_id=plan.step_id, transient=exc.transient,
                           hint="the target was left unchanged") from None
     finally:
-        try:
+        # The load's own outcome matters more than this clean-up; a leftover stage is named _osiris_stage_*.
+        with contextlib.suppress(DdlError):
             channel.run(f"DROP TABLE IF EXISTS {qualified(plan.schema, stage)};{reload_sql}")
-        except DdlError:
-            pass  # the load's own outcome matters more; a leftover stage is named _osiris_stage_*
 
 
 class CopyStageWriter:

@@ -68,7 +68,8 @@ def upsert_sql(target: str, source: str, columns: Sequence[str], primary_key: Se
     cols = column_list(columns)
     updates = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in columns if c not in primary_key)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    return f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source} ON CONFLICT ({column_list(primary_key)}) {action}"
+    conflict = f"ON CONFLICT ({column_list(primary_key)}) {action}"
+    return f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source} {conflict}"
 
 
 def quote_literal(value: str) -> str:

@@ -42,6 +42,9 @@ class RetryPolicy:
             delay = min(delay * 2, self.max_delay_s)
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 def json_value(value: Any) -> Any:
     """A Python value from Arrow as PostgREST's JSON expects it (PostgreSQL casts the text)."""
     if isinstance(value, Decimal):
@@ -88,7 +91,7 @@ class RestStageWriter:
     with_batch_column = True
 
     def __init__(self, client: Callable[[str], Client], *, step_id: str, batch_size: int, ctx: StepContext,
-                 retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep) -> None:
+                 retry: RetryPolicy = DEFAULT_RETRY, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._step_id = step_id
         self._batch_size = batch_size

@@ -8,7 +8,7 @@ from typing import Literal
 import duckdb
 from pydantic import Field
 
-from osiris_core.driver import single_input, ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
 
 SOURCE = "__osiris_source"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from osiris_core.driver import single_input, ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
 
 _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {

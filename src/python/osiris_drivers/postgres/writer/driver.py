@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from osiris_core.driver import single_input, ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
-from osiris_core.errors import DriverError
+from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
 from osiris_drivers.postgres.connection import dsn_from_fields
 from osiris_drivers.postgres.loader import LoadPlan, load_in_one_transaction
 

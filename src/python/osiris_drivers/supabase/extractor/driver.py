@@ -47,7 +47,8 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
     @staticmethod
     def _rest_pages(step_id: str, config: SupabaseExtractorConfig) -> pa.Table:
         """All pages as one table (types unified across pages); large reads belong on pg_dsn."""
-        assert config.table is not None
+        table = config.table
+        assert table is not None
         key = api_key(step_id=step_id, service_role_key=config.service_role_key, anon_key=config.anon_key)
         client = rest_client(config.url, key, config.schema_)
 
@@ -55,13 +56,13 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
             offset = 0
             while config.limit is None or offset < config.limit:
                 size = config.page_size if config.limit is None else min(config.page_size, config.limit - offset)
-                request = client.table(config.table).select(",".join(config.columns) if config.columns else "*")
+                request = client.table(table).select(",".join(config.columns) if config.columns else "*")
                 for column in config.order_by or []:
                     request = request.order(column)
                 try:
-                    rows = request.range(offset, offset + size - 1).execute().data
+                    rows: list[dict[str, Any]] = request.range(offset, offset + size - 1).execute().data  # type: ignore[assignment]
                 except Exception as exc:
-                    raise DriverError(f"PostgREST read of {config.table} failed: {describe(exc)}", step_id=step_id,
+                    raise DriverError(f"PostgREST read of {table} failed: {describe(exc)}", step_id=step_id,
                                       hint="check the table name, the key and its permissions") from None
                 if rows:
                     yield rows

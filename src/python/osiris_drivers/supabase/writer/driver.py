@@ -9,7 +9,13 @@ from pydantic import Field
 
 from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
 from osiris_drivers.postgres.ddl_channel import Psycopg2Channel
-from osiris_drivers.postgres.loader import CopyStageWriter, LoadPlan, StageWriter, load_in_one_transaction, load_via_stage
+from osiris_drivers.postgres.loader import (
+    CopyStageWriter,
+    LoadPlan,
+    StageWriter,
+    load_in_one_transaction,
+    load_via_stage,
+)
 from osiris_drivers.supabase.connection import DdlChannelName, api_key, ddl_channel, rest_client
 from osiris_drivers.supabase.rest_stage import RestStageWriter
 

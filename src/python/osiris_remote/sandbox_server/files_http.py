@@ -1,0 +1,399 @@
+"""envd's plain HTTP file API: ``GET /files`` (download) and ``POST /files`` (upload).
+
+* ``GET /files?path=<p>[&username=<u>]`` streams the file; ``Accept-Encoding: gzip`` is
+  honoured. 404 if missing, 400 if it is a directory.
+* ``POST /files?path=<p>[&username=<u>]`` with ``application/octet-stream`` writes the body
+  to ``p``; with ``multipart/form-data`` writes each ``file`` part to ``path`` (when given)
+  or to the part's filename (the SDK sends the sandbox path as the filename).
+  ``Content-Encoding: gzip`` bodies are decompressed; ``X-Metadata-<key>`` headers are
+  stored as ``user.e2b.<key>`` extended attributes where the filesystem allows it.
+  Parent directories are created. The answer is the JSON list envd returns:
+  ``[{"name": ..., "type": "file", "path": ...}]``.
+
+Errors are JSON ``{"code": <status>, "message": ...}`` like envd's.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import re
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs
+
+from .common import write_metadata
+from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, validate_username
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+DOWNLOAD_CHUNK = 256 * 1024
+_MAX_PART_HEADERS = 64 * 1024
+_METADATA_HEADER_PREFIX = "x-metadata-"
+
+
+class HTTPFailure(Exception):
+    """An error answered as envd's JSON error body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def send_json(send: Send, status: int, payload: object) -> None:
+    body = json.dumps(payload).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_empty(send: Send, status: int) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw = scope.get("query_string", b"").decode("utf-8", "replace")
+    return {key: values[0] for key, values in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def _media_type(value: str) -> tuple[str, dict[str, str]]:
+    media, _, rest = value.partition(";")
+    return media.strip().lower(), _parse_params(rest)
+
+
+_PARAM_RE = re.compile(r'\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)\s*;?')
+_HTML5_ESCAPE_RE = re.compile(r"%(22|[01][0-9A-Fa-f])")
+
+
+def _parse_params(value: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for match in _PARAM_RE.finditer(value):
+        key, raw = match.group(1).lower(), match.group(2).strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params[key] = raw
+    return params
+
+
+def _part_filename(headers: dict[str, str]) -> tuple[str | None, str | None]:
+    """(form field name, filename) of a multipart part; undoes httpx's HTML5 escaping."""
+    _, params = _media_type(headers.get("content-disposition", ""))
+    filename = params.get("filename")
+    if filename is not None:
+        filename = _HTML5_ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), filename)
+    return params.get("name"), filename
+
+
+class MultipartParser:
+    """Incremental ``multipart/form-data`` parser.
+
+    ``feed`` returns events: ``("start", headers)``, ``("data", bytes)``, ``("end", None)``.
+    """
+
+    def __init__(self, boundary: str) -> None:
+        if not boundary:
+            raise HTTPFailure(400, "multipart body without boundary")
+        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
+        self._buffer = bytearray(b"\r\n")  # lets the first boundary match like the others
+        self._state = "preamble"
+
+    @property
+    def finished(self) -> bool:
+        return self._state == "done"
+
+    def feed(self, data: bytes) -> list[tuple[str, Any]]:
+        buf = self._buffer
+        buf += data
+        events: list[tuple[str, Any]] = []
+        delimiter = self._delimiter
+        while True:
+            if self._state in ("preamble", "body"):
+                index = buf.find(delimiter)
+                if index < 0:
+                    keep = len(delimiter) - 1
+                    if len(buf) > keep:
+                        if self._state == "body":
+                            events.append(("data", bytes(buf[:-keep])))
+                        del buf[:-keep]
+                    break
+                if self._state == "body":
+                    if index:
+                        events.append(("data", bytes(buf[:index])))
+                    events.append(("end", None))
+                del buf[: index + len(delimiter)]
+                self._state = "boundary"
+            elif self._state == "boundary":
+                if len(buf) < 2:
+                    break
+                if buf[:2] == b"--":
+                    self._state = "done"
+                    buf.clear()
+                    break
+                line_end = buf.find(b"\r\n")
+                if line_end < 0:
+                    if len(buf) > 1024:
+                        raise HTTPFailure(400, "malformed multipart boundary line")
+                    break
+                del buf[: line_end + 2]
+                self._state = "headers"
+            elif self._state == "headers":
+                if buf[:2] == b"\r\n":
+                    raw_headers = b""
+                    del buf[:2]
+                else:
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        if len(buf) > _MAX_PART_HEADERS:
+                            raise HTTPFailure(400, "multipart part headers too large")
+                        break
+                    raw_headers = bytes(buf[:end])
+                    del buf[: end + 4]
+                headers: dict[str, str] = {}
+                for line in raw_headers.decode("utf-8", "replace").split("\r\n"):
+                    name, sep, value = line.partition(":")
+                    if sep:
+                        headers[name.strip().lower()] = value.strip()
+                events.append(("start", headers))
+                self._state = "body"
+            else:  # done: ignore the epilogue
+                buf.clear()
+                break
+        return events
+
+
+class _RequestBody:
+    """The request body as an async iterator of chunks, remembering whether it was consumed."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.complete = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.complete:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            if not message.get("more_body", False):
+                self.complete = True
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+
+    async def decoded(self, content_encoding: str) -> AsyncIterator[bytes]:
+        encoding = content_encoding.strip().lower()
+        if encoding in ("", "identity"):
+            async for chunk in self.chunks():
+                yield chunk
+            return
+        if encoding != "gzip":
+            raise HTTPFailure(400, f"unsupported content encoding: {content_encoding}")
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            async for chunk in self.chunks():
+                out = decompressor.decompress(chunk)
+                if out:
+                    yield out
+            tail = decompressor.flush()
+        except zlib.error as e:
+            raise HTTPFailure(400, f"error decompressing request body: {e}") from e
+        if tail:
+            yield tail
+        if not decompressor.eof:
+            raise HTTPFailure(400, "error decompressing request body: truncated gzip stream")
+
+    async def drain(self) -> None:
+        """Consume the rest of the body so an early error answer reaches the client."""
+        async for _ in self.chunks():
+            pass
+
+
+class FilesEndpoint:
+    """ASGI handler for ``/files``."""
+
+    def __init__(self, layout: SandboxLayout) -> None:
+        self._layout = layout
+
+    def _resolve(self, path: str, query: dict[str, str], *, follow: bool = True) -> tuple[str, Path]:
+        try:
+            username = validate_username(query.get("username") or DEFAULT_USER)
+            vpath = self._layout.resolve(path, username)
+            return vpath, self._layout.to_host(vpath, follow=follow)
+        except SandboxPathError as e:
+            raise HTTPFailure(400, f"error resolving path '{path}': {e}") from e
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method", "GET")
+        request_body = _RequestBody(receive)
+        try:
+            if method in ("GET", "HEAD"):
+                await self._download(scope, send, head=method == "HEAD")
+            elif method == "POST":
+                await self._upload(scope, request_body, send)
+            else:
+                raise HTTPFailure(405, f"method {method} not allowed")
+        except _ClientGone:
+            return
+        except HTTPFailure as failure:
+            try:
+                await request_body.drain()
+            except (_ClientGone, HTTPFailure):
+                return
+            await send_json(send, failure.status, {"code": failure.status, "message": failure.message})
+
+    # -- download ----------------------------------------------------------------------------
+    async def _download(self, scope: Scope, send: Send, *, head: bool) -> None:
+        query = _query(scope)
+        vpath, host = self._resolve(query.get("path", ""), query)
+        try:
+            handle = open(host, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as e:
+            raise HTTPFailure(404, f"path '{vpath}' does not exist") from e
+        except IsADirectoryError as e:
+            raise HTTPFailure(400, f"path '{vpath}' is a directory") from e
+        except OSError as e:
+            raise HTTPFailure(500, f"error opening file '{vpath}': {e.strerror}") from e
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            content_type = mimetypes.guess_type(vpath)[0] or "application/octet-stream"
+            use_gzip = "gzip" in _headers(scope).get("accept-encoding", "").lower()
+            headers: list[tuple[bytes, bytes]] = [
+                (b"content-type", content_type.encode()),
+                (b"vary", b"Accept-Encoding"),
+            ]
+            if use_gzip:
+                headers.append((b"content-encoding", b"gzip"))
+            else:
+                headers.append((b"content-length", str(size).encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            if head:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await _send_file(handle, send, use_gzip)
+
+    # -- upload ------------------------------------------------------------------------------
+    async def _upload(self, scope: Scope, request_body: _RequestBody, send: Send) -> None:
+        query = _query(scope)
+        headers = _headers(scope)
+        media, params = _media_type(headers.get("content-type", ""))
+        metadata = {
+            name[len(_METADATA_HEADER_PREFIX) :]: value
+            for name, value in headers.items()
+            if name.startswith(_METADATA_HEADER_PREFIX)
+        }
+        body = request_body.decoded(headers.get("content-encoding", ""))
+        if media == "application/octet-stream":
+            targets = await self._upload_raw(body, query)
+        elif media.startswith("multipart/"):
+            targets = await self._upload_multipart(body, query, params.get("boundary", ""))
+        else:
+            raise HTTPFailure(
+                400,
+                f"unsupported content type: {media or 'none'}, "
+                "expected multipart/form-data or application/octet-stream",
+            )
+        await send_json(send, 200, [self._written(vpath, host, metadata) for vpath, host in targets])
+
+    async def _upload_raw(self, body: AsyncIterator[bytes], query: dict[str, str]) -> list[tuple[str, Path]]:
+        if "path" not in query:
+            raise HTTPFailure(400, "path query parameter is required for raw body upload")
+        vpath, host = self._resolve(query["path"], query)
+        with _open_for_write(vpath, host) as handle:
+            async for chunk in body:
+                handle.write(chunk)
+        return [(vpath, host)]
+
+    async def _upload_multipart(
+        self, body: AsyncIterator[bytes], query: dict[str, str], boundary: str
+    ) -> list[tuple[str, Path]]:
+        parser = MultipartParser(boundary)
+        written: list[tuple[str, Path]] = []
+        handle: BinaryIO | None = None
+        try:
+            async for chunk in body:
+                for kind, value in parser.feed(chunk):
+                    if kind == "start":
+                        handle = self._open_part(value, query, written)
+                    elif kind == "data" and handle is not None:
+                        handle.write(value)
+                    elif kind == "end" and handle is not None:
+                        handle.close()
+                        handle = None
+        finally:
+            if handle is not None:
+                handle.close()
+        if not parser.finished:
+            raise HTTPFailure(400, "error reading form: unexpected end of multipart body")
+        return written
+
+    def _open_part(
+        self, part_headers: dict[str, str], query: dict[str, str], written: list[tuple[str, Path]]
+    ) -> BinaryIO | None:
+        """Open the destination of a multipart part (None for parts that are not files)."""
+        name, filename = _part_filename(part_headers)
+        if name != "file":
+            return None
+        target = query.get("path", filename)
+        if not target:
+            raise HTTPFailure(400, "multipart file part without a path")
+        vpath, host = self._resolve(target, query)
+        if any(vpath == done for done, _ in written):
+            raise HTTPFailure(400, f"cannot upload multiple files to the same path '{vpath}' in one request")
+        written.append((vpath, host))
+        return _open_for_write(vpath, host)
+
+    def _written(self, vpath: str, host: Path, metadata: dict[str, str]) -> dict[str, object]:
+        entry: dict[str, object] = {"name": vpath.rsplit("/", 1)[-1], "type": "file", "path": vpath}
+        if metadata:
+            stored = write_metadata(host, metadata)
+            if stored:
+                entry["metadata"] = stored
+        return entry
+
+
+def _open_for_write(vpath: str, host: Path) -> BinaryIO:
+    if host.is_dir():
+        raise HTTPFailure(400, f"path is a directory: {vpath}")
+    try:
+        host.parent.mkdir(parents=True, exist_ok=True)
+        return open(host, "wb")  # noqa: SIM115 - the caller closes it
+    except (FileExistsError, NotADirectoryError) as e:
+        raise HTTPFailure(400, f"error ensuring directories for '{vpath}': a parent is a file") from e
+    except OSError as e:
+        status = 507 if e.errno == 28 else 500
+        raise HTTPFailure(status, f"error opening file '{vpath}': {e.strerror}") from e
+
+
+async def _send_file(handle: BinaryIO, send: Send, use_gzip: bool) -> None:
+    compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS) if use_gzip else None
+    while True:
+        chunk = handle.read(DOWNLOAD_CHUNK)
+        if not chunk:
+            break
+        if compressor is not None:
+            chunk = compressor.compress(chunk)
+            if not chunk:
+                continue
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    tail = compressor.flush() if compressor is not None else b""
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
