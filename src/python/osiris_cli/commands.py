@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,17 @@ import yaml
 
 from osiris_cli.app import App
 from osiris_cli.output import emit_json, print_run_card, table
+from osiris_cli.remote_commands import compare_cards, load_card, print_parity, sandbox_options
 from osiris_core.compiler import compile_file, compile_pipeline
 from osiris_core.errors import InputError
 from osiris_core.manifest import load_compiled
 from osiris_core.masking import Masker
 from osiris_core.oml import load_pipeline
-from osiris_core.runner import Runner
+from osiris_core.runner import Runner, RunResult
 from osiris_core.session import last_compile, list_sessions
+from osiris_remote.bundle import build_bundle, load_bundle
+from osiris_remote.proxy import RemoteRunner
+from osiris_remote.sandboxes import SandboxOptions
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -80,18 +85,27 @@ def _verbose_line(event: dict[str, Any]) -> None:
     print(f"[{event.get('ts', '')[11:23]}] {name:<13} {event.get('step_id')}{details}", file=sys.stderr, flush=True)
 
 
-def cmd_run(app: App, args: argparse.Namespace) -> int:
-    manifest_path = _manifest_to_run(app, args)
+def _execute(app: App, manifest_path: Path, options: SandboxOptions | None, *, checksums: bool,
+             outputs: list[dict[str, Any]]) -> RunResult:
+    """Run a compiled manifest here, or in the sandbox `options` describe."""
     compiled = load_compiled(manifest_path)
-    outputs: list[dict[str, Any]] = []
 
     def collect(event: dict[str, Any]) -> None:
         if event.get("event") == "output_written":
             outputs.append(event)
 
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
-    runner = Runner(app.registry(), app.connections(manifest_path.parent), app.logs_dir, listeners=listeners)
-    result = runner.run(compiled)
+    registry, connections = app.registry(), app.connections(manifest_path.parent)
+    if options is None:
+        return Runner(registry, connections, app.logs_dir, listeners=listeners, checksums=checksums).run(compiled)
+    return RemoteRunner(registry, connections, app.logs_dir, options, listeners=listeners).run(compiled)
+
+
+def cmd_run(app: App, args: argparse.Namespace) -> int:
+    options = sandbox_options(args)
+    manifest_path = _manifest_to_run(app, args)
+    outputs: list[dict[str, Any]] = []
+    result = _execute(app, manifest_path, options, checksums=False, outputs=outputs)
     card = json.loads((result.session.path / "run_card.json").read_text(encoding="utf-8"))
     if app.json:
         emit_json(card)
@@ -101,6 +115,34 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
             print(f"Output: {output['step_id']} wrote {output['rows']} rows → {output['target']}")
         print(f"Session: {result.session.path}")
     return result.exit_code
+
+
+def cmd_parity(app: App, args: argparse.Namespace) -> int:
+    """Run the pipeline here and in the sandbox with checksums on; exit 0 when the run cards agree."""
+    args.e2b_cpu = args.e2b_mem = None
+    args.sandbox = args.sandbox or "local"
+    options = sandbox_options(args, checksums=True)
+    assert options is not None
+    manifest_path = _manifest_to_run(app, args)
+    local = _execute(app, manifest_path, None, checksums=True, outputs=[])
+    local_card = load_card(local.session.path)
+    bundle = load_bundle(options.bundle_path) if options.bundle_path else build_bundle()
+    local_card["execution"]["bundle_sha256"] = bundle.sha256
+    remote = _execute(app, manifest_path, options, checksums=True, outputs=[])
+    diffs = compare_cards(local_card, load_card(remote.session.path))
+    print_parity(app, local_card, load_card(remote.session.path), diffs)
+    return EXIT_OK if not diffs else EXIT_RUN_FAILED
+
+
+def cmd_sandbox_serve(app: App, args: argparse.Namespace) -> int:
+    from osiris_remote.sandbox_server import serve
+
+    root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"Serving an E2B-compatible sandbox rooted at {root} on http://{args.host}:{args.port} "
+          f"(use: E2B_DEBUG=true E2B_SANDBOX_URL=http://{args.host}:{args.port})", flush=True)
+    serve(root, args.host, args.port)
+    return EXIT_OK
 
 
 def cmd_components_list(app: App, args: argparse.Namespace) -> int:

@@ -19,9 +19,12 @@ from osiris_cli.commands import (
     cmd_connections_list,
     cmd_logs_list,
     cmd_logs_show,
+    cmd_parity,
     cmd_run,
+    cmd_sandbox_serve,
     cmd_validate,
 )
+from osiris_cli.remote_commands import add_sandbox_flags
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
 
@@ -67,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="PIPELINE.yaml or a compiled manifest.yaml")
     p.add_argument("--last-compile", action="store_true", help="run the manifest of the last `osiris compile`")
     p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
+    add_sandbox_flags(p)
+
+    p = add("parity", cmd_parity, "run here and in a sandbox, then compare the run cards (exit 1 on any difference)")
+    p.add_argument("target", nargs="?", help="PIPELINE.yaml or a compiled manifest.yaml")
+    p.add_argument("--last-compile", action="store_true", help="use the manifest of the last `osiris compile`")
+    p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
+    add_sandbox_flags(p)
+
+    sandbox = sub.add_parser("sandbox", help="the local E2B-compatible sandbox server").add_subparsers(
+        dest="sandbox_command", required=True, metavar="ACTION")
+    p = add("serve", cmd_sandbox_serve, "serve an E2B-compatible sandbox (envd protocol) in the foreground", sandbox)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=49983, help="port (0 picks a free one; default 49983)")
+    p.add_argument("--root", default=None, help="sandbox root directory (default: a new temporary one)")
 
     components = sub.add_parser("components", help="list or show components").add_subparsers(
         dest="components_command", required=True, metavar="ACTION")

@@ -25,6 +25,7 @@ EVENT_NAMES: Final = frozenset({
 """The documented vocabulary; drivers may add their own events through `StepContext.event`."""
 
 EventListener = Callable[[dict[str, Any]], None]
+"""Called with every masked record written: events carry an `event` key, metrics a `metric` key."""
 
 
 def _now() -> str:
@@ -54,7 +55,12 @@ class EventLog:
                                   "metric": name, "value": value}
         if unit:
             record["unit"] = unit
-        self._write(self._metrics, record, notify=False)
+        self._write(self._metrics, record, notify=True)
+
+    def ingest(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append an event or metric produced elsewhere (a sandbox), re-tagged with this session's id."""
+        record = {**record, "session": self.session_id}
+        return self._write(self._metrics if "metric" in record else self._events, record, notify=True)
 
     def _write(self, stream: TextIO, record: dict[str, Any], *, notify: bool) -> dict[str, Any]:
         safe: dict[str, Any] = self._masker.mask(record)

@@ -20,17 +20,21 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def file_manifest(packages: Iterable[str]) -> dict[str, str]:
-    """`package/relative/path` → sha256 of every code or spec file in `packages`."""
-    manifest: dict[str, str] = {}
+def package_files(packages: Iterable[str]) -> dict[str, bytes]:
+    """`package/relative/path` → bytes of every code or spec file in `packages` (what a bundle carries)."""
+    files: dict[str, bytes] = {}
     for package in sorted(set(packages)):
         root = package_dir(package)
         for path in sorted(root.rglob("*")):
             if not path.is_file() or path.suffix not in FINGERPRINTED_SUFFIXES or "__pycache__" in path.parts:
                 continue
-            relative = f"{package}/{path.relative_to(root).as_posix()}"
-            manifest[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return manifest
+            files[f"{package}/{path.relative_to(root).as_posix()}"] = path.read_bytes()
+    return files
+
+
+def file_manifest(packages: Iterable[str]) -> dict[str, str]:
+    """`package/relative/path` → sha256 of every code or spec file in `packages`."""
+    return {path: hashlib.sha256(data).hexdigest() for path, data in package_files(packages).items()}
 
 
 def fingerprint_of(manifest: dict[str, str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 StepStatus = Literal["succeeded", "failed", "skipped"]
 RunStatus = Literal["succeeded", "failed"]
@@ -22,6 +22,8 @@ class StepCard(BaseModel):
     duration_ms: int | None = None
     error: str | None = None
     error_type: str | None = None
+    output_sha256: str | None = None
+    """Checksum of the step's output rows (runs with checksums on, e.g. `osiris parity`)."""
 
 
 class RunCard(BaseModel):
@@ -36,6 +38,8 @@ class RunCard(BaseModel):
     manifest_driver_code_sha256: str
     error: str | None = None
     steps: list[StepCard]
+    execution: dict[str, Any] = Field(default_factory=lambda: {"mode": "local"})
+    """Where the steps ran; a sandbox run adds backend, bundle sha256 and both sides' fingerprints."""
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {"succeeded": 0, "failed": 0, "skipped": 0}

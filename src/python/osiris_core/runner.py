@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,11 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from osiris_core.canonical import canonical_json
+from osiris_core.checksum import DataChecksum, table_checksum
 from osiris_core.compiler import code_packages
 from osiris_core.connections import Connections, parse_reference
 from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, ArrowData, DriverConfig, StepContext, count_rows
-from osiris_core.errors import DriverError, InputError, OsirisError
+from osiris_core.errors import DriverError, InputError, OsirisError, RunError
 from osiris_core.events import EventListener, EventLog, Stopwatch
 from osiris_core.fingerprint import code_fingerprint
 from osiris_core.manifest import CompiledPipeline, ManifestStep
@@ -32,10 +36,11 @@ logger = logging.getLogger("osiris.run")
 @dataclass
 class _RowCounter:
     rows: int = 0
+    checksum: DataChecksum | None = None
 
 
 def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str) -> pa.RecordBatchReader:
-    """Pass `reader` through, counting rows; a failure while reading names the step that produced it."""
+    """Pass `reader` through, counting (and checksumming) rows; a read failure names the producing step."""
 
     def batches() -> Iterator[pa.RecordBatch]:
         iterator = iter(reader)
@@ -50,6 +55,8 @@ def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str)
                 raise DriverError(f"reading the output of step '{producer}' failed: {exc}",
                                   step_id=producer) from exc
             counter.rows += batch.num_rows
+            if counter.checksum is not None:
+                counter.checksum.update(batch)
             yield batch
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
@@ -61,10 +68,41 @@ class _Output:
 
     data: ArrowData
     counter: _RowCounter | None = None
+    table_checksum: str | None = None
 
     @property
     def rows(self) -> int | None:
         return self.counter.rows if self.counter is not None else count_rows(self.data)
+
+    @property
+    def checksum(self) -> str | None:
+        if self.counter is not None and self.counter.checksum is not None:
+            return self.counter.checksum.hexdigest()
+        return self.table_checksum
+
+
+class StepTimeout(RunError):
+    """A step ran longer than the run's per-step timeout."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None, step_id: str) -> Iterator[None]:
+    """Raise StepTimeout in the step after `seconds` (main thread only; elsewhere no limit applies)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise StepTimeout(f"step '{step_id}' exceeded the per-step timeout of {seconds:g} s",
+                          hint="raise --step-timeout or make the step faster")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -96,12 +134,16 @@ class Runner:
         *,
         environ: Mapping[str, str] | None = None,
         listeners: tuple[EventListener, ...] = (),
+        checksums: bool = False,
+        step_timeout_s: float | None = None,
     ) -> None:
         self.registry = registry
         self.connections = connections
         self.logs_dir = logs_dir
         self.environ = dict(os.environ if environ is None else environ)
         self.listeners = listeners
+        self.checksums = checksums
+        self.step_timeout_s = step_timeout_s
         secret_keys = {key for component in registry for key in component.spec.secrets}
         self.masker = Masker(secret_keys=secret_keys)
 
@@ -230,7 +272,8 @@ class Runner:
         ctx = StepContext(session_id=session.id, artifacts_dir=artifacts, logger=logger.getChild(step.id),
                           emit_metric=on_metric, emit_event=on_event)
         driver = component.driver()
-        produced = driver.run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
+        with _time_limit(self.step_timeout_s, step.id):
+            produced = driver.run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
         main = produced.get(MAIN_OUTPUT)
         if consumers[step.id] and main is None:
             raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it", step_id=step.id,
@@ -248,15 +291,13 @@ class Runner:
                                     "rows_out": None if streaming else state.card.rows_out,
                                     "streaming": streaming, "duration_ms": state.card.duration_ms})
 
-    @staticmethod
-    def _keep(data: ArrowData, consumers: int, step_id: str) -> _Output:
+    def _keep(self, data: ArrowData, consumers: int, step_id: str) -> _Output:
         """Streams with one consumer stay streams (counted); otherwise they are read into a table once."""
-        if isinstance(data, pa.RecordBatchReader):
-            if consumers == 1:
-                counter = _RowCounter()
-                return _Output(_counting(data, counter, step_id), counter)
-            return _Output(data.read_all())
-        return _Output(data)
+        if isinstance(data, pa.RecordBatchReader) and consumers == 1:
+            counter = _RowCounter(checksum=DataChecksum(data.schema) if self.checksums else None)
+            return _Output(_counting(data, counter, step_id), counter)
+        table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+        return _Output(table, table_checksum=table_checksum(table) if self.checksums else None)
 
     @staticmethod
     def _settle_counts(state: _StepState) -> None:
@@ -266,6 +307,7 @@ class Runner:
             state.card.rows_in = None
         elif state.output is not None:
             state.card.rows_out = state.output.rows
+            state.card.output_sha256 = state.output.checksum
         else:
             state.card.rows_out = state.rows_written if state.rows_written is not None else 0
 

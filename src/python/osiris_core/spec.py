@@ -61,6 +61,14 @@ class ComponentSpec(BaseModel):
         """Keys the driver receives: step config (minus the connection reference) plus connection fields."""
         return (self.config_keys - {"connection"}) | self.connection_fields
 
+    def file_keys(self, direction: Literal["input", "output"]) -> list[str]:
+        """Config keys holding a local file the step reads (`input`) or writes (`output`).
+
+        Declared in the schema with `x-osiris-file`; sandbox runs upload inputs and bring outputs back.
+        """
+        properties = self.config.get("properties", {})
+        return sorted(k for k, v in properties.items() if isinstance(v, dict) and v.get("x-osiris-file") == direction)
+
     def fingerprint(self) -> str:
         return sha256_value(self.model_dump(mode="json"))
 

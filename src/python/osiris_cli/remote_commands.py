@@ -1,0 +1,123 @@
+"""Sandbox-related CLI pieces: the run flags, `osiris parity` and `osiris sandbox serve`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from osiris_cli.app import App
+from osiris_cli.output import emit_json, table
+from osiris_core.errors import InputError
+from osiris_remote.sandboxes import SandboxOptions
+
+UNSUPPORTED_E2B_FLAGS = {
+    "e2b_cpu": "--e2b-cpu",
+    "e2b_mem": "--e2b-mem",
+}
+
+
+def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sandbox execution")
+    group.add_argument("--sandbox", choices=["local", "e2b"], default=None,
+                       help="run the steps in a sandbox: `local` (an E2B-compatible server on this machine) or `e2b`")
+    group.add_argument("--e2b", action="store_true", help="same as --sandbox e2b")
+    group.add_argument("--e2b-template", default=None, metavar="NAME", help="E2B template for the sandbox")
+    group.add_argument("--e2b-timeout", type=int, default=3600, metavar="SECONDS",
+                       help="sandbox lifetime in seconds (default 3600)")
+    group.add_argument("--step-timeout", type=float, default=None, metavar="SECONDS",
+                       help="fail a step that runs longer than this (sandbox runs)")
+    group.add_argument("--e2b-env", action="append", default=[], metavar="K=V",
+                       help="extra environment variable for the sandbox worker (repeatable)")
+    group.add_argument("--e2b-cpu", default=None, help=argparse.SUPPRESS)
+    group.add_argument("--e2b-mem", default=None, help=argparse.SUPPRESS)
+    group.add_argument("--bundle", type=Path, default=None, metavar="PATH",
+                       help="driver bundle to ship (default: built from the code this command runs)")
+    group.add_argument("--sandbox-python", default=None, metavar="PATH",
+                       help="interpreter inside the sandbox (default: python3 on E2B, this one locally)")
+
+
+def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> SandboxOptions | None:
+    """The sandbox the flags ask for, or None for a local run; contradictory or unsupported flags are errors."""
+    for dest, flag in UNSUPPORTED_E2B_FLAGS.items():
+        if getattr(args, dest, None) is not None:
+            raise InputError(f"{flag} is not supported: E2B sizes a sandbox by its template",
+                             hint="build an E2B template with the CPU/memory you need and pass --e2b-template")
+    backend = args.sandbox
+    if args.e2b:
+        if backend not in (None, "e2b"):
+            raise InputError("--e2b contradicts --sandbox local", hint="give one of them")
+        backend = "e2b"
+    sandbox_only = {"--e2b-template": args.e2b_template, "--step-timeout": args.step_timeout,
+                    "--bundle": args.bundle, "--sandbox-python": args.sandbox_python,
+                    "--e2b-env": args.e2b_env or None}
+    if backend is None:
+        given = [flag for flag, value in sandbox_only.items() if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} only apply to sandbox runs", hint="add --sandbox local or --e2b")
+        return None
+    env: dict[str, str] = {}
+    for item in args.e2b_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--e2b-env {item!r} is not K=V", hint="write --e2b-env NAME=value")
+        env[key] = value
+    if args.e2b_timeout <= 0:
+        raise InputError("--e2b-timeout must be positive", hint="give the sandbox lifetime in seconds")
+    return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout,
+                          step_timeout_s=args.step_timeout, env=env, python=args.sandbox_python,
+                          bundle_path=args.bundle, checksums=checksums)
+
+
+def compare_cards(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:
+    """Readable differences between a local and a sandbox run card; empty when they agree."""
+    diffs = []
+    for field in ("status", "exit_code"):
+        if local[field] != remote[field]:
+            diffs.append(f"{field}: local {local[field]!r} != sandbox {remote[field]!r}")
+    local_fp = local["driver_code_sha256"]
+    remote_fp = remote["execution"].get("sandbox_driver_code_sha256")
+    if local_fp != remote_fp:
+        diffs.append(f"driver code fingerprint: local {local_fp} != sandbox {remote_fp}")
+    local_bundle = local["execution"].get("bundle_sha256")
+    remote_bundle = remote["execution"].get("bundle_sha256")
+    if local_bundle != remote_bundle:
+        diffs.append(f"bundle sha256: local {local_bundle} != sandbox {remote_bundle}")
+    remote_steps = {s["step_id"]: s for s in remote["steps"]}
+    for step in local["steps"]:
+        other = remote_steps.get(step["step_id"])
+        if other is None:
+            diffs.append(f"step {step['step_id']}: missing in the sandbox run")
+            continue
+        for field in ("status", "rows_in", "rows_out", "output_sha256", "error_type"):
+            if step[field] != other[field]:
+                diffs.append(f"step {step['step_id']}: {field} local {step[field]!r} != sandbox {other[field]!r}")
+    return diffs
+
+
+def print_parity(app: App, local: dict[str, Any], remote: dict[str, Any], diffs: list[str]) -> None:
+    if app.json:
+        emit_json({"identical": not diffs, "differences": diffs, "local": local, "sandbox": remote})
+        return
+    rows = []
+    remote_steps = {s["step_id"]: s for s in remote["steps"]}
+    for step in local["steps"]:
+        other = remote_steps.get(step["step_id"], {})
+        same = "yes" if all(step[f] == other.get(f) for f in ("status", "rows_in", "rows_out", "output_sha256")) \
+            else "NO"
+        rows.append((step["step_id"], step["status"], other.get("status"), step["rows_out"], other.get("rows_out"),
+                     (step["output_sha256"] or "")[:12], same))
+    print(table(["step", "local", "sandbox", "rows local", "rows sandbox", "checksum", "same"], rows))
+    print(f"Bundle {remote['execution'].get('bundle_sha256', '')[:16]}, fingerprint "
+          f"{remote['execution'].get('sandbox_driver_code_sha256', '')}")
+    if diffs:
+        print("Differences:")
+        for diff in diffs:
+            print(f"  - {diff}")
+    else:
+        print("Parity: identical")
+
+
+def load_card(path: Path) -> dict[str, Any]:
+    return dict(json.loads((path / "run_card.json").read_text(encoding="utf-8")))

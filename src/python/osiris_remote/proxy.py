@@ -1,0 +1,286 @@
+"""The host side of a sandbox run: ship the verified bundle and the compiled pipeline, run the worker,
+stream its events into the host session, bring artifacts back, and write one run card for both sides."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from osiris_core.canonical import canonical_json
+from osiris_core.compiler import code_packages
+from osiris_core.connections import Connections, parse_reference
+from osiris_core.errors import InputError, OsirisError, RunError
+from osiris_core.events import EventListener, EventLog, Stopwatch
+from osiris_core.fingerprint import code_fingerprint
+from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline
+from osiris_core.masking import Masker, is_secret_key
+from osiris_core.registry import ComponentRegistry
+from osiris_core.run_card import RunCard, StepCard
+from osiris_core.runner import RunResult
+from osiris_core.session import Session, new_session
+from osiris_remote.bootstrap import bootstrap_command
+from osiris_remote.bundle import Bundle, build_bundle, load_bundle
+from osiris_remote.protocol import LineAssembler, decode
+from osiris_remote.sandboxes import SandboxOptions, open_sandbox
+from osiris_remote.worker import ARCHIVE_NAME
+
+if TYPE_CHECKING:
+    from e2b import Sandbox
+
+WORKDIR = "osiris"
+"""Everything the host sends lives under this folder of the sandbox user's home."""
+LOGS_DIR = "logs"
+STDERR_TAIL = 4000
+
+
+@dataclass
+class _Stream:
+    """What the worker has said so far."""
+
+    log: EventLog
+    masker: Masker
+    lines: LineAssembler = field(default_factory=LineAssembler)
+    stderr: str = ""
+    sandbox_fingerprint: str | None = None
+    rejected: dict[str, Any] | None = None
+    worker_error: str | None = None
+    card: dict[str, Any] | None = None
+    archive: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def on_stdout(self, chunk: str) -> None:
+        for line in self.lines.feed(chunk):
+            self._line(line)
+
+    def on_stderr(self, chunk: str) -> None:
+        self.stderr = (self.stderr + chunk)[-STDERR_TAIL:]
+
+    def finish(self) -> None:
+        for line in self.lines.flush():
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        decoded = decode(line)
+        if decoded is None:
+            return
+        kind, payload = decoded
+        if kind == "record":
+            written = self.log.ingest(payload)
+            if "event" in written:
+                self.events.append(written)
+        elif kind == "hello":
+            self.sandbox_fingerprint = str(payload.get("driver_code_sha256"))
+        elif kind == "bundle_rejected":
+            self.rejected = payload
+        elif kind == "worker_error":
+            self.worker_error = self.masker.mask(str(payload.get("error")))
+        elif kind == "run_card":
+            self.card = payload.get("card")
+            self.archive = str(payload.get("archive"))
+
+
+class RemoteRunner:
+    """Runs compiled pipelines in a sandbox; same inputs and outputs as `osiris_core.runner.Runner`."""
+
+    def __init__(self, registry: ComponentRegistry, connections: Connections, logs_dir: Path,
+                 options: SandboxOptions, *, environ: Mapping[str, str] | None = None,
+                 listeners: tuple[EventListener, ...] = ()) -> None:
+        self.registry = registry
+        self.connections = connections
+        self.logs_dir = logs_dir
+        self.options = options
+        self.environ = dict(os.environ if environ is None else environ)
+        self.listeners = listeners
+        self.masker = Masker(secret_keys={k for c in registry for k in c.spec.secrets})
+
+    def run(self, compiled: CompiledPipeline) -> RunResult:
+        session = new_session(self.logs_dir, "run")
+        log = EventLog(session.path, session.id, self.masker)
+        for listener in self.listeners:
+            log.subscribe(listener)
+        try:
+            return self._run(compiled, session, log)
+        finally:
+            log.close()
+
+    def _run(self, compiled: CompiledPipeline, session: Session, log: EventLog) -> RunResult:
+        clock = Stopwatch()
+        host_fp = code_fingerprint(code_packages(self.registry))
+        stream = _Stream(log=log, masker=self.masker)
+        execution: dict[str, Any] = {"mode": "sandbox", "backend": self.options.backend,
+                                     "host_driver_code_sha256": host_fp}
+        error: OsirisError | None = None
+        try:
+            bundle = load_bundle(self.options.bundle_path) if self.options.bundle_path else build_bundle()
+            execution["bundle_sha256"] = bundle.sha256
+            bundle_fp = bundle.fingerprint(code_packages(self.registry))
+            if bundle_fp != host_fp:
+                raise InputError(
+                    f"the bundle ({bundle.origin}) carries driver code {bundle_fp[:12]} but this host runs "
+                    f"{host_fp[:12]}", hint="rebuild the bundle from this code (or drop --bundle)")
+            secrets_env, connections_yaml = self._connections_for(compiled)
+            with open_sandbox(self.options) as sandbox:
+                self._upload(sandbox, bundle, compiled, connections_yaml)
+                self._run_worker(sandbox, bundle, host_fp, secrets_env, stream)
+                execution["sandbox_driver_code_sha256"] = stream.sandbox_fingerprint
+                if stream.archive:
+                    self._download_archive(sandbox, session)
+                if stream.card is not None:
+                    self._download_outputs(sandbox, compiled)
+        except OsirisError as exc:
+            error = exc
+        stream.finish()
+        card = self._card(compiled, session, stream, error, execution, host_fp, clock)
+        if stream.card is None:
+            log.event("run_complete", {"status": card.status, "exit_code": card.exit_code,
+                                       "duration_ms": card.duration_ms, "steps": card.summary()})
+        card_json = self.masker.mask(card.model_dump(mode="json"))
+        (session.path / "run_card.json").write_text(canonical_json(card_json), encoding="utf-8")
+        (session.path / "status.json").write_text(canonical_json(
+            {"session_id": session.id, "status": card.status, "exit_code": card.exit_code,
+             "error": card_json["error"]}), encoding="utf-8")
+        return RunResult(session=session, card=card)
+
+    def _connections_for(self, compiled: CompiledPipeline) -> tuple[dict[str, str], str]:
+        """Env vars with the referenced connections' values, and a connections file that only names them."""
+        env: dict[str, str] = {}
+        families: dict[str, dict[str, dict[str, str]]] = {}
+        refs = sorted({s.connection for s in compiled.manifest.steps if s.connection})
+        secret_keys = {k for c in self.registry for k in c.spec.secrets}
+        for index, text in enumerate(refs):
+            ref = parse_reference(text)
+            fields = self.connections.resolve(ref, environ=self.environ)
+            self.masker.add_secret_values(
+                str(v) for k, v in fields.items() if v is not None and is_secret_key(k, secret_keys))
+            entry: dict[str, str] = {}
+            for key, value in fields.items():
+                if value is None:
+                    continue
+                var = f"OSIRIS_CONN_{index}_{key.upper()}"
+                env[var] = str(value)
+                entry[key] = f"${{{var}}}"
+            assert ref.alias is not None
+            families.setdefault(ref.family, {})[ref.alias] = entry
+        return env, yaml.safe_dump({"connections": families}, sort_keys=True)
+
+    def _file_paths(self, compiled: CompiledPipeline, direction: str) -> list[str]:
+        paths = []
+        for step in compiled.manifest.steps:
+            spec = self.registry.get(step.component).spec
+            for key in spec.file_keys("input" if direction == "input" else "output"):
+                value = compiled.configs[step.id].get(key)
+                if value is None:
+                    continue
+                path = PurePosixPath(str(value))
+                if path.is_absolute() or ".." in path.parts:
+                    raise InputError(f"step '{step.id}': {key} {value!r} must be a relative path inside the "
+                                     "working directory for sandbox runs", hint="use a relative path")
+                paths.append(str(path))
+        return paths
+
+    def _upload(self, sandbox: Sandbox, bundle: Bundle, compiled: CompiledPipeline, connections_yaml: str) -> None:
+        base = f"{WORKDIR}"
+        sandbox.files.write(f"{base}/bundle.zip", bundle.data)
+        directory = Path(compiled.directory)
+        sandbox.files.write(f"{base}/compiled/{MANIFEST_FILE}", (directory / MANIFEST_FILE).read_bytes())
+        for step in compiled.manifest.steps:
+            sandbox.files.write(f"{base}/compiled/{step.cfg}", (directory / step.cfg).read_bytes())
+        sandbox.files.write(f"{base}/osiris_connections.yaml", connections_yaml)
+        for path in self._file_paths(compiled, "input"):
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read input file {path}: {exc.strerror}", hint="check the path") from None
+            sandbox.files.write(f"{base}/work/{path}", data)
+
+    def _run_worker(self, sandbox: Sandbox, bundle: Bundle, host_fp: str, secrets_env: dict[str, str],
+                    stream: _Stream) -> None:
+        from e2b import CommandExitException
+
+        args = ["--manifest", f"../compiled/{MANIFEST_FILE}", "--connections", "../osiris_connections.yaml",
+                "--logs", f"../{LOGS_DIR}", "--expected-fingerprint", host_fp]
+        if self.options.checksums:
+            args.append("--checksums")
+        if self.options.step_timeout_s:
+            args += ["--step-timeout", str(self.options.step_timeout_s)]
+        command = bootstrap_command(self.options.interpreter(), "../bundle.zip", "../bundle", args)
+        envs = {**self.options.env, **secrets_env, "OSIRIS_BUNDLE_SHA256": bundle.sha256, "PYTHONUNBUFFERED": "1"}
+        sandbox.files.make_dir(f"{WORKDIR}/work")
+        try:
+            sandbox.commands.run(command, envs=envs, cwd=f"/home/user/{WORKDIR}/work", timeout=0,
+                                 on_stdout=stream.on_stdout, on_stderr=stream.on_stderr)
+        except CommandExitException:
+            pass  # the card (or its absence) says what happened
+        except Exception as exc:
+            raise RunError(f"lost the sandbox while the worker ran: {type(exc).__name__}: {exc}",
+                           hint="see the sandbox logs; raise --e2b-timeout if it expired") from None
+        stream.finish()
+        if stream.rejected is not None:
+            files = ", ".join(str(f) for f in stream.rejected.get("files", []))
+            raise RunError(f"the sandbox refused the bundle: {stream.rejected.get('reason')}: {files}",
+                           hint="rebuild the bundle; nothing ran")
+        if stream.sandbox_fingerprint is not None and stream.sandbox_fingerprint != host_fp:
+            raise RunError(f"the sandbox runs driver code {stream.sandbox_fingerprint[:12]}, the host "
+                           f"{host_fp[:12]}", hint="rebuild the bundle from this code; nothing ran")
+
+    def _download_archive(self, sandbox: Sandbox, session: Session) -> None:
+        data = bytes(sandbox.files.read(f"{WORKDIR}/{LOGS_DIR}/{ARCHIVE_NAME}", format="bytes"))
+        remote_dir = session.path / "sandbox"
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.extractall(remote_dir, filter="data")
+        inner = next((p for p in remote_dir.iterdir() if p.is_dir()), None)
+        if inner is not None and (inner / "artifacts").is_dir():
+            (inner / "artifacts").rename(session.path / "artifacts")
+
+    def _download_outputs(self, sandbox: Sandbox, compiled: CompiledPipeline) -> None:
+        for path in self._file_paths(compiled, "output"):
+            remote = f"{WORKDIR}/work/{path}"
+            if sandbox.files.exists(remote):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_bytes(bytes(sandbox.files.read(remote, format="bytes")))
+
+    def _card(self, compiled: CompiledPipeline, session: Session, stream: _Stream, error: OsirisError | None,
+              execution: dict[str, Any], host_fp: str, clock: Stopwatch) -> RunCard:
+        manifest = compiled.manifest
+        if stream.card is not None and error is None:
+            remote = RunCard.model_validate(stream.card)
+            execution["sandbox_session"] = remote.session_id
+            return remote.model_copy(update={"session_id": session.id, "execution": execution,
+                                             "duration_ms": clock.ms()})
+        if error is None:
+            reason = stream.worker_error or (
+                "the sandbox worker exited before finishing" + (f": {self.masker.mask(stream.stderr.strip()[-300:])}"
+                                                                if stream.stderr.strip() else ""))
+            error = RunError(reason, hint="see events.jsonl; rerun with --verbose")
+        started = {e["step_id"] for e in stream.events if e.get("event") == "step_start"}
+        finished = {e["step_id"]: e for e in stream.events if e.get("event") in ("step_complete", "step_failed")}
+        steps = []
+        for step in manifest.steps:
+            card = StepCard(step_id=step.id, component=step.component, driver=step.driver, status="skipped")
+            done = finished.get(step.id)
+            if done is not None and done["event"] == "step_complete":
+                card.status, card.rows_in, card.rows_out = "succeeded", done.get("rows_in"), done.get("rows_out")
+                card.duration_ms = done.get("duration_ms")
+            elif done is not None or step.id in started:
+                card.status = "failed"
+                card.error = str(done.get("error")) if done is not None else error.message
+                card.error_type = str(done.get("error_type")) if done is not None else type(error).__name__
+            steps.append(card)
+        exit_code = 2 if isinstance(error, InputError) else 1
+        return RunCard(session_id=session.id, pipeline=manifest.pipeline.name, status="failed", exit_code=exit_code,
+                       duration_ms=clock.ms(),
+                       driver_code_sha256=execution.get("sandbox_driver_code_sha256") or host_fp,
+                       manifest_driver_code_sha256=manifest.fingerprints.driver_code_sha256,
+                       error=self.masker.mask(error.render()), steps=steps, execution=execution)
+
+
+def read_card(session_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((session_dir / "run_card.json").read_text(encoding="utf-8")))
