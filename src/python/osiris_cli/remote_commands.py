@@ -36,6 +36,8 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
                        help="driver bundle to ship (default: built from the code this command runs)")
     group.add_argument("--sandbox-python", default=None, metavar="PATH",
                        help="interpreter inside the sandbox (default: python3 on E2B, this one locally)")
+    group.add_argument("--sandbox-root", type=Path, default=None, metavar="DIR",
+                       help="local sandbox only: keep its files in DIR after the run, for inspection")
 
 
 def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> SandboxOptions | None:
@@ -51,7 +53,7 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
         backend = "e2b"
     sandbox_only = {"--e2b-template": args.e2b_template, "--step-timeout": args.step_timeout,
                     "--bundle": args.bundle, "--sandbox-python": args.sandbox_python,
-                    "--e2b-env": args.e2b_env or None}
+                    "--e2b-env": args.e2b_env or None, "--sandbox-root": args.sandbox_root}
     if backend is None:
         given = [flag for flag, value in sandbox_only.items() if value is not None]
         if given:
@@ -63,11 +65,13 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
         if not sep or not key:
             raise InputError(f"--e2b-env {item!r} is not K=V", hint="write --e2b-env NAME=value")
         env[key] = value
+    if args.sandbox_root is not None and backend != "local":
+        raise InputError("--sandbox-root applies to --sandbox local only", hint="drop it for E2B runs")
     if args.e2b_timeout <= 0:
         raise InputError("--e2b-timeout must be positive", hint="give the sandbox lifetime in seconds")
     return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout,
                           step_timeout_s=args.step_timeout, env=env, python=args.sandbox_python,
-                          bundle_path=args.bundle, checksums=checksums)
+                          bundle_path=args.bundle, checksums=checksums, local_root=args.sandbox_root)
 
 
 def compare_cards(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:

@@ -92,14 +92,28 @@ def _time_limit(seconds: float | None, step_id: str) -> Iterator[None]:
         yield
         return
 
+    def timeout() -> StepTimeout:
+        return StepTimeout(f"step '{step_id}' exceeded the per-step timeout of {seconds:g} s",
+                           hint="raise --step-timeout or make the step faster")
+
+    fired = False
+
     def expire(signum: int, frame: object) -> None:
-        raise StepTimeout(f"step '{step_id}' exceeded the per-step timeout of {seconds:g} s",
-                          hint="raise --step-timeout or make the step faster")
+        nonlocal fired
+        fired = True
+        raise timeout()
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except StepTimeout:
+        raise
+    except BaseException as exc:
+        # Native code (DuckDB, drivers) may turn the interruption into its own error: report the timeout.
+        if fired:
+            raise timeout() from exc
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

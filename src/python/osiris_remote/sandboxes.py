@@ -38,6 +38,8 @@ class SandboxOptions:
     """Interpreter inside the sandbox; default `python3` on E2B, this interpreter for the local backend."""
     bundle_path: Path | None = None
     checksums: bool = False
+    local_root: Path | None = None
+    """Local backend: keep the sandbox's files in this folder after the run (default: a removed temp dir)."""
 
     def interpreter(self) -> str:
         return self.python or (sys.executable if self.backend == "local" else "python3")
@@ -51,12 +53,14 @@ def open_sandbox(options: SandboxOptions) -> Iterator[Sandbox]:
     if options.backend == "local":
         from osiris_remote.sandbox_server import LocalSandboxServer
 
-        root = Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
+        root = options.local_root or Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
+        root.mkdir(parents=True, exist_ok=True)
         try:
             with LocalSandboxServer(root) as server:
                 yield Sandbox.create(debug=True, sandbox_url=server.url)
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            if options.local_root is None:
+                shutil.rmtree(root, ignore_errors=True)
         return
     if not os.environ.get(E2B_API_KEY_ENV):
         raise InputError(f"{E2B_API_KEY_ENV} is not set", hint="export your E2B API key, or use --sandbox local")

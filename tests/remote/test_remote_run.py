@@ -1,0 +1,218 @@
+"""Sandbox runs through the real e2b SDK against the local E2B-compatible server: parity, bundle
+verification, fingerprints, failures, a dying worker, and secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from osiris_cli.main import main
+from osiris_core.compiler import compile_file
+from osiris_core.connections import Connections
+from osiris_core.fingerprint import package_files
+from osiris_core.manifest import load_compiled
+from osiris_core.registry import ComponentRegistry
+from osiris_remote.bundle import build_bundle
+from osiris_remote.bundle_format import BUNDLE_PACKAGES, MANIFEST_NAME, bundle_bytes
+from osiris_remote.proxy import RemoteRunner
+from osiris_remote.sandboxes import SandboxOptions
+from tests.conftest import REPO_ROOT
+from tests.support.databases import PostgresDatabase
+
+TAMPERED = "osiris_drivers/duckdb/processor/driver.py"
+
+
+@pytest.fixture
+def examples(project: Path) -> Path:
+    shutil.copytree(REPO_ROOT / "examples", project / "examples")
+    return project / "examples"
+
+
+def card_of(project: Path) -> dict[str, Any]:
+    latest = sorted((project / "logs").glob("run_*"))[-1]
+    return dict(json.loads((latest / "run_card.json").read_text()))
+
+
+def test_parity_holds_for_the_local_example(examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parity", str(examples / "movies_local.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "Parity: identical" in out
+    card = card_of(examples.parent)
+    assert card["execution"]["mode"] == "sandbox"
+    assert card["execution"]["sandbox_driver_code_sha256"] == card["execution"]["host_driver_code_sha256"]
+    assert len({s["output_sha256"] for s in card["steps"][:3]}) == 3
+    assert (examples.parent / "output/director_stats.csv").is_file()
+
+
+def test_sandbox_run_streams_events_in_the_local_vocabulary(examples: Path) -> None:
+    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local"]) == 0
+    session = sorted((examples.parent / "logs").glob("run_*"))[-1]
+    events = [json.loads(x) for x in (session / "events.jsonl").read_text().splitlines()]
+    names = [e["event"] for e in events]
+    assert names[0] == "run_start" and names[1] == "drivers_registered" and names[-1] == "run_complete"
+    assert names.count("step_complete") == 5
+    assert {e["session"] for e in events} == {session.name}
+    metrics = [json.loads(x) for x in (session / "metrics.jsonl").read_text().splitlines()]
+    assert {m["step_id"] for m in metrics} >= {"write-director-stats-csv"}
+    assert (session / "artifacts/compute-director-stats/cleaned_config.json").is_file()
+
+
+def test_a_file_altered_after_the_bundle_was_built_is_refused_and_named(examples: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = build_bundle()
+    source = zipfile.ZipFile(io.BytesIO(bundle.data))
+    tampered = examples.parent / "tampered.zip"
+    with zipfile.ZipFile(tampered, "w") as out:
+        for info in source.infolist():
+            data = source.read(info)
+            out.writestr(info, data + b"\n# altered\n" if info.filename == TAMPERED else data)
+    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local", "--bundle", str(tampered)]) == 1
+    card = card_of(examples.parent)
+    assert "refused the bundle" in card["error"] and TAMPERED in card["error"]
+    assert [s["status"] for s in card["steps"]] == ["skipped"] * 5
+    session = sorted((examples.parent / "logs").glob("run_*"))[-1]
+    assert "step_start" not in (session / "events.jsonl").read_text()
+
+
+def test_a_local_change_not_rebuilt_into_the_bundle_is_a_fingerprint_mismatch(examples: Path) -> None:
+    files = package_files(BUNDLE_PACKAGES)
+    files[TAMPERED] = files[TAMPERED] + b"\n# an edit made after the bundle was built\n"
+    stale = examples.parent / "stale.zip"
+    stale.write_bytes(bundle_bytes(files))
+    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local", "--bundle", str(stale)]) == 2
+    card = card_of(examples.parent)
+    assert "carries driver code" in card["error"] and "this host runs" in card["error"]
+    assert all(s["status"] == "skipped" for s in card["steps"])
+
+
+def test_a_failing_step_gives_the_same_card_and_exit_code(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "p.yaml").write_text(
+        'oml_version: "0.1.0"\nname: failing\nsteps:\n'
+        "  - {id: a, component: duckdb.processor, mode: transform, config: {query: 'select * from nope'}}\n"
+        "  - {id: b, component: filesystem.csv_writer, mode: write, needs: [a], config: {path: o.csv}}\n")
+    assert main(["run", "p.yaml"]) == 1
+    local = card_of(project)
+    assert main(["run", "p.yaml", "--sandbox", "local"]) == 1
+    remote = card_of(project)
+    for field in ("status", "exit_code"):
+        assert local[field] == remote[field]
+    assert [(s["status"], s["error"], s["error_type"]) for s in local["steps"]] == \
+        [(s["status"], s["error"], s["error_type"]) for s in remote["steps"]]
+    assert main(["parity", "p.yaml"]) == 0
+
+
+def _worker_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "osiris_remote.worker"], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _slow_pipeline(project: Path) -> Path:
+    path = project / "slow.yaml"
+    path.write_text(
+        'oml_version: "0.1.0"\nname: slow\nsteps:\n'
+        "  - {id: spin, component: duckdb.processor, mode: transform,\n"
+        "     config: {query: 'select sum(hash(i)) as h from range(40000000000) t(i)'}}\n"
+        "  - {id: out, component: filesystem.csv_writer, mode: write, needs: [spin], config: {path: o.csv}}\n")
+    return path
+
+
+def test_the_sandbox_dying_mid_run_fails_the_host_run_clearly(project: Path, registry: ComponentRegistry) -> None:
+    compiled = compile_file(_slow_pipeline(project), registry, Connections(None), project / "logs")
+    assert compiled.manifest_path is not None
+    killed: list[int] = []
+
+    def kill_on_start(record: dict[str, Any]) -> None:
+        if record.get("event") == "step_start" and record.get("step_id") == "spin":
+            for pid in _worker_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    runner = RemoteRunner(registry, Connections(None), project / "logs", SandboxOptions(backend="local"),
+                          listeners=(kill_on_start,))
+    result = runner.run(load_compiled(compiled.manifest_path))
+    assert killed
+    assert result.exit_code == 1 and result.card.status == "failed"
+    assert result.card.error is not None and "worker exited before finishing" in result.card.error
+    assert [s.status for s in result.card.steps] == ["failed", "skipped"]
+    events = [json.loads(x) for x in (result.session.path / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "run_complete" and events[-1]["status"] == "failed"
+
+
+def test_per_step_timeout_in_the_sandbox(project: Path) -> None:
+    path = _slow_pipeline(project)
+    assert main(["run", str(path), "--sandbox", "local", "--step-timeout", "1"]) == 1
+    card = card_of(project)
+    assert card["steps"][0]["error_type"] == "StepTimeout"
+    assert "exceeded the per-step timeout of 1 s" in card["steps"][0]["error"]
+
+
+def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, pg_db: PostgresDatabase,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "pw-Sandb0x-s3cret"
+    unrelated = "unrelated-s3cret-value"
+    monkeypatch.setenv("PG_PASSWORD", secret)
+    monkeypatch.setenv("HOST_ONLY_SETTING", "host-only-value")
+    (project / "osiris_connections.yaml").write_text(yaml.safe_dump({"connections": {
+        "postgres": {"main": {"host": pg_db.host, "port": pg_db.port, "database": pg_db.database,
+                              "user": pg_db.user, "password": "${PG_PASSWORD}"},
+                     "other": {"host": "h", "database": "d", "user": "u", "password": unrelated}}}}))
+    (project / "data.csv").write_text("id,name\n1,a\n2,b\n")
+    (project / "p.yaml").write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "secrets", "steps": [
+        {"id": "read", "component": "filesystem.csv_extractor", "mode": "read", "config": {"path": "data.csv"}},
+        {"id": "load", "component": "postgres.writer", "mode": "write", "needs": ["read"],
+         "config": {"connection": "@postgres.main", "table": "secret_test", "write_mode": "replace",
+                    "create_if_missing": True}}]}))
+    environ_seen: list[dict[str, str]] = []
+
+    def capture_environ(record: dict[str, Any]) -> None:
+        if record.get("event") == "step_start" and record.get("step_id") == "load":
+            for pid in _worker_pids():
+                raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                environ_seen.append(dict(x.decode().split("=", 1) for x in raw if b"=" in x))
+
+    registry_path = project / "sandbox-root"
+    from osiris_drivers.registry import default_registry
+
+    registry = default_registry(entry_points=False)
+    connections = Connections.load(project / "osiris_connections.yaml")
+    compiled = compile_file(project / "p.yaml", registry, connections, project / "logs")
+    assert compiled.manifest_path is not None
+    runner = RemoteRunner(registry, connections, project / "logs",
+                          SandboxOptions(backend="local", local_root=registry_path), listeners=(capture_environ,))
+    result = runner.run(load_compiled(compiled.manifest_path))
+    assert result.exit_code == 0, result.card.error
+    with pg_db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM secret_test")
+        assert cursor.fetchone() == (2,)
+    for root in (registry_path, project / "logs"):
+        for file in root.rglob("*"):
+            if file.is_file():
+                data = file.read_bytes()
+                assert secret.encode() not in data, file
+                assert unrelated.encode() not in data, file
+    assert environ_seen, "the worker was not observed"
+    env = environ_seen[0]
+    assert secret in env.values()
+    assert unrelated not in env.values() and "HOST_ONLY_SETTING" not in env
+    assert {k for k in env if k.startswith("OSIRIS_CONN_")} == {
+        f"OSIRIS_CONN_0_{k}" for k in ("HOST", "PORT", "DATABASE", "USER", "PASSWORD")}
+
+
+def test_bundles_are_deterministic_and_verify_themselves() -> None:
+    first, second = build_bundle(), build_bundle()
+    assert first.data == second.data and first.sha256 == second.sha256
+    assert first.tampered_files() == []
+    names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
+    assert names[-1] == MANIFEST_NAME and names[:-1] == sorted(names[:-1])
+    assert {"osiris_core/runner.py", "osiris_drivers/duckdb/processor/spec.yaml", "osiris_remote/worker.py"} <= set(
+        names)
