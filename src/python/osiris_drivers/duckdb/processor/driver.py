@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from osiris_core.driver import MAIN_OUTPUT, ArrowData, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 
 SINGLE_INPUT_NAME = "input_df"
@@ -19,23 +22,41 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def register_input(con: duckdb.DuckDBPyConnection, name: str, data: ArrowData) -> None:
-    """Make `data` queryable as `name`, any number of times.
+def _arrow_scans(node: Any) -> int:
+    if isinstance(node, list):
+        return sum(_arrow_scans(n) for n in node)
+    own = 1 if isinstance(node, dict) and node.get("extra_info", {}).get("Function") == "ARROW_SCAN" else 0
+    return own + sum(_arrow_scans(c) for c in node.get("children", []))
 
-    A table is registered zero-copy. A stream can be scanned only once, so it is loaded into a temporary
-    DuckDB table (which spills to disk past DuckDB's memory limit) rather than handed over as a stream.
+
+def register_inputs(con: duckdb.DuckDBPyConnection, inputs: StepInputs, query: str) -> None:
+    """Make every input queryable by name (and `input_df` when there is one), as often as the query reads it.
+
+    Tables are registered zero-copy. A stream can be scanned only once: it stays a stream when it is the only
+    input and the query's plan scans it once (so memory stays bounded); otherwise it is first loaded into a
+    temporary DuckDB table, which spills to disk past the memory limit.
     """
-    if isinstance(data, pa.Table):
-        con.register(name, data)
+    streams = [name for name, data in inputs.items() if not isinstance(data, pa.Table)]
+    for name, data in inputs.items():
+        con.register(f"__osiris_{name}" if name in streams else name, data)
+    for name in streams:
+        con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {quote_ident('__osiris_' + name)}")
+    if len(inputs) == 1:
+        con.execute(f"CREATE TEMP VIEW {SINGLE_INPUT_NAME} AS SELECT * FROM {quote_ident(next(iter(inputs)))}")
+    if not streams:
         return
-    stream_name = f"__osiris_stream_{name}"
-    con.register(stream_name, data)
-    con.execute(f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident(stream_name)}")
-    con.unregister(stream_name)
+    plan = con.execute(f"EXPLAIN (FORMAT json) {query}").fetchall()
+    if len(inputs) == 1 and _arrow_scans(json.loads(plan[0][1])) <= 1:
+        return
+    for name in streams:
+        con.execute(f"DROP VIEW {quote_ident(name)}")
+        con.execute(f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident('__osiris_' + name)}")
+        con.unregister(f"__osiris_{name}")
 
 
 class DuckDBProcessorConfig(DriverConfig):
     query: str = Field(min_length=1)
+    memory_limit: str = Field(default="256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
@@ -43,16 +64,15 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
 
     def run(self, *, step_id: str, config: DuckDBProcessorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
-        con = duckdb.connect(":memory:")
+        spill = tempfile.TemporaryDirectory(prefix="osiris-duckdb-")
+        con = duckdb.connect(":memory:", config={"memory_limit": config.memory_limit, "temp_directory": spill.name})
         try:
-            for name, data in inputs.items():
-                register_input(con, name, data)
-            if len(inputs) == 1:
-                con.execute(f"CREATE TEMP VIEW {SINGLE_INPUT_NAME} AS SELECT * FROM {quote_ident(next(iter(inputs)))}")
+            register_inputs(con, inputs, config.query)
             result = con.execute(config.query)
             reader = result.fetch_record_batch(BATCH_ROWS)
         except duckdb.Error as exc:
             con.close()
+            spill.cleanup()
             available = sorted(inputs) + ([SINGLE_INPUT_NAME] if len(inputs) == 1 else [])
             raise DriverError(f"SQL failed: {exc}", step_id=step_id,
                               hint=f"fix the query; tables available: {available}") from None
@@ -62,5 +82,6 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
                 yield from reader
             finally:
                 con.close()
+                spill.cleanup()
 
         return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(reader.schema, batches())}
