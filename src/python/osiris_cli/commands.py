@@ -15,12 +15,14 @@ from osiris_cli.app import App
 from osiris_cli.output import emit_json, print_run_card, table
 from osiris_cli.remote_commands import compare_cards, load_card, print_parity, sandbox_options
 from osiris_core.compiler import compile_file, compile_pipeline
-from osiris_core.errors import InputError
+from osiris_core.connections import parse_reference
+from osiris_core.errors import InputError, OsirisError
 from osiris_core.manifest import load_compiled
-from osiris_core.masking import Masker
+from osiris_core.masking import Masker, is_secret_key
 from osiris_core.oml import load_pipeline
 from osiris_core.runner import Runner, RunResult
 from osiris_core.session import last_compile, list_sessions
+from osiris_drivers.doctor import Verdict, check_connection
 from osiris_remote.bundle import build_bundle, load_bundle
 from osiris_remote.proxy import RemoteRunner
 from osiris_remote.sandboxes import SandboxOptions
@@ -185,6 +187,34 @@ def cmd_connections_list(app: App, args: argparse.Namespace) -> int:
     print(f"Connections from {connections.path}")
     print(table(["reference", "default", "fields (masked)"], rows))
     return EXIT_OK
+
+
+def cmd_connections_doctor(app: App, args: argparse.Namespace) -> int:
+    """Check every connection (or the given ones) for real; exit 1 if any fails."""
+    connections = app.connections()
+    if connections.path is None:
+        raise InputError("no osiris_connections.yaml found", hint="create one or pass --connections PATH")
+    masker = Masker(secret_keys={key for c in app.registry() for key in c.spec.secrets})
+    verdicts = []
+    for family, aliases in sorted(connections.families().items()):
+        for alias in sorted(aliases):
+            reference = f"@{family}.{alias}"
+            if args.only and reference not in args.only:
+                continue
+            try:
+                fields = connections.resolve(parse_reference(reference))
+            except OsirisError as exc:
+                verdicts.append(Verdict(reference, False, exc.render()))
+                continue
+            masker.add_secret_values(str(v) for k, v in fields.items() if v is not None and is_secret_key(k))
+            verdicts.append(check_connection(reference, family, fields))
+    rows = [{"connection": v.reference, "ok": v.ok, "message": masker.mask(v.message)} for v in verdicts]
+    if app.json:
+        emit_json(rows)
+    else:
+        print(table(["connection", "status", "verdict"],
+                    [(r["connection"], "OK" if r["ok"] else "FAIL", r["message"]) for r in rows]))
+    return EXIT_OK if all(v.ok for v in verdicts) else EXIT_RUN_FAILED
 
 
 def cmd_logs_list(app: App, args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from osiris_cli.commands import (
     cmd_compile,
     cmd_components_list,
     cmd_components_show,
+    cmd_connections_doctor,
     cmd_connections_list,
     cmd_logs_list,
     cmd_logs_show,
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     connections = sub.add_parser("connections", help="inspect connections").add_subparsers(
         dest="connections_command", required=True, metavar="ACTION")
     add("list", cmd_connections_list, "list connections with secrets masked", connections)
+    add("doctor", cmd_connections_doctor, "check each connection for real (exit 1 if one fails)",
+        connections).add_argument("only", nargs="*", metavar="@family.alias", help="check only these")
 
     logs = sub.add_parser("logs", help="inspect sessions under logs/").add_subparsers(
         dest="logs_command", required=True, metavar="ACTION")

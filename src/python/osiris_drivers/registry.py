@@ -10,6 +10,8 @@ from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
 from osiris_drivers.duckdb.writer.driver import DuckDBWriter
 from osiris_drivers.filesystem.csv_extractor.driver import CsvExtractor
 from osiris_drivers.filesystem.csv_writer.driver import CsvWriter
+from osiris_drivers.mysql.extractor.driver import MySQLExtractor
+from osiris_drivers.mysql.writer.driver import MySQLWriter
 from osiris_drivers.postgres.extractor.driver import PostgresExtractor
 from osiris_drivers.postgres.writer.driver import PostgresWriter
 from osiris_drivers.spec_loader import component_for
@@ -21,6 +23,8 @@ BUILTIN_DRIVERS: tuple[type[Driver[Any]], ...] = (
     CsvWriter,
     DuckDBProcessor,
     DuckDBWriter,
+    MySQLExtractor,
+    MySQLWriter,
     PostgresExtractor,
     PostgresWriter,
     SupabaseExtractor,

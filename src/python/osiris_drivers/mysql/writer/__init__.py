@@ -1,0 +1,1 @@
+"""Component package: `spec.yaml` + `driver.py`."""
