@@ -111,9 +111,18 @@ def test_a_failing_step_gives_the_same_card_and_exit_code(project: Path, capsys:
     assert main(["parity", "p.yaml"]) == 0
 
 
-def _worker_pids() -> list[int]:
+def _worker_pids(sandbox_root: Path) -> list[int]:
+    """Worker processes of this test's sandbox only (other tests may run workers at the same time)."""
     found = subprocess.run(["pgrep", "-f", "osiris_remote.worker"], capture_output=True, text=True, check=False)
-    return [int(p) for p in found.stdout.split()]
+    pids = []
+    for pid in (int(p) for p in found.stdout.split()):
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue
+        if cwd.is_relative_to(sandbox_root.resolve()):
+            pids.append(pid)
+    return pids
 
 
 def _slow_pipeline(project: Path) -> Path:
@@ -121,7 +130,7 @@ def _slow_pipeline(project: Path) -> Path:
     path.write_text(
         'oml_version: "0.1.0"\nname: slow\nsteps:\n'
         "  - {id: spin, component: duckdb.processor, mode: transform,\n"
-        "     config: {query: 'select sum(hash(i)) as h from range(40000000000) t(i)'}}\n"
+        "     config: {query: 'select sum(hash(i)) as h from range(4000000000) t(i)'}}\n"
         "  - {id: out, component: filesystem.csv_writer, mode: write, needs: [spin], config: {path: o.csv}}\n")
     return path
 
@@ -131,14 +140,16 @@ def test_the_sandbox_dying_mid_run_fails_the_host_run_clearly(project: Path, reg
     assert compiled.manifest_path is not None
     killed: list[int] = []
 
+    sandbox_root = project / "sandbox-root"
+
     def kill_on_start(record: dict[str, Any]) -> None:
         if record.get("event") == "step_start" and record.get("step_id") == "spin":
-            for pid in _worker_pids():
+            for pid in _worker_pids(sandbox_root):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-    runner = RemoteRunner(registry, Connections(None), project / "logs", SandboxOptions(backend="local"),
-                          listeners=(kill_on_start,))
+    runner = RemoteRunner(registry, Connections(None), project / "logs",
+                          SandboxOptions(backend="local", local_root=sandbox_root), listeners=(kill_on_start,))
     result = runner.run(load_compiled(compiled.manifest_path))
     assert killed
     assert result.exit_code == 1 and result.card.status == "failed"
@@ -176,11 +187,11 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
 
     def capture_environ(record: dict[str, Any]) -> None:
         if record.get("event") == "step_start" and record.get("step_id") == "load":
-            for pid in _worker_pids():
+            for pid in _worker_pids(sandbox_root):
                 raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
                 environ_seen.append(dict(x.decode().split("=", 1) for x in raw if b"=" in x))
 
-    registry_path = project / "sandbox-root"
+    sandbox_root = project / "sandbox-root"
     from osiris_drivers.registry import default_registry
 
     registry = default_registry(entry_points=False)
@@ -188,13 +199,13 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
     compiled = compile_file(project / "p.yaml", registry, connections, project / "logs")
     assert compiled.manifest_path is not None
     runner = RemoteRunner(registry, connections, project / "logs",
-                          SandboxOptions(backend="local", local_root=registry_path), listeners=(capture_environ,))
+                          SandboxOptions(backend="local", local_root=sandbox_root), listeners=(capture_environ,))
     result = runner.run(load_compiled(compiled.manifest_path))
     assert result.exit_code == 0, result.card.error
     with pg_db.connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM secret_test")
         assert cursor.fetchone() == (2,)
-    for root in (registry_path, project / "logs"):
+    for root in (sandbox_root, project / "logs"):
         for file in root.rglob("*"):
             if file.is_file():
                 data = file.read_bytes()
