@@ -24,7 +24,7 @@ TABLE = "director_stats_replace"
 @pytest.fixture
 def demo(project: Path, mysql_db: MySQLDatabase) -> Path:
     shutil.copytree(REPO_ROOT / "examples", project / "examples")
-    load_movies(mysql_db, project / "examples/data")
+    load_movies(mysql_db, project / "examples")
     return project / "examples/mysql_duckdb_supabase_demo.yaml"
 
 
