@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,63 +12,22 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from osiris_core.compiler import compile_file
-from osiris_core.connections import Connections
-from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, StepContext
+from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN
 from osiris_core.errors import CompileError, DriverError
-from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
-from osiris_core.run_card import StepCard
-from osiris_core.runner import Runner, RunResult
+from osiris_core.runner import RunResult
 from osiris_drivers.filesystem.csv_extractor.driver import BLOCK_SIZE, CsvExtractor, CsvExtractorConfig
 from osiris_drivers.filesystem.csv_writer.driver import CsvWriter, CsvWriterConfig
+from tests.support import runs
+from tests.support.runs import Recorder, assert_succeeded, events, metrics, rows_written_metrics, step, write_csv
+from tests.support.runs import extract_csv as extract
 
 # --------------------------------------------------------------------------------------------- helpers
 
 
 def run_pipeline(registry: ComponentRegistry, project: Path, steps: list[dict[str, Any]],
                  name: str = "csv-test") -> RunResult:
-    """Write an OML file (JSON is YAML), compile it and run the compiled manifest, as `osiris run` does."""
-    pipeline_path = project / f"{name}.yaml"
-    pipeline = {"oml_version": "0.1.0", "name": name, "steps": steps}
-    pipeline_path.write_text(json.dumps(pipeline, indent=2, ensure_ascii=False), encoding="utf-8")
-    result = compile_file(pipeline_path, registry, Connections(None), project / "logs")
-    assert result.manifest_path is not None
-    return Runner(registry, Connections(None), project / "logs").run(load_compiled(result.manifest_path))
-
-
-def extract(step_id: str, path: str, **config: Any) -> dict[str, Any]:
-    return {"id": step_id, "component": "filesystem.csv_extractor", "mode": "read",
-            "config": {"path": path, **config}}
-
-
-def write_csv(step_id: str, need: str, path: str, **config: Any) -> dict[str, Any]:
-    return {"id": step_id, "component": "filesystem.csv_writer", "mode": "write", "needs": [need],
-            "config": {"path": path, **config}}
-
-
-def step(run: RunResult, step_id: str) -> StepCard:
-    return next(card for card in run.card.steps if card.step_id == step_id)
-
-
-def assert_succeeded(run: RunResult) -> None:
-    errors = {card.step_id: card.error for card in run.card.steps if card.error}
-    assert run.card.status == "succeeded", errors
-    assert all(card.status == "succeeded" for card in run.card.steps)
-
-
-def metrics(run: RunResult) -> list[dict[str, Any]]:
-    lines = (run.session.path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def rows_written_metrics(run: RunResult, step_id: str) -> list[int]:
-    return [m["value"] for m in metrics(run) if m["step_id"] == step_id and m["metric"] == ROWS_WRITTEN]
-
-
-def events(run: RunResult) -> list[dict[str, Any]]:
-    lines = (run.session.path / "events.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
+    return runs.run_pipeline(registry, project, steps, name)
 
 
 def temp_leftovers(directory: Path) -> list[str]:
@@ -89,24 +45,6 @@ def copy_csv(registry: ComponentRegistry, project: Path, source: bytes, *,
     ])
     assert_succeeded(run)
     return (project / "out" / "out.csv").read_bytes()
-
-
-@dataclass
-class Recorder:
-    """Real callables the engine would pass in a StepContext, collecting what a driver reports."""
-
-    metrics: list[tuple[str, float | int, str | None]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def _metric(self, name: str, value: float | int, unit: str | None) -> None:
-        self.metrics.append((name, value, unit))
-
-    def _event(self, name: str, fields: Mapping[str, Any]) -> None:
-        self.events.append((name, dict(fields)))
-
-    def context(self, artifacts: Path) -> StepContext:
-        return StepContext(session_id="test-session", artifacts_dir=artifacts, logger=logging.getLogger("test"),
-                           emit_metric=self._metric, emit_event=self._event)
 
 
 def read_direct(path: Path, **config: Any) -> pa.Table:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
-import logging
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -18,16 +15,15 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from osiris_core.compiler import compile_file
-from osiris_core.connections import Connections
-from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, StepContext
+from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN
 from osiris_core.errors import DriverError
-from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
-from osiris_core.run_card import StepCard
-from osiris_core.runner import Runner, RunResult
+from osiris_core.runner import RunResult
 from osiris_drivers.duckdb.processor.driver import DuckDBProcessor, DuckDBProcessorConfig
 from osiris_drivers.duckdb.writer.driver import DuckDBWriter, DuckDBWriterConfig
+from tests.support import runs
+from tests.support.runs import Recorder, assert_succeeded, failed_error, rows_written_metrics, run_file, step
+from tests.support.runs import extract_csv as extract
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DB = "db/test.duckdb"
@@ -37,22 +33,7 @@ DB = "db/test.duckdb"
 
 def run_pipeline(registry: ComponentRegistry, project: Path, steps: list[dict[str, Any]],
                  name: str = "duckdb-test") -> RunResult:
-    """Write an OML file (JSON is YAML), compile it and run the compiled manifest, as `osiris run` does."""
-    pipeline_path = project / f"{name}.yaml"
-    pipeline = {"oml_version": "0.1.0", "name": name, "steps": steps}
-    pipeline_path.write_text(json.dumps(pipeline, indent=2, ensure_ascii=False), encoding="utf-8")
-    return run_file(registry, project, pipeline_path)
-
-
-def run_file(registry: ComponentRegistry, project: Path, pipeline_path: Path) -> RunResult:
-    result = compile_file(pipeline_path, registry, Connections(None), project / "logs")
-    assert result.manifest_path is not None
-    return Runner(registry, Connections(None), project / "logs").run(load_compiled(result.manifest_path))
-
-
-def extract(step_id: str, path: str, **config: Any) -> dict[str, Any]:
-    return {"id": step_id, "component": "filesystem.csv_extractor", "mode": "read",
-            "config": {"path": path, **config}}
+    return runs.run_pipeline(registry, project, steps, name)
 
 
 def process(step_id: str, needs: list[str], query: str) -> dict[str, Any]:
@@ -63,37 +44,6 @@ def process(step_id: str, needs: list[str], query: str) -> dict[str, Any]:
 def write_db(step_id: str, need: str, table: str, path: str = DB, **config: Any) -> dict[str, Any]:
     return {"id": step_id, "component": "duckdb.writer", "mode": "write", "needs": [need],
             "config": {"path": path, "table": table, **config}}
-
-
-def write_csv(step_id: str, need: str, path: str) -> dict[str, Any]:
-    return {"id": step_id, "component": "filesystem.csv_writer", "mode": "write", "needs": [need],
-            "config": {"path": path}}
-
-
-def step(run: RunResult, step_id: str) -> StepCard:
-    return next(card for card in run.card.steps if card.step_id == step_id)
-
-
-def assert_succeeded(run: RunResult) -> None:
-    errors = {card.step_id: card.error for card in run.card.steps if card.error}
-    assert run.card.status == "succeeded", errors
-    assert all(card.status == "succeeded" for card in run.card.steps)
-
-
-def failed_error(run: RunResult, step_id: str) -> str:
-    card = step(run, step_id)
-    assert run.card.status == "failed"
-    assert card.status == "failed"
-    assert card.error_type == "DriverError"
-    assert card.error is not None
-    assert "Traceback" not in card.error
-    return card.error
-
-
-def rows_written_metrics(run: RunResult, step_id: str) -> list[int]:
-    lines = (run.session.path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines]
-    return [m["value"] for m in records if m["step_id"] == step_id and m["metric"] == ROWS_WRITTEN]
 
 
 def query(project: Path, sql: str, path: str = DB) -> list[tuple[Any, ...]]:
@@ -128,24 +78,6 @@ def create_table(project: Path, *statements: str) -> None:
     with duckdb.connect(str(project / DB)) as con:
         for statement in statements:
             con.execute(statement)
-
-
-@dataclass
-class Recorder:
-    """Real callables the engine would pass in a StepContext, collecting what a driver reports."""
-
-    metrics: list[tuple[str, float | int, str | None]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def _metric(self, name: str, value: float | int, unit: str | None) -> None:
-        self.metrics.append((name, value, unit))
-
-    def _event(self, name: str, fields: Mapping[str, Any]) -> None:
-        self.events.append((name, dict(fields)))
-
-    def context(self, artifacts: Path) -> StepContext:
-        return StepContext(session_id="test-session", artifacts_dir=artifacts, logger=logging.getLogger("test"),
-                           emit_metric=self._metric, emit_event=self._event)
 
 
 def process_direct(query_text: str, inputs: Mapping[str, pa.Table | pa.RecordBatchReader],

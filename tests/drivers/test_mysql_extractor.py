@@ -17,18 +17,14 @@ from tests.support.mysql_env import (
     EXPECTED_FIRST_ROW,
     EXPECTED_TYPES,
     Env,
-    assert_succeeded,
     create_types_table,
     extract,
     extract_direct,
-    failed_error,
     free_port,
     fresh_table,
     read_csv,
-    rows_written_metrics,
-    step,
-    write_csv,
 )
+from tests.support.runs import assert_succeeded, failed_error, rows_written_metrics, step, write_csv
 
 
 def test_types_map_to_exact_arrow_types(mysql_db: MySQLDatabase, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from osiris_core.driver import ROWS_WRITTEN
 from osiris_core.errors import DriverError
-from osiris_core.registry import ComponentRegistry
 from osiris_drivers.mysql.writer import driver as writer_module
 from osiris_drivers.mysql.writer.driver import MySQLWriter, MySQLWriterConfig
 from tests.support.databases import MySQLDatabase
@@ -21,31 +20,16 @@ from tests.support.mysql_env import (
     EXPECTED_FIRST_ROW,
     EXPECTED_TYPES,
     Env,
-    Recorder,
-    assert_succeeded,
-    build_registry,
     create_types_table,
     extract,
     extract_direct,
-    failed_error,
     fresh_table,
-    rows_written_metrics,
     sql,
-    step,
     write_mysql,
 )
+from tests.support.runs import Recorder, assert_succeeded, failed_error, rows_written_metrics, step
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def mysql_registry() -> ComponentRegistry:
-    return build_registry()
-
-
-@pytest.fixture
-def env(mysql_registry: ComponentRegistry, project: Path, mysql_db: MySQLDatabase) -> Env:
-    return Env(mysql_registry, project, mysql_db)
 
 
 def generate(step_id: str, values_sql: str) -> dict[str, Any]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
-import logging
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -16,16 +13,17 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
-from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, StepContext
-from osiris_core.manifest import load_compiled
+from osiris_core.driver import MAIN_OUTPUT
 from osiris_core.registry import ComponentRegistry
-from osiris_core.run_card import StepCard
-from osiris_core.runner import Runner, RunResult
+from osiris_core.runner import RunResult
 from osiris_drivers.mysql.extractor.driver import MySQLExtractor, MySQLExtractorConfig
 from osiris_drivers.registry import default_registry
 from tests.support.databases import MySQLDatabase
+from tests.support.runs import (
+    Recorder,
+    run_pipeline,
+)
 
 PASSWORD_ENV = "OSIRIS_TEST_MYSQL_PASSWORD"
 
@@ -61,14 +59,9 @@ class Env:
 
     def run(self, steps: list[dict[str, Any]], name: str = "mysql-test") -> RunResult:
         """Write an OML file, compile it and run the manifest, as `osiris run` does."""
-        path = self.project / f"{name}.yaml"
-        path.write_text(json.dumps({"oml_version": "0.1.0", "name": name, "steps": steps}, ensure_ascii=False),
-                        encoding="utf-8")
-        connections = Connections.load(self.project / "osiris_connections.yaml")
-        result = compile_file(path, self.registry, connections, self.project / "logs")
-        assert result.manifest_path is not None
-        return Runner(self.registry, connections, self.project / "logs", environ=self.environ).run(
-            load_compiled(result.manifest_path))
+        return run_pipeline(self.registry, self.project, steps, name,
+                            connections=Connections.load(self.project / "osiris_connections.yaml"),
+                            environ=self.environ)
 
     def logs_text(self) -> str:
         return "\n".join(p.read_text(encoding="utf-8", errors="replace")
@@ -85,37 +78,6 @@ def write_mysql(step_id: str, need: str, table: str, connection: str = "@mysql.t
                 **config: Any) -> dict[str, Any]:
     return {"id": step_id, "component": "mysql.writer", "mode": "write", "needs": [need],
             "config": {"connection": connection, "table": table, **config}}
-
-
-def write_csv(step_id: str, need: str, path: str) -> dict[str, Any]:
-    return {"id": step_id, "component": "filesystem.csv_writer", "mode": "write", "needs": [need],
-            "config": {"path": path}}
-
-
-def step(run: RunResult, step_id: str) -> StepCard:
-    return next(card for card in run.card.steps if card.step_id == step_id)
-
-
-def assert_succeeded(run: RunResult) -> None:
-    errors = {card.step_id: card.error for card in run.card.steps if card.error}
-    assert run.card.status == "succeeded", errors
-    assert all(card.status == "succeeded" for card in run.card.steps)
-
-
-def failed_error(run: RunResult, step_id: str) -> str:
-    card = step(run, step_id)
-    assert run.card.status == "failed"
-    assert card.status == "failed"
-    assert card.error_type == "DriverError"
-    assert card.error is not None
-    assert "Traceback" not in card.error
-    assert "\n" not in card.error
-    return card.error
-
-
-def rows_written_metrics(run: RunResult, step_id: str) -> list[int]:
-    lines = (run.session.path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [m["value"] for m in map(json.loads, lines) if m["step_id"] == step_id and m["metric"] == ROWS_WRITTEN]
 
 
 def sql(db: MySQLDatabase, *statements: str) -> list[tuple[Any, ...]]:
@@ -135,24 +97,6 @@ def fresh_table(db: MySQLDatabase, name: str, ddl: str, *inserts: str) -> None:
 def read_csv(path: Path) -> list[list[str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.reader(handle))
-
-
-@dataclass
-class Recorder:
-    """Real callables the engine would pass in a StepContext, collecting what a driver reports."""
-
-    metrics: list[tuple[str, float | int, str | None]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def _metric(self, name: str, value: float | int, unit: str | None) -> None:
-        self.metrics.append((name, value, unit))
-
-    def _event(self, name: str, fields: Mapping[str, Any]) -> None:
-        self.events.append((name, dict(fields)))
-
-    def context(self, artifacts: Path) -> StepContext:
-        return StepContext(session_id="test-session", artifacts_dir=artifacts, logger=logging.getLogger("test"),
-                           emit_metric=self._metric, emit_event=self._event)
 
 
 def extract_direct(db: MySQLDatabase, tmp: Path, **config: Any) -> pa.RecordBatchReader:
