@@ -13,13 +13,14 @@ import yaml
 
 from osiris_cli.app import App
 from osiris_cli.output import emit_json, print_run_card, table
-from osiris_cli.remote_commands import compare_cards, load_card, print_parity, sandbox_options
+from osiris_cli.remote_commands import compare_cards, print_parity, sandbox_options
 from osiris_core.compiler import compile_file, compile_pipeline
 from osiris_core.connections import parse_reference
 from osiris_core.errors import InputError, OsirisError
 from osiris_core.manifest import load_compiled
-from osiris_core.masking import Masker, is_secret_key
+from osiris_core.masking import is_secret_key
 from osiris_core.oml import load_pipeline
+from osiris_core.run_session import RUN_CARD_FILE, STATUS_FILE, read_card, registry_masker
 from osiris_core.runner import Runner, RunResult
 from osiris_core.session import last_compile, list_sessions
 from osiris_drivers.doctor import Verdict, check_connection
@@ -108,7 +109,7 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
     manifest_path = _manifest_to_run(app, args)
     outputs: list[dict[str, Any]] = []
     result = _execute(app, manifest_path, options, checksums=False, outputs=outputs)
-    card = json.loads((result.session.path / "run_card.json").read_text(encoding="utf-8"))
+    card = read_card(result.session.path)
     if app.json:
         emit_json(card)
     else:
@@ -127,12 +128,13 @@ def cmd_parity(app: App, args: argparse.Namespace) -> int:
     assert options is not None
     manifest_path = _manifest_to_run(app, args)
     local = _execute(app, manifest_path, None, checksums=True, outputs=[])
-    local_card = load_card(local.session.path)
+    local_card = read_card(local.session.path)
     bundle = load_bundle(options.bundle_path) if options.bundle_path else build_bundle()
     local_card["execution"]["bundle_sha256"] = bundle.sha256
     remote = _execute(app, manifest_path, options, checksums=True, outputs=[])
-    diffs = compare_cards(local_card, load_card(remote.session.path))
-    print_parity(app, local_card, load_card(remote.session.path), diffs)
+    remote_card = read_card(remote.session.path)
+    diffs = compare_cards(local_card, remote_card)
+    print_parity(app, local_card, remote_card, diffs)
     return EXIT_OK if not diffs else EXIT_RUN_FAILED
 
 
@@ -171,8 +173,7 @@ def cmd_components_show(app: App, args: argparse.Namespace) -> int:
 
 def cmd_connections_list(app: App, args: argparse.Namespace) -> int:
     connections = app.connections()
-    secret_keys = {key for c in app.registry() for key in c.spec.secrets}
-    masked = Masker(secret_keys=secret_keys).mask(connections.families())
+    masked = registry_masker(app.registry()).mask(connections.families())
     if app.json:
         emit_json({"file": connections.path, "connections": masked})
         return EXIT_OK
@@ -194,7 +195,7 @@ def cmd_connections_doctor(app: App, args: argparse.Namespace) -> int:
     connections = app.connections()
     if connections.path is None:
         raise InputError("no osiris_connections.yaml found", hint="create one or pass --connections PATH")
-    masker = Masker(secret_keys={key for c in app.registry() for key in c.spec.secrets})
+    masker = registry_masker(app.registry())
     verdicts = []
     for family, aliases in sorted(connections.families().items()):
         for alias in sorted(aliases):
@@ -221,7 +222,7 @@ def cmd_logs_list(app: App, args: argparse.Namespace) -> int:
     sessions = list_sessions(app.logs_dir)[: args.limit]
     rows = []
     for path in sessions:
-        status_file = path / "status.json"
+        status_file = path / STATUS_FILE
         status = json.loads(status_file.read_text(encoding="utf-8"))["status"] if status_file.is_file() else ""
         rows.append({"session": path.name, "kind": path.name.split("_", 1)[0], "status": status,
                      "path": str(path)})
@@ -236,9 +237,8 @@ def cmd_logs_show(app: App, args: argparse.Namespace) -> int:
     path = app.logs_dir / args.session
     if not path.is_dir():
         raise InputError(f"no session '{args.session}' in {app.logs_dir}", hint="see `osiris logs list`")
-    card_file = path / "run_card.json"
-    if card_file.is_file():
-        card = json.loads(card_file.read_text(encoding="utf-8"))
+    if (path / RUN_CARD_FILE).is_file():
+        card = read_card(path)
         if app.json:
             emit_json(card)
         else:

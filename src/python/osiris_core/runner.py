@@ -25,10 +25,11 @@ from osiris_core.errors import DriverError, InputError, OsirisError, RunError
 from osiris_core.events import EventListener, EventLog, Stopwatch
 from osiris_core.fingerprint import code_fingerprint
 from osiris_core.manifest import CompiledPipeline, ManifestStep
-from osiris_core.masking import Masker, is_secret_key
+from osiris_core.masking import is_secret_key
 from osiris_core.registry import Component, ComponentRegistry
 from osiris_core.run_card import RunCard, StepCard
-from osiris_core.session import Session, new_session
+from osiris_core.run_session import registry_masker, run_session, write_card
+from osiris_core.session import Session
 
 logger = logging.getLogger("osiris.run")
 
@@ -158,18 +159,11 @@ class Runner:
         self.listeners = listeners
         self.checksums = checksums
         self.step_timeout_s = step_timeout_s
-        secret_keys = {key for component in registry for key in component.spec.secrets}
-        self.masker = Masker(secret_keys=secret_keys)
+        self.masker = registry_masker(registry)
 
     def run(self, compiled: CompiledPipeline) -> RunResult:
-        session = new_session(self.logs_dir, "run")
-        log = EventLog(session.path, session.id, self.masker)
-        for listener in self.listeners:
-            log.subscribe(listener)
-        try:
+        with run_session(self.logs_dir, self.masker, self.listeners) as (session, log):
             return self._run(compiled, session, log)
-        finally:
-            log.close()
 
     def _run(self, compiled: CompiledPipeline, session: Session, log: EventLog) -> RunResult:
         manifest = compiled.manifest
@@ -217,11 +211,7 @@ class Runner:
         )
         log.event("run_complete", {"status": card.status, "exit_code": exit_code, "duration_ms": card.duration_ms,
                                    "steps": card.summary()})
-        card_json = self.masker.mask(card.model_dump(mode="json"))
-        (session.path / "run_card.json").write_text(canonical_json(card_json), encoding="utf-8")
-        (session.path / "status.json").write_text(canonical_json(
-            {"session_id": session.id, "status": card.status, "exit_code": exit_code, "error": card_json["error"]}),
-            encoding="utf-8")
+        write_card(session, card, self.masker)
         return RunResult(session=session, card=card)
 
     def _preflight(self, compiled: CompiledPipeline, components: Mapping[str, Component],
