@@ -26,12 +26,9 @@ def _check_mysql(fields: Mapping[str, Any]) -> str:
 
 
 def _check_postgres(fields: Mapping[str, Any]) -> str:
-    from osiris_drivers.postgres.connection import check_postgres, dsn_from_fields
+    from osiris_drivers.postgres.connection import PostgresConnectionFields, check_postgres
 
-    dsn = dsn_from_fields(host=str(fields["host"]), port=int(fields.get("port", 5432)),
-                          database=str(fields["database"]), user=str(fields["user"]),
-                          password=None if fields.get("password") is None else str(fields["password"]))
-    return check_postgres(dsn)
+    return check_postgres(PostgresConnectionFields.model_validate(dict(fields)).dsn)
 
 
 def _check_supabase(fields: Mapping[str, Any]) -> str:

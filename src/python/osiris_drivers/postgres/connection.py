@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from osiris_core.driver import DriverConfig
 from osiris_core.errors import DriverError
 from osiris_core.masking import scrub_text
 
@@ -14,6 +15,21 @@ if TYPE_CHECKING:
     import psycopg2.extensions
 
 CONNECT_TIMEOUT_S = 10
+
+
+class PostgresConnectionFields(DriverConfig):
+    """The fields a `postgres` connection supplies; every postgres.* driver config extends this."""
+
+    host: str
+    port: int = 5432
+    database: str
+    user: str
+    password: str | None = None
+
+    @property
+    def dsn(self) -> str:
+        return dsn_from_fields(host=self.host, port=self.port, database=self.database, user=self.user,
+                               password=self.password)
 
 # SQLSTATE classes worth retrying: connection exceptions, insufficient resources, operator intervention,
 # serialization failures and deadlocks.

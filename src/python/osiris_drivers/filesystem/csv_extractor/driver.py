@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import codecs
 from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
+from osiris_drivers.filesystem.dialect import Encoding, OneChar
 
 BLOCK_SIZE = 8 << 20
 """Bytes per read block; types are inferred from the first block, so it is generous."""
@@ -19,23 +19,14 @@ BLOCK_SIZE = 8 << 20
 
 class CsvExtractorConfig(DriverConfig):
     path: str = Field(min_length=1)
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    delimiter: OneChar = ","
     header: bool = True
     column_names: list[str] | None = None
-    encoding: str = "utf-8"
-    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    encoding: Encoding = "utf-8"
+    quotechar: OneChar = '"'
     quoting: Literal["minimal", "none"] = "minimal"
     newlines_in_values: bool = False
     null_values: list[str] = Field(default_factory=lambda: [""])
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}") from None
-        return value
 
 
 class CsvExtractor(Driver[CsvExtractorConfig]):

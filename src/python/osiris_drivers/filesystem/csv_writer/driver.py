@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import os
@@ -13,10 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
+from osiris_drivers.filesystem.dialect import Encoding, OneChar
 
 _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
     "minimal": csv.QUOTE_MINIMAL,
@@ -28,22 +28,13 @@ _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
 
 class CsvWriterConfig(DriverConfig):
     path: str = Field(min_length=1)
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    delimiter: OneChar = ","
     header: bool = True
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     newline: Literal["\n", "\r\n", "\r"] = "\n"
-    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    quotechar: OneChar = '"'
     quoting: Literal["minimal", "all", "nonnumeric", "none"] = "minimal"
     null_value: str = ""
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}") from None
-        return value
 
 
 def _cell(value: Any, null_value: str) -> Any:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
-from osiris_drivers.postgres.connection import dsn_from_fields
+from osiris_drivers.postgres.connection import PostgresConnectionFields
 from osiris_drivers.postgres.extract import stream_query, table_query
 
 
-class PostgresExtractorConfig(DriverConfig):
-    host: str
-    port: int = 5432
-    database: str
-    user: str
-    password: str | None = None
+class PostgresExtractorConfig(PostgresConnectionFields):
     query: str | None = Field(default=None, min_length=1)
     schema_: str = Field(default="public", alias="schema")
     table: str | None = Field(default=None, min_length=1)
@@ -44,6 +39,4 @@ class PostgresExtractor(Driver[PostgresExtractorConfig]):
     def run(self, *, step_id: str, config: PostgresExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         query = source_query(step_id, config.query, config.schema_, config.table, config.columns, config.limit)
-        dsn = dsn_from_fields(host=config.host, port=config.port, database=config.database, user=config.user,
-                              password=config.password)
-        return {MAIN_OUTPUT: stream_query(dsn, query, step_id)}
+        return {MAIN_OUTPUT: stream_query(config.dsn, query, step_id)}

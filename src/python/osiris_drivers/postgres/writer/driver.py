@@ -6,17 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
-from osiris_drivers.postgres.connection import dsn_from_fields
+from osiris_core.driver import ROWS_WRITTEN, Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_drivers.postgres.connection import PostgresConnectionFields
 from osiris_drivers.postgres.loader import LoadPlan, load_in_one_transaction
 
 
-class PostgresWriterConfig(DriverConfig):
-    host: str
-    port: int = 5432
-    database: str
-    user: str
-    password: str | None = None
+class PostgresWriterConfig(PostgresConnectionFields):
     schema_: str = Field(default="public", alias="schema")
     table: str = Field(min_length=1)
     write_mode: Literal["append", "upsert", "replace"] = "append"
@@ -32,9 +27,7 @@ class PostgresWriter(Driver[PostgresWriterConfig]):
         data = single_input(step_id, inputs)
         plan = LoadPlan(step_id=step_id, schema=config.schema_, table=config.table, write_mode=config.write_mode,
                         primary_key=tuple(config.primary_key), create_if_missing=config.create_if_missing)
-        dsn = dsn_from_fields(host=config.host, port=config.port, database=config.database, user=config.user,
-                              password=config.password)
-        rows = load_in_one_transaction(dsn, plan, data)
+        rows = load_in_one_transaction(config.dsn, plan, data)
         ctx.metric(ROWS_WRITTEN, rows, "rows")
         ctx.event("output_written", target=f"postgres:{config.schema_}.{config.table}", rows=rows)
         return {}
