@@ -116,3 +116,18 @@ def test_logs_list_and_show(demo: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["logs", "show", sessions[1]["session"]]) == 0
     assert "Compile session" in capsys.readouterr().out
     assert main(["logs", "show", "run_nope"]) == 2
+
+
+def test_sandbox_flags_are_honoured_or_rejected(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for flags, message in [
+        (["--e2b-cpu", "4", "--e2b"], "--e2b-cpu is not supported: E2B sizes a sandbox by its template"),
+        (["--e2b-mem", "2048", "--sandbox", "local"], "--e2b-mem is not supported"),
+        (["--step-timeout", "5"], "--step-timeout only apply to sandbox runs"),
+        (["--e2b", "--sandbox", "local"], "--e2b contradicts --sandbox local"),
+        (["--sandbox", "local", "--e2b-env", "NOEQUALS"], "--e2b-env 'NOEQUALS' is not K=V"),
+        (["--sandbox", "local", "--e2b-timeout", "0"], "--e2b-timeout must be positive"),
+    ]:
+        assert main(["run", str(demo), *flags]) == 2, flags
+        assert message in capsys.readouterr().err, flags
+    assert main(["parity", str(demo), "--e2b-cpu", "2"]) == 2
+    assert "--e2b-cpu is not supported" in capsys.readouterr().err

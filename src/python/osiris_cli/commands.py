@@ -122,8 +122,8 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
 
 def cmd_parity(app: App, args: argparse.Namespace) -> int:
     """Run the pipeline here and in the sandbox with checksums on; exit 0 when the run cards agree."""
-    args.e2b_cpu = args.e2b_mem = None
-    args.sandbox = args.sandbox or "local"
+    if not args.e2b and args.sandbox is None:
+        args.sandbox = "local"
     options = sandbox_options(args, checksums=True)
     assert options is not None
     manifest_path = _manifest_to_run(app, args)
