@@ -122,7 +122,7 @@ def test_sandbox_flags_are_honoured_or_rejected(demo: Path, capsys: pytest.Captu
     for flags, message in [
         (["--e2b-cpu", "4", "--e2b"], "--e2b-cpu is not supported: E2B sizes a sandbox by its template"),
         (["--e2b-mem", "2048", "--sandbox", "local"], "--e2b-mem is not supported"),
-        (["--step-timeout", "5"], "--step-timeout only apply to sandbox runs"),
+        (["--step-timeout", "5"], "--step-timeout applies only to sandbox runs"),
         (["--e2b", "--sandbox", "local"], "--e2b contradicts --sandbox local"),
         (["--sandbox", "local", "--e2b-env", "NOEQUALS"], "--e2b-env 'NOEQUALS' is not K=V"),
         (["--sandbox", "local", "--e2b-timeout", "0"], "--e2b-timeout must be positive"),

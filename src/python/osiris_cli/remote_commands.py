@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,9 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
                        help="interpreter inside the sandbox (default: python3 on E2B, this one locally)")
     group.add_argument("--sandbox-root", type=Path, default=None, metavar="DIR",
                        help="local sandbox only: keep its files in DIR after the run, for inspection")
+    group.add_argument("--e2b-install-deps", action="store_true",
+                       help="before the worker starts, pip-install in the sandbox the locked, hash-checked "
+                            "third-party projects this pipeline needs (log: artifacts/_system/pip_install.log)")
 
 
 def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> SandboxOptions | None:
@@ -53,11 +55,13 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
         backend = "e2b"
     sandbox_only = {"--e2b-template": args.e2b_template, "--step-timeout": args.step_timeout,
                     "--bundle": args.bundle, "--sandbox-python": args.sandbox_python,
-                    "--e2b-env": args.e2b_env or None, "--sandbox-root": args.sandbox_root}
+                    "--e2b-env": args.e2b_env or None, "--sandbox-root": args.sandbox_root,
+                    "--e2b-install-deps": args.e2b_install_deps or None}
     if backend is None:
         given = [flag for flag, value in sandbox_only.items() if value is not None]
         if given:
-            raise InputError(f"{', '.join(given)} only apply to sandbox runs", hint="add --sandbox local or --e2b")
+            verb = "apply" if len(given) > 1 else "applies"
+            raise InputError(f"{', '.join(given)} {verb} only to sandbox runs", hint="add --sandbox local or --e2b")
         return None
     env: dict[str, str] = {}
     for item in args.e2b_env:
@@ -71,7 +75,8 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
         raise InputError("--e2b-timeout must be positive", hint="give the sandbox lifetime in seconds")
     return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout,
                           step_timeout_s=args.step_timeout, env=env, python=args.sandbox_python,
-                          bundle_path=args.bundle, checksums=checksums, local_root=args.sandbox_root)
+                          bundle_path=args.bundle, checksums=checksums, local_root=args.sandbox_root,
+                          install_deps=args.e2b_install_deps)
 
 
 def compare_cards(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:
@@ -121,7 +126,3 @@ def print_parity(app: App, local: dict[str, Any], remote: dict[str, Any], diffs:
             print(f"  - {diff}")
     else:
         print("Parity: identical")
-
-
-def load_card(path: Path) -> dict[str, Any]:
-    return dict(json.loads((path / "run_card.json").read_text(encoding="utf-8")))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,6 +13,8 @@ from osiris_core.yaml_source import parse_yaml
 
 Mode = Literal["read", "write", "transform"]
 MODES: tuple[Mode, ...] = ("read", "write", "transform")
+ProjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")]
+"""A PyPI project name (as `pip install` takes it, without version or extras)."""
 
 
 class ConnectionSpec(BaseModel):
@@ -37,6 +39,9 @@ class ComponentSpec(BaseModel):
     driver: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     connection: ConnectionSpec | None = None
     secrets: tuple[str, ...] = ()
+    requirements: tuple[ProjectName, ...] = ()
+    """PyPI projects the driver imports beyond the engine's own (pydantic, pyyaml, pyarrow, jsonschema):
+    what `--e2b-install-deps` installs, from the lock, for a sandbox that runs this component."""
     config: dict[str, Any]
 
     @field_validator("config")

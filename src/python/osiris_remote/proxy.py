@@ -4,8 +4,8 @@ stream its events into the host session, bring artifacts back, and write one run
 from __future__ import annotations
 
 import io
-import json
 import os
+import shlex
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from osiris_core.canonical import canonical_json
 from osiris_core.compiler import code_packages
 from osiris_core.connections import Connections, parse_reference
 from osiris_core.errors import InputError, OsirisError, RunError
@@ -24,10 +23,12 @@ from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline
 from osiris_core.masking import Masker, is_secret_key
 from osiris_core.registry import ComponentRegistry
 from osiris_core.run_card import RunCard, StepCard
+from osiris_core.run_session import registry_masker, run_session, write_card
 from osiris_core.runner import RunResult
-from osiris_core.session import Session, new_session
+from osiris_core.session import Session
 from osiris_remote.bootstrap import bootstrap_command
 from osiris_remote.bundle import Bundle, build_bundle, load_bundle
+from osiris_remote.deps import closure, locked, needed_projects, requirements_txt
 from osiris_remote.protocol import LineAssembler, decode
 from osiris_remote.sandboxes import SandboxOptions, open_sandbox
 from osiris_remote.worker import ARCHIVE_NAME
@@ -39,6 +40,13 @@ WORKDIR = "osiris"
 """Everything the host sends lives under this folder of the sandbox user's home."""
 LOGS_DIR = "logs"
 STDERR_TAIL = 4000
+DEPS_DIR = "deps"
+"""--e2b-install-deps: where pip installs (`osiris/deps`); the bootstrap puts it on PYTHONPATH after the bundle."""
+REQUIREMENTS_FILE = "requirements.txt"
+PIP_LOG = PurePosixPath("artifacts/_system/pip_install.log")
+"""pip's output, in the host session (step ids start with a letter, so `_system` is no step's folder)."""
+PIP_ENV = {"PIP_ROOT_USER_ACTION": "ignore", "PIP_PROGRESS_BAR": "off", "PYTHONUNBUFFERED": "1"}
+"""pip's environment besides --e2b-env (which wins): no secrets, nothing from the host."""
 
 
 @dataclass
@@ -99,17 +107,11 @@ class RemoteRunner:
         self.options = options
         self.environ = dict(os.environ if environ is None else environ)
         self.listeners = listeners
-        self.masker = Masker(secret_keys={k for c in registry for k in c.spec.secrets})
+        self.masker = registry_masker(registry)
 
     def run(self, compiled: CompiledPipeline) -> RunResult:
-        session = new_session(self.logs_dir, "run")
-        log = EventLog(session.path, session.id, self.masker)
-        for listener in self.listeners:
-            log.subscribe(listener)
-        try:
+        with run_session(self.logs_dir, self.masker, self.listeners) as (session, log):
             return self._run(compiled, session, log)
-        finally:
-            log.close()
 
     def _run(self, compiled: CompiledPipeline, session: Session, log: EventLog) -> RunResult:
         clock = Stopwatch()
@@ -129,7 +131,9 @@ class RemoteRunner:
             secrets_env, connections_yaml = self._connections_for(compiled)
             with open_sandbox(self.options) as sandbox:
                 self._upload(sandbox, bundle, compiled, connections_yaml)
-                self._run_worker(sandbox, bundle, host_fp, secrets_env, stream)
+                deps_dir = self._install_deps(sandbox, compiled, session, execution) \
+                    if self.options.install_deps else None
+                self._run_worker(sandbox, bundle, host_fp, secrets_env, stream, deps_dir)
                 execution["sandbox_driver_code_sha256"] = stream.sandbox_fingerprint
                 if stream.archive:
                     self._download_archive(sandbox, session)
@@ -142,11 +146,7 @@ class RemoteRunner:
         if stream.card is None:
             log.event("run_complete", {"status": card.status, "exit_code": card.exit_code,
                                        "duration_ms": card.duration_ms, "steps": card.summary()})
-        card_json = self.masker.mask(card.model_dump(mode="json"))
-        (session.path / "run_card.json").write_text(canonical_json(card_json), encoding="utf-8")
-        (session.path / "status.json").write_text(canonical_json(
-            {"session_id": session.id, "status": card.status, "exit_code": card.exit_code,
-             "error": card_json["error"]}), encoding="utf-8")
+        write_card(session, card, self.masker)
         return RunResult(session=session, card=card)
 
     def _connections_for(self, compiled: CompiledPipeline) -> tuple[dict[str, str], str]:
@@ -201,8 +201,58 @@ class RemoteRunner:
                 raise InputError(f"cannot read input file {path}: {exc.strerror}", hint="check the path") from None
             sandbox.files.write(f"{base}/work/{path}", data)
 
+    def _install_deps(self, sandbox: Sandbox, compiled: CompiledPipeline, session: Session,
+                      execution: dict[str, Any]) -> str:
+        """pip-install the manifest's locked requirements (hash-checked, wheels only) into `osiris/deps`.
+
+        pip's output goes to the host session's `artifacts/_system/pip_install.log`; returns the absolute path
+        of the deps folder as the sandbox's processes see it.
+        """
+        from e2b import CommandExitException
+
+        projects = closure(needed_projects(compiled.manifest, self.registry))
+        sandbox.files.write(f"{WORKDIR}/{REQUIREMENTS_FILE}", requirements_txt(projects))
+        python = self.options.interpreter()
+        command = " ".join(shlex.quote(w) for w in (
+            python, "-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary=:all:",
+            "--target", DEPS_DIR, "-r", REQUIREMENTS_FILE, "--disable-pip-version-check", "--no-input"))
+        execution["deps"] = {"projects": [f"{p}=={locked()[p]['version']}" for p in projects], "log": str(PIP_LOG)}
+        output: list[str] = []
+        clock = Stopwatch()
+        exit_code = 0
+        try:
+            sandbox.commands.run(command, envs={**PIP_ENV, **self.options.env}, cwd=f"/home/user/{WORKDIR}",
+                                 timeout=0, on_stdout=output.append, on_stderr=output.append)
+        except CommandExitException as exc:
+            exit_code = exc.exit_code
+        except Exception as exc:
+            raise RunError(f"lost the sandbox while pip installed the requirements: {type(exc).__name__}: {exc}",
+                           hint="see the sandbox logs; raise --e2b-timeout if it expired") from None
+        finally:
+            text = str(self.masker.mask("".join(output)))
+            log_path = session.path / PIP_LOG
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            body = text if not text or text.endswith("\n") else text + "\n"
+            log_path.write_text(f"$ {command}\n{body}exit code {exit_code} after {clock.ms()} ms\n", encoding="utf-8")
+        execution["deps"]["install_ms"] = clock.ms()
+        if exit_code != 0:
+            if "No module named pip" in text:
+                raise RunError(f"--e2b-install-deps needs pip in the sandbox interpreter ({python} has none); "
+                               f"pass --sandbox-python with one that has it (see {log_path})",
+                               hint="nothing ran")
+            error_lines = [line for line in text.splitlines() if line.startswith("ERROR:")]
+            said = f": {error_lines[0]}" if error_lines else ""
+            raise RunError(f"pip could not install the sandbox's requirements (exit {exit_code}){said}; see {log_path}",
+                           hint="the lock is for CPython 3.11 wheels; nothing ran")
+        try:  # the local sandbox's processes see host paths, so ask rather than assume /home/user
+            where = sandbox.commands.run("pwd", cwd=f"/home/user/{WORKDIR}").stdout.strip().splitlines()[-1]
+        except Exception as exc:
+            raise RunError(f"lost the sandbox after pip installed the requirements: {type(exc).__name__}: {exc}",
+                           hint="see the sandbox logs; raise --e2b-timeout if it expired") from None
+        return f"{where}/{DEPS_DIR}"
+
     def _run_worker(self, sandbox: Sandbox, bundle: Bundle, host_fp: str, secrets_env: dict[str, str],
-                    stream: _Stream) -> None:
+                    stream: _Stream, deps_dir: str | None = None) -> None:
         from e2b import CommandExitException
 
         args = ["--manifest", f"../compiled/{MANIFEST_FILE}", "--connections", "../osiris_connections.yaml",
@@ -213,6 +263,8 @@ class RemoteRunner:
             args += ["--step-timeout", str(self.options.step_timeout_s)]
         command = bootstrap_command(self.options.interpreter(), "../bundle.zip", "../bundle", args)
         envs = {**self.options.env, **secrets_env, "OSIRIS_BUNDLE_SHA256": bundle.sha256, "PYTHONUNBUFFERED": "1"}
+        if deps_dir is not None:
+            envs["OSIRIS_DEPS_DIR"] = deps_dir
         sandbox.files.make_dir(f"{WORKDIR}/work")
         try:
             sandbox.commands.run(command, envs=envs, cwd=f"/home/user/{WORKDIR}/work", timeout=0,
@@ -238,7 +290,11 @@ class RemoteRunner:
             tar.extractall(remote_dir, filter="data")
         inner = next((p for p in remote_dir.iterdir() if p.is_dir()), None)
         if inner is not None and (inner / "artifacts").is_dir():
-            (inner / "artifacts").rename(session.path / "artifacts")
+            # Merged into the host's artifacts, which may already hold _system/ (the pip log).
+            (session.path / "artifacts").mkdir(exist_ok=True)
+            for entry in sorted((inner / "artifacts").iterdir()):
+                entry.rename(session.path / "artifacts" / entry.name)
+            (inner / "artifacts").rmdir()
 
     def _download_outputs(self, sandbox: Sandbox, compiled: CompiledPipeline) -> None:
         for path in self._file_paths(compiled, "output"):
@@ -281,6 +337,3 @@ class RemoteRunner:
                        manifest_driver_code_sha256=manifest.fingerprints.driver_code_sha256,
                        error=self.masker.mask(error.render()), steps=steps, execution=execution)
 
-
-def read_card(session_dir: Path) -> dict[str, Any]:
-    return dict(json.loads((session_dir / "run_card.json").read_text(encoding="utf-8")))

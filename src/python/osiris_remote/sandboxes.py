@@ -40,6 +40,9 @@ class SandboxOptions:
     checksums: bool = False
     local_root: Path | None = None
     """Local backend: keep the sandbox's files in this folder after the run (default: a removed temp dir)."""
+    install_deps: bool = False
+    """Before the worker starts, pip-install in the sandbox the locked, hash-checked third-party projects the
+    manifest needs (`osiris_remote.deps`); the interpreter must have pip."""
 
     def interpreter(self) -> str:
         return self.python or (sys.executable if self.backend == "local" else "python3")
