@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import pyarrow as pa
+from pydantic import Field
 
-from osiris_core.driver import ArrowData
+from osiris_core.driver import ArrowData, DriverConfig
 from osiris_core.errors import DriverError
 from osiris_drivers.postgres.arrow_csv import CsvCopyStream
 from osiris_drivers.postgres.connection import driver_error, pg_connection
@@ -61,6 +62,20 @@ class LoadPlan:
         return DriverError(f"input columns {extra} are not in table {self.schema}.{self.table}",
                            step_id=self.step_id,
                            hint="add them to the table, drop them in the query, or use write_mode: replace")
+
+
+class TableWriteOptions(DriverConfig):
+    """The target and write semantics every PostgreSQL-family writer accepts."""
+
+    schema_: str = Field(default="public", alias="schema")
+    table: str = Field(min_length=1)
+    write_mode: WriteMode = "append"
+    primary_key: list[str] = Field(default_factory=list)
+    create_if_missing: bool = False
+
+    def plan(self, step_id: str) -> LoadPlan:
+        return LoadPlan(step_id=step_id, schema=self.schema_, table=self.table, write_mode=self.write_mode,
+                        primary_key=tuple(self.primary_key), create_if_missing=self.create_if_missing)
 
 
 def batches_of(data: ArrowData) -> Iterator[pa.RecordBatch]:

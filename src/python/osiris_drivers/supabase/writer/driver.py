@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
 
 from pydantic import Field
 
-from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.driver import ROWS_WRITTEN, Driver, StepContext, StepInputs, StepOutputs, single_input
 from osiris_drivers.postgres.ddl_channel import Psycopg2Channel
 from osiris_drivers.postgres.loader import (
     CopyStageWriter,
-    LoadPlan,
     StageWriter,
+    TableWriteOptions,
     load_in_one_transaction,
     load_via_stage,
 )
@@ -23,17 +22,12 @@ RELOAD_SCHEMA_SQL = "\nNOTIFY pgrst, 'reload schema';"
 """PostgREST learns about new tables (the staging table) only after this."""
 
 
-class SupabaseWriterConfig(DriverConfig):
+class SupabaseWriterConfig(TableWriteOptions):
     url: str
     service_role_key: str | None = None
     anon_key: str | None = None
     pg_dsn: str | None = None
     sql_url: str | None = None
-    schema_: str = Field(default="public", alias="schema")
-    table: str = Field(min_length=1)
-    write_mode: Literal["append", "upsert", "replace"] = "append"
-    primary_key: list[str] = Field(default_factory=list)
-    create_if_missing: bool = False
     ddl_channel: DdlChannelName = "auto"
     batch_size: int = Field(default=1000, ge=1, le=100_000)
 
@@ -44,8 +38,7 @@ class SupabaseWriter(Driver[SupabaseWriterConfig]):
     def run(self, *, step_id: str, config: SupabaseWriterConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         data = single_input(step_id, inputs)
-        plan = LoadPlan(step_id=step_id, schema=config.schema_, table=config.table, write_mode=config.write_mode,
-                        primary_key=tuple(config.primary_key), create_if_missing=config.create_if_missing)
+        plan = config.plan(step_id)
         channel = ddl_channel(step_id=step_id, requested=config.ddl_channel, url=config.url,
                               service_role_key=config.service_role_key, pg_dsn=config.pg_dsn,
                               sql_url=config.sql_url)
