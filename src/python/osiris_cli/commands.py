@@ -143,8 +143,8 @@ def cmd_sandbox_serve(app: App, args: argparse.Namespace) -> int:
 
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"Serving an E2B-compatible sandbox rooted at {root} on http://{args.host}:{args.port} "
-          f"(use: E2B_DEBUG=true E2B_SANDBOX_URL=http://{args.host}:{args.port})", flush=True)
+    print(f"Serving an E2B-compatible sandbox rooted at {root}; point the e2b SDK at the URL below with "
+          "E2B_DEBUG=true and E2B_SANDBOX_URL=<url>", flush=True)
     serve(root, args.host, args.port)
     return EXIT_OK
 
