@@ -224,3 +224,43 @@ def test_entry_point_components_are_discovered(tmp_path: Path, monkeypatch: pyte
     registry.load_entry_points()
     assert "test.probe" in registry
     assert registry.get("test.probe").driver is ProbeDriver
+
+
+def _run_steps(project: Path, registry: ComponentRegistry, steps: list[dict[str, object]], *,
+               checksums: bool = False) -> RunResult:
+    path = project / "p.yaml"
+    path.write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "p", "steps": steps}))
+    compiled = compile_file(path, registry, Connections(None), project / "logs")
+    assert compiled.manifest_path is not None
+    return Runner(registry, Connections(None), project / "logs", checksums=checksums).run(
+        load_compiled(compiled.manifest_path))
+
+
+def test_checksums_cover_nested_columns(project: Path, registry: ComponentRegistry) -> None:
+    steps: list[dict[str, object]] = [
+        {"id": "lists", "component": "duckdb.processor", "mode": "transform",
+         "config": {"query": "SELECT i % 2 AS k, list(i ORDER BY i) AS xs, {'a': max(i)} AS s "
+                             "FROM range(10) t(i) GROUP BY k ORDER BY k"}},
+        {"id": "out", "component": "duckdb.writer", "mode": "write", "needs": ["lists"],
+         "config": {"path": "o.duckdb", "table": "t"}}]
+    first = _run_steps(project, registry, steps, checksums=True)
+    second = _run_steps(project, registry, steps, checksums=True)
+    assert first.exit_code == 0, first.card.error
+    assert first.card.steps[0].output_sha256 is not None
+    assert first.card.steps[0].output_sha256 == second.card.steps[0].output_sha256
+
+
+def test_a_stream_that_breaks_is_blamed_on_the_step_that_produced_it(project: Path,
+                                                                      registry: ComponentRegistry) -> None:
+    with (project / "big.csv").open("w") as handle:
+        handle.write("n,label\n")
+        handle.writelines(f"{i},row {i}\n" for i in range(700_000))  # past the extractor's 8 MiB first block
+        handle.write("oops,bad\n")
+    result = _run_steps(project, registry, [
+        {"id": "ext", "component": "filesystem.csv_extractor", "mode": "read", "config": {"path": "big.csv"}},
+        {"id": "sum", "component": "duckdb.processor", "mode": "transform", "needs": ["ext"],
+         "config": {"query": "SELECT sum(n) AS total FROM input_df"}}])
+    assert result.exit_code == 1
+    error = result.card.steps[1].error or ""
+    assert error.startswith("step 'ext': reading the output of step 'ext' failed:")
+    assert "Traceback" not in error

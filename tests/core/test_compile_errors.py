@@ -160,3 +160,19 @@ def test_step_needing_itself(tmp_path: Path, registry: ComponentRegistry) -> Non
 def test_unsupported_oml_version(tmp_path: Path, registry: ComponentRegistry) -> None:
     body = HEADER.replace("0.1.0", "9.9") + READ_A
     expect_error(tmp_path, registry, body, 1, 14, "unsupported oml_version '9.9'")
+
+
+def test_a_step_listed_twice_in_needs(tmp_path: Path, registry: ComponentRegistry) -> None:
+    body = HEADER + READ_A + """\
+  - id: b
+    component: duckdb.processor
+    mode: transform
+    needs: [a, a]
+    config: {query: select 1}
+"""
+    expect_error(tmp_path, registry, body, 11, 16, "lists 'a' twice in needs")
+
+
+def test_the_single_input_name_is_reserved(tmp_path: Path, registry: ComponentRegistry) -> None:
+    body = HEADER + READ_A.replace("id: a", "id: input-df")
+    expect_error(tmp_path, registry, body, 4, 9, "step id 'input-df' is reserved")

@@ -34,3 +34,12 @@ def test_any_registered_secret_disappears(secret: str) -> None:
     masker = Masker()
     masker.add_secret_values([secret])
     assert secret not in masker.mask(f"prefix {secret} suffix")
+
+
+def test_a_password_with_at_signs_is_masked_in_pieces_too() -> None:
+    masker = Masker()
+    masker.add_secret_values(["postgresql://postgres:Tr0ub4dor@Horse&Battery@127.0.0.1:5432/db"])
+    # libpq cuts such a URL at the first "@" and quotes the rest of the password as a host name.
+    text = masker.mask('could not translate host name "Horse&Battery@127.0.0.1" to address')
+    assert "Horse&Battery" not in text
+    assert scrub_text("dsn postgresql://u:p@ss@db:5432/x failed") == "dsn postgresql://u:***@db:5432/x failed"

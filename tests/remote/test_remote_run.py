@@ -227,3 +227,32 @@ def test_bundles_are_deterministic_and_verify_themselves() -> None:
     assert names[-1] == MANIFEST_NAME and names[:-1] == sorted(names[:-1])
     assert {"osiris_core/runner.py", "osiris_drivers/duckdb/processor/spec.yaml", "osiris_remote/worker.py"} <= set(
         names)
+
+
+def test_a_sandbox_run_updates_an_existing_duckdb_file_and_a_failed_one_leaves_it(project: Path) -> None:
+    import duckdb
+
+    (project / "data.csv").write_text("id,name\n1,a\n2,b\n")
+    database = project / "out" / "keep.duckdb"
+    database.parent.mkdir()
+    with duckdb.connect(str(database)) as con:
+        con.execute("CREATE TABLE other_table AS SELECT 42 AS answer")
+        con.execute("CREATE TABLE items (id BIGINT, name VARCHAR)")
+        con.execute("INSERT INTO items VALUES (0, 'old')")
+
+    def pipeline(create_if_missing: bool, table: str) -> str:
+        path = project / f"{table}.yaml"
+        path.write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "keep", "steps": [
+            {"id": "read", "component": "filesystem.csv_extractor", "mode": "read", "config": {"path": "data.csv"}},
+            {"id": "write", "component": "duckdb.writer", "mode": "write", "needs": ["read"],
+             "config": {"path": "out/keep.duckdb", "table": table, "write_mode": "append",
+                        "create_if_missing": create_if_missing}}]}))
+        return str(path)
+
+    assert main(["run", pipeline(False, "items"), "--sandbox", "local"]) == 0
+    with duckdb.connect(str(database)) as con:
+        assert con.execute("SELECT answer FROM other_table").fetchall() == [(42,)]
+        assert con.execute("SELECT id, name FROM items ORDER BY id").fetchall() == [(0, "old"), (1, "a"), (2, "b")]
+    before = database.read_bytes()
+    assert main(["run", pipeline(False, "missing_table"), "--sandbox", "local"]) == 1
+    assert database.read_bytes() == before

@@ -127,3 +127,18 @@ def test_supabase_extractor_query_needs_pg_dsn(project: Path, registry: Componen
         {"id": "q", "component": "supabase.extractor", "mode": "read",
          "config": {"connection": "@supabase.main", "query": "select 1"}}], connections=conns)
     assert "`query` needs pg_dsn" in failed_error(run, "q")
+
+
+def test_postgres_numeric_values_stay_exact(project: Path, registry: ComponentRegistry,
+                                            pg_db: PostgresDatabase, postgrest: PostgrestServer) -> None:
+    conns = connections(project, pg_db, postgrest, with_pg_dsn=True)
+    query = ("SELECT 1 AS id, 1.123456789012345::numeric(20,15) AS fine, 1.5::numeric(4,1) AS small, "
+             "123456789012345678901234567890123::numeric AS huge, 3.14159265358979323846::numeric AS pi")
+    run = run_pipeline(registry, project, [
+        {"id": "q", "component": "postgres.extractor", "mode": "read",
+         "config": {"connection": "@postgres.main", "query": query}},
+        to_parquet("exact", "q")], connections=conns)
+    assert_succeeded(run)
+    row = read_back(project, "exact").to_pylist()[0]
+    assert row["fine"] == Decimal("1.123456789012345") and row["small"] == Decimal("1.5")
+    assert row["huge"] == "123456789012345678901234567890123" and row["pi"] == "3.14159265358979323846"

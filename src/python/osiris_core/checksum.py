@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -35,13 +36,23 @@ class DataChecksum:
         if table.num_rows == 0:
             return
         sink = io.BytesIO()
-        pacsv.write_csv(table, sink, self._options)
+        pacsv.write_csv(_csv_writable(table), sink, self._options)
         self._digest.update(sink.getvalue())
 
     def hexdigest(self) -> str:
         self._write(pa.Table.from_batches(self._pending, schema=self._schema))
         self._pending, self._pending_rows = [], 0
         return self._digest.hexdigest()
+
+
+def _csv_writable(table: pa.Table) -> pa.Table:
+    """Nested columns (lists, structs, maps) as canonical JSON text: the CSV writer cannot render them."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            text = [None if v is None else json.dumps(v, sort_keys=True, default=str)
+                    for v in table.column(index).to_pylist()]
+            table = table.set_column(index, field.name, pa.array(text, pa.string()))
+    return table
 
 
 def table_checksum(table: pa.Table) -> str:

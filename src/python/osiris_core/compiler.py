@@ -24,7 +24,7 @@ from osiris_core.manifest import (
     PipelineInfo,
 )
 from osiris_core.masking import is_secret_key, scrub_text
-from osiris_core.oml import Pipeline, Step, load_pipeline, sql_name
+from osiris_core.oml import SINGLE_INPUT_SQL_NAME, Pipeline, Step, load_pipeline, sql_name
 from osiris_core.registry import Component, ComponentRegistry
 from osiris_core.session import new_session, record_last_compile
 from osiris_core.yaml_source import YamlDocument
@@ -73,6 +73,9 @@ class _Checker:
         by_sql_name: dict[str, str] = {}
         for i, step in enumerate(self.pipeline.steps):
             name = sql_name(step.id)
+            if name.lower() == SINGLE_INPUT_SQL_NAME:
+                raise self.fail(f"step id '{step.id}' is reserved: SQL steps see a single input as "
+                                f"'{SINGLE_INPUT_SQL_NAME}'", ["steps", i, "id"], hint="rename the step")
             if name in by_sql_name:
                 raise self.fail(
                     f"step ids '{by_sql_name[name]}' and '{step.id}' both become the SQL name '{name}'",
@@ -80,6 +83,9 @@ class _Checker:
             by_sql_name[name] = step.id
         for i, step in enumerate(self.pipeline.steps):
             for j, need in enumerate(step.needs):
+                if need in step.needs[:j]:
+                    raise self.fail(f"step '{step.id}' lists '{need}' twice in needs", ["steps", i, "needs", j],
+                                    hint="list each step once")
                 if need not in index:
                     raise self.fail(f"step '{step.id}' needs unknown step '{need}'", ["steps", i, "needs", j],
                                     hint=f"use one of {sorted(index)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 MASK = "***"
 
@@ -15,7 +16,8 @@ SECRET_KEY_PATTERN = re.compile(
 )
 """Key names treated as secret even when no spec declares them."""
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]+)@")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S+)@(?=[^@\s]*(?:\s|$))")
+"""The password runs to the *last* `@` of the URL: passwords may contain `@`."""
 _KV_PASSWORD = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*=\s*)(?P<q>['\"]?)(?P<pw>[^'\"\s]+)(?P=q)", re.I)
 _BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<pw>[A-Za-z0-9._\-~+/]+=*)", re.IGNORECASE)
 
@@ -41,10 +43,20 @@ class Masker:
         self.add_secret_values(secret_values)
 
     def add_secret_values(self, values: Iterable[str]) -> None:
-        """Remember resolved secret values so any later text containing them is masked."""
+        """Remember resolved secret values so any later text containing them is masked.
+
+        A URL's password is remembered too, whole, percent-decoded, and in its `@`-separated pieces: a
+        client that splits such a URL at the first `@` quotes the rest of the password as a host name.
+        """
         for value in values:
-            if isinstance(value, str) and len(value) >= 3:
-                self._secret_values.add(value)
+            candidates = {value}
+            match = _URL_PASSWORD.search(value)
+            if match:
+                password = match["pw"]
+                for form in (password, unquote(password)):
+                    candidates.add(form)
+                    candidates.update(form.split("@"))
+            self._secret_values.update(c for c in candidates if len(c) >= 3)
 
     def mask(self, value: Any) -> Any:
         """Return a copy of `value` (mapping, sequence or scalar) that is safe to write or print."""

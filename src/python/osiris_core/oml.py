@@ -35,6 +35,10 @@ class Pipeline(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+SINGLE_INPUT_SQL_NAME = "input_df"
+"""The name a step with exactly one input sees it under, besides the producing step's own name."""
+
+
 def sql_name(step_id: str) -> str:
     """A step id made SQL-safe: the name under which downstream SQL sees its output."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", step_id)

@@ -38,6 +38,8 @@ logger = logging.getLogger("osiris.run")
 class _RowCounter:
     rows: int = 0
     checksum: DataChecksum | None = None
+    error: DriverError | None = None
+    """Set when reading the stream failed, so the consumer's failure can name the real cause."""
 
 
 def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str) -> pa.RecordBatchReader:
@@ -53,8 +55,9 @@ def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str)
             except OsirisError:
                 raise
             except Exception as exc:
-                raise DriverError(f"reading the output of step '{producer}' failed: {exc}",
-                                  step_id=producer) from exc
+                counter.error = DriverError(f"reading the output of step '{producer}' failed: {exc}",
+                                            step_id=producer)
+                raise counter.error from exc
             counter.rows += batch.num_rows
             if counter.checksum is not None:
                 counter.checksum.update(batch)
@@ -191,7 +194,11 @@ class Runner:
             try:
                 self._run_step(step, components[step.id], compiled.configs[step.id], session, log, state, outputs,
                                consumers)
-            except Exception as exc:
+            except BaseException as exc:  # native libraries raise BaseExceptions (e.g. Rust panics) too
+                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                    raise
+                # A stream that broke while this step read it is the producing step's failure: report that.
+                exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
                 run_error = exc if isinstance(exc, OsirisError) else DriverError(str(exc), step_id=step.id)
                 self._fail_step(step, state, exc, log)
             finally:
@@ -315,7 +322,7 @@ class Runner:
         else:
             state.card.rows_out = state.rows_written if state.rows_written is not None else 0
 
-    def _fail_step(self, step: ManifestStep, state: _StepState, exc: Exception, log: EventLog) -> None:
+    def _fail_step(self, step: ManifestStep, state: _StepState, exc: BaseException, log: EventLog) -> None:
         state.card.status = "failed"
         message = exc.render() if isinstance(exc, OsirisError) else f"{type(exc).__name__}: {exc}"
         state.card.error = self.masker.mask(message)

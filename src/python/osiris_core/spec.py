@@ -67,12 +67,18 @@ class ComponentSpec(BaseModel):
         return (self.config_keys - {"connection"}) | self.connection_fields
 
     def file_keys(self, direction: Literal["input", "output"]) -> list[str]:
-        """Config keys holding a local file the step reads (`input`) or writes (`output`).
+        """Config keys holding a local file the step reads (`input`), writes (`output`), or both (`inout`).
 
-        Declared in the schema with `x-osiris-file`; sandbox runs upload inputs and bring outputs back.
+        Declared in the schema with `x-osiris-file`; sandbox runs upload inputs (and existing `inout` files)
+        and bring outputs back.
         """
+        wanted = {direction, "inout"}
         properties = self.config.get("properties", {})
-        return sorted(k for k, v in properties.items() if isinstance(v, dict) and v.get("x-osiris-file") == direction)
+        return sorted(k for k, v in properties.items() if isinstance(v, dict) and v.get("x-osiris-file") in wanted)
+
+    def file_required(self, key: str) -> bool:
+        """Whether a sandbox run must find the key's file locally before it starts (pure inputs)."""
+        return bool(self.config.get("properties", {}).get(key, {}).get("x-osiris-file") == "input")
 
     def fingerprint(self) -> str:
         return sha256_value(self.model_dump(mode="json"))

@@ -10,7 +10,7 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -47,6 +47,13 @@ PIP_LOG = PurePosixPath("artifacts/_system/pip_install.log")
 """pip's output, in the host session (step ids start with a letter, so `_system` is no step's folder)."""
 PIP_ENV = {"PIP_ROOT_USER_ACTION": "ignore", "PIP_PROGRESS_BAR": "off", "PYTHONUNBUFFERED": "1"}
 """pip's environment besides --e2b-env (which wins): no secrets, nothing from the host."""
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    step_id: str
+    path: str
+    required: bool
 
 
 @dataclass
@@ -138,7 +145,7 @@ class RemoteRunner:
                 if stream.archive:
                     self._download_archive(sandbox, session)
                 if stream.card is not None:
-                    self._download_outputs(sandbox, compiled)
+                    self._download_outputs(sandbox, compiled, stream.card)
         except OsirisError as exc:
             error = exc
         stream.finish()
@@ -171,11 +178,11 @@ class RemoteRunner:
             families.setdefault(ref.family, {})[ref.alias] = entry
         return env, yaml.safe_dump({"connections": families}, sort_keys=True)
 
-    def _file_paths(self, compiled: CompiledPipeline, direction: str) -> list[str]:
-        paths = []
+    def _file_paths(self, compiled: CompiledPipeline, direction: Literal["input", "output"]) -> list[_LocalFile]:
+        files = []
         for step in compiled.manifest.steps:
             spec = self.registry.get(step.component).spec
-            for key in spec.file_keys("input" if direction == "input" else "output"):
+            for key in spec.file_keys(direction):
                 value = compiled.configs[step.id].get(key)
                 if value is None:
                     continue
@@ -183,8 +190,8 @@ class RemoteRunner:
                 if path.is_absolute() or ".." in path.parts:
                     raise InputError(f"step '{step.id}': {key} {value!r} must be a relative path inside the "
                                      "working directory for sandbox runs", hint="use a relative path")
-                paths.append(str(path))
-        return paths
+                files.append(_LocalFile(step.id, str(path), spec.file_required(key)))
+        return files
 
     def _upload(self, sandbox: Sandbox, bundle: Bundle, compiled: CompiledPipeline, connections_yaml: str) -> None:
         base = f"{WORKDIR}"
@@ -194,12 +201,15 @@ class RemoteRunner:
         for step in compiled.manifest.steps:
             sandbox.files.write(f"{base}/compiled/{step.cfg}", (directory / step.cfg).read_bytes())
         sandbox.files.write(f"{base}/osiris_connections.yaml", connections_yaml)
-        for path in self._file_paths(compiled, "input"):
+        for file in self._file_paths(compiled, "input"):
+            if not file.required and not Path(file.path).exists():
+                continue  # a file the step creates (e.g. a new DuckDB database)
             try:
-                data = Path(path).read_bytes()
+                data = Path(file.path).read_bytes()
             except OSError as exc:
-                raise InputError(f"cannot read input file {path}: {exc.strerror}", hint="check the path") from None
-            sandbox.files.write(f"{base}/work/{path}", data)
+                raise InputError(f"cannot read input file {file.path}: {exc.strerror}", hint="check the path") \
+                    from None
+            sandbox.files.write(f"{base}/work/{file.path}", data)
 
     def _install_deps(self, sandbox: Sandbox, compiled: CompiledPipeline, session: Session,
                       execution: dict[str, Any]) -> str:
@@ -296,12 +306,18 @@ class RemoteRunner:
                 entry.rename(session.path / "artifacts" / entry.name)
             (inner / "artifacts").rmdir()
 
-    def _download_outputs(self, sandbox: Sandbox, compiled: CompiledPipeline) -> None:
-        for path in self._file_paths(compiled, "output"):
-            remote = f"{WORKDIR}/work/{path}"
-            if sandbox.files.exists(remote):
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                Path(path).write_bytes(bytes(sandbox.files.read(remote, format="bytes")))
+    def _download_outputs(self, sandbox: Sandbox, compiled: CompiledPipeline, card: dict[str, Any]) -> None:
+        """Bring back what succeeded steps wrote, each file replaced atomically; failed steps change nothing."""
+        succeeded = {s["step_id"] for s in card.get("steps", []) if s.get("status") == "succeeded"}
+        for file in self._file_paths(compiled, "output"):
+            remote = f"{WORKDIR}/work/{file.path}"
+            if file.step_id not in succeeded or not sandbox.files.exists(remote):
+                continue
+            target = Path(file.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.osiris-download")
+            partial.write_bytes(bytes(sandbox.files.read(remote, format="bytes")))
+            os.replace(partial, target)
 
     def _card(self, compiled: CompiledPipeline, session: Session, stream: _Stream, error: OsirisError | None,
               execution: dict[str, Any], host_fp: str, clock: Stopwatch) -> RunCard:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from osiris_core.driver import DriverConfig
 from osiris_core.errors import DriverError
@@ -72,12 +73,23 @@ def driver_error(exc: BaseException, *, step_id: str, doing: str) -> DriverError
     return DriverError(f"{doing} failed: {message}", step_id=step_id, hint=hint, transient=is_transient(exc))
 
 
+def normalized_dsn(dsn: str) -> str:
+    """A `postgresql://` URL whose password is percent-encoded, whatever characters the user typed.
+
+    libpq splits userinfo at the first `@`; a password containing `@`, `/`, `#` or `?` would otherwise be cut.
+    """
+    match = re.match(r"^(?P<scheme>postgres(?:ql)?://)(?P<user>[^:/@]*):(?P<pw>.*)@(?P<rest>[^@]*)$", dsn)
+    if not match:
+        return dsn
+    return f"{match['scheme']}{match['user']}:{quote(unquote(match['pw']), safe='')}@{match['rest']}"
+
+
 @contextmanager
 def pg_connection(dsn: str) -> Iterator[psycopg2.extensions.connection]:
     """A psycopg2 connection in UTC (naive timestamps are UTC), closed on exit; the caller commits."""
     import psycopg2
 
-    connection = psycopg2.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="osiris")
+    connection = psycopg2.connect(normalized_dsn(dsn), connect_timeout=CONNECT_TIMEOUT_S, application_name="osiris")
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET TIME ZONE 'UTC'")

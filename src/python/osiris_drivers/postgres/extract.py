@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from osiris_core.errors import DriverError
-from osiris_drivers.postgres.connection import driver_error, pg_connection
+from osiris_drivers.postgres.connection import driver_error, normalized_dsn, pg_connection
 from osiris_drivers.postgres.sql import qualified, quote_ident
 
 NUMERIC_OID = 1700
@@ -19,8 +20,21 @@ def table_query(schema: str, table: str, columns: list[str] | None, limit: int |
     return f"SELECT {cols} FROM {qualified(schema, table)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
 
 
-def _declared_decimals(dsn: str, query: str, step_id: str) -> dict[str, pa.DataType]:
-    """NUMERIC(p,s) columns of the query's result, from the server's own description."""
+CONNECTORX_EXACT_PRECISION = 28
+CONNECTORX_EXACT_SCALE = 10
+"""ConnectorX decodes NUMERIC as decimal128(38,10) through a 28-digit decimal: beyond these it rounds or panics."""
+
+
+@dataclass(frozen=True)
+class _Numeric:
+    name: str
+    target: pa.DataType
+    as_text: bool
+    """Fetched as text and converted exactly (ConnectorX would round or fail)."""
+
+
+def _numeric_columns(dsn: str, query: str, step_id: str) -> tuple[list[str], list[_Numeric]]:
+    """All result column names, and how each NUMERIC column must travel to stay exact."""
     import psycopg2
 
     try:
@@ -29,28 +43,57 @@ def _declared_decimals(dsn: str, query: str, step_id: str) -> dict[str, pa.DataT
             description = cursor.description or ()
     except psycopg2.Error as exc:
         raise driver_error(exc, step_id=step_id, doing="running the query") from None
-    decimals: dict[str, pa.DataType] = {}
+    numerics = []
     for column in description:
-        if column.type_code == NUMERIC_OID and column.precision and column.precision <= MAX_DECIMAL128_PRECISION:
-            decimals[column.name] = pa.decimal128(column.precision, column.scale or 0)
-    return decimals
+        if column.type_code != NUMERIC_OID:
+            continue
+        precision, scale = column.precision, column.scale or 0
+        if not precision or precision > MAX_DECIMAL128_PRECISION:
+            numerics.append(_Numeric(column.name, pa.string(), as_text=True))  # unconstrained: exact as text
+        else:
+            exact = precision <= CONNECTORX_EXACT_PRECISION and scale <= CONNECTORX_EXACT_SCALE
+            numerics.append(_Numeric(column.name, pa.decimal128(precision, scale), as_text=not exact))
+    return [c.name for c in description], numerics
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """ConnectorX reports values it cannot convert as a Rust panic (a BaseException, not an Exception)."""
+    return type(exc).__name__ == "PanicException"
 
 
 def stream_query(dsn: str, query: str, step_id: str) -> pa.RecordBatchReader:
-    """The query's rows as a stream of record batches (bounded memory)."""
+    """The query's rows as a stream of record batches (bounded memory), NUMERIC values exact."""
     import connectorx
 
     query = query.strip().rstrip(";")
-    decimals = _declared_decimals(dsn, query, step_id)
+    names, numerics = _numeric_columns(dsn, query, step_id)
+    as_text = {n.name for n in numerics if n.as_text}
+    if as_text:
+        selected = ", ".join(f"{quote_ident(n)}::text AS {quote_ident(n)}" if n in as_text else quote_ident(n)
+                             for n in names)
+        query = f"SELECT {selected} FROM ({query}) AS osiris_exact"
     try:
-        reader = connectorx.read_sql(dsn, query, return_type="arrow_stream")
-    except Exception as exc:  # ConnectorX raises plain RuntimeErrors
+        reader = connectorx.read_sql(normalized_dsn(dsn), query, return_type="arrow_stream")
+    except BaseException as exc:  # ConnectorX raises RuntimeErrors, and panics for values it cannot convert
+        if not isinstance(exc, Exception) and not _is_panic(exc):
+            raise
         raise DriverError(f"query failed: {' '.join(str(exc).split())}", step_id=step_id,
                           hint="check the query and the connection") from None
-    schema = pa.schema([pa.field(f.name, decimals.get(f.name, f.type)) for f in reader.schema])
+    targets = {n.name: n.target for n in numerics}
+    schema = pa.schema([pa.field(f.name, targets.get(f.name, f.type)) for f in reader.schema])
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
-            yield batch.cast(schema) if decimals else batch
+        iterator = iter(reader)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                if not isinstance(exc, Exception) and not _is_panic(exc):
+                    raise
+                raise DriverError(f"reading the query result failed: {' '.join(str(exc).split())}",
+                                  step_id=step_id, hint="CAST columns Arrow cannot hold (e.g. to text)") from None
+            yield batch.cast(schema) if targets else batch
 
     return pa.RecordBatchReader.from_batches(schema, batches())

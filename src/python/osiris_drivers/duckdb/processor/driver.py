@@ -13,8 +13,9 @@ from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
+from osiris_core.oml import SINGLE_INPUT_SQL_NAME
 
-SINGLE_INPUT_NAME = "input_df"
+SINGLE_INPUT_NAME = SINGLE_INPUT_SQL_NAME
 BATCH_ROWS = 122_880
 
 
