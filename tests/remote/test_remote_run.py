@@ -256,3 +256,14 @@ def test_a_sandbox_run_updates_an_existing_duckdb_file_and_a_failed_one_leaves_i
     before = database.read_bytes()
     assert main(["run", pipeline(False, "missing_table"), "--sandbox", "local"]) == 1
     assert database.read_bytes() == before
+
+
+def test_a_bundle_whose_worker_differs_from_the_host_is_refused(examples: Path) -> None:
+    files = package_files(BUNDLE_PACKAGES)
+    files["osiris_remote/worker.py"] += b"\n# a worker the host does not run\n"
+    other = examples.parent / "other-worker.zip"
+    other.write_bytes(bundle_bytes(files))
+    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local", "--bundle", str(other)]) == 2
+    card = card_of(examples.parent)
+    assert "differs from the code this host runs: osiris_remote/worker.py" in card["error"]
+    assert all(s["status"] == "skipped" for s in card["steps"])

@@ -186,3 +186,20 @@ def test_killed_process_mid_copy_leaves_the_target_unchanged(project: Path, pg_d
     assert process.returncode == -signal.SIGKILL
     time.sleep(0.5)
     assert len(table_rows(pg_db, "killed")) == 5
+
+
+@pytest.mark.parametrize("variant", VARIANTS[:3], ids=[v.name for v in VARIANTS[:3]])
+def test_a_failed_first_load_creates_no_table(variant: Variant, project: Path, registry: ComponentRegistry,
+                                              pg_db: PostgresDatabase, postgrest: PostgrestServer) -> None:
+    table = f"never_{variant.name.replace('-', '_')}"
+    connections = write_connections(project, pg_db, postgrest, with_pg_dsn=variant.with_pg_dsn)
+    config = {"table": table, "write_mode": "append", "create_if_missing": True, "ddl_channel": variant.ddl_channel,
+              "batch_size": 2}
+    # A NUL character is valid in Arrow text and refused by PostgreSQL, wherever the row is written.
+    bad: list[Row] = [*GOOD[:3], ("eu", 50, "nul\x00here", "M", Decimal("1.00"), "2024-01-01 00:00:00")]
+    result = run(pipeline(project, "first", bad, config), registry, connections, project / "logs")
+    assert result.exit_code == 1
+    with pg_db.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", (f'public."{table}"',))
+        assert cursor.fetchone() == (None,)
+    assert stage_tables(pg_db) == []

@@ -44,6 +44,10 @@ class Bundle:
         prefixes = tuple(f"{p}/" for p in packages)
         return fingerprint_of({p: s for p, s in self.manifest.items() if p.startswith(prefixes)})
 
+    def differences(self, expected: dict[str, str]) -> list[str]:
+        """Paths whose sha256 in this bundle differs from `expected` (path → sha256), or that only one side has."""
+        return sorted(p for p in set(self.manifest) | set(expected) if self.manifest.get(p) != expected.get(p))
+
     def tampered_files(self) -> list[str]:
         """Files whose bytes inside the bundle do not match its own manifest (or that the manifest lacks)."""
         bad = []

@@ -18,7 +18,7 @@ from osiris_core.compiler import code_packages
 from osiris_core.connections import Connections, parse_reference
 from osiris_core.errors import InputError, OsirisError, RunError
 from osiris_core.events import EventListener, EventLog, Stopwatch
-from osiris_core.fingerprint import code_fingerprint
+from osiris_core.fingerprint import code_fingerprint, file_manifest
 from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline
 from osiris_core.masking import Masker, is_secret_key
 from osiris_core.registry import ComponentRegistry
@@ -28,6 +28,7 @@ from osiris_core.runner import RunResult
 from osiris_core.session import Session
 from osiris_remote.bootstrap import bootstrap_command
 from osiris_remote.bundle import Bundle, build_bundle, load_bundle
+from osiris_remote.bundle_format import BUNDLE_PACKAGES
 from osiris_remote.deps import closure, locked, needed_projects, requirements_txt
 from osiris_remote.protocol import LineAssembler, decode
 from osiris_remote.sandboxes import SandboxOptions, open_sandbox
@@ -135,6 +136,11 @@ class RemoteRunner:
                 raise InputError(
                     f"the bundle ({bundle.origin}) carries driver code {bundle_fp[:12]} but this host runs "
                     f"{host_fp[:12]}", hint="rebuild the bundle from this code (or drop --bundle)")
+            differing = bundle.differences(file_manifest(BUNDLE_PACKAGES))
+            if differing:
+                shown = ", ".join(differing[:5]) + (f" and {len(differing) - 5} more" if len(differing) > 5 else "")
+                raise InputError(f"the bundle ({bundle.origin}) differs from the code this host runs: {shown}",
+                                 hint="rebuild the bundle from this code (or drop --bundle)")
             secrets_env, connections_yaml = self._connections_for(compiled)
             with open_sandbox(self.options) as sandbox:
                 self._upload(sandbox, bundle, compiled, connections_yaml)

@@ -141,14 +141,16 @@ class StageWriter(Protocol):
 
 
 def _finalize_sql(plan: LoadPlan, stage: str, names: Sequence[str], arrow_schema: pa.Schema,
-                  recreate: bool, truncate: bool) -> str:
+                  existing: Sequence[str] | None, recreate: bool) -> str:
+    """One transaction: create (or recreate, or empty) the target as the mode needs, then move the rows in."""
     source = qualified(plan.schema, stage)
     cols = column_list(names)
     statements = []
     if recreate:
         statements.append(f"DROP TABLE {plan.target}")
+    if recreate or existing is None:
         statements.append(create_table_sql(plan.schema, plan.table, arrow_schema, plan.primary_key))
-    elif truncate:
+    elif plan.write_mode == "replace":
         statements.append(f"TRUNCATE {plan.target}")
     insert = (upsert_sql(plan.target, source, names, plan.primary_key) if plan.write_mode == "upsert"
               else f"INSERT INTO {plan.target} ({cols}) SELECT {cols} FROM {source}")
@@ -170,8 +172,8 @@ def load_via_stage(channel: DdlChannel, writer: StageWriter, plan: LoadPlan, dat
             raise plan.missing_table()
         recreate = plan.write_mode == "replace" and existing is not None and sorted(existing) != sorted(names)
         if existing is None:
-            channel.run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(plan.schema)};\n"
-                        + create_table_sql(plan.schema, plan.table, arrow_schema, plan.primary_key))
+            # Only the schema now (the stage lives there); the table itself is created when the rows move in.
+            channel.run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(plan.schema)}")
         elif not recreate and (error := plan.unknown_columns(arrow_schema, existing)) is not None:
             raise error
         columns = [f"{quote_ident(f.name)} {pg_type(f.type)}" for f in arrow_schema]
@@ -183,8 +185,7 @@ def load_via_stage(channel: DdlChannel, writer: StageWriter, plan: LoadPlan, dat
                           hint="check the connection's sql_url and key, or use ddl_channel: psycopg2") from None
     try:
         writer.write(plan.schema, stage, data)
-        rows = channel.run(_finalize_sql(plan, stage, names, arrow_schema, recreate,
-                                         truncate=plan.write_mode == "replace" and existing is not None))
+        rows = channel.run(_finalize_sql(plan, stage, names, arrow_schema, existing, recreate))
         return int(rows[-1]["rows"]) if rows else 0
     except DdlError as exc:
         raise DriverError(f"{doing} failed: {exc}", step_id=plan.step_id, transient=exc.transient,
