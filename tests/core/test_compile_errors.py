@@ -176,3 +176,18 @@ def test_a_step_listed_twice_in_needs(tmp_path: Path, registry: ComponentRegistr
 def test_the_single_input_name_is_reserved(tmp_path: Path, registry: ComponentRegistry) -> None:
     body = HEADER + READ_A.replace("id: a", "id: input-df")
     expect_error(tmp_path, registry, body, 4, 9, "step id 'input-df' is reserved")
+
+
+def test_recursive_alias(tmp_path: Path, registry: ComponentRegistry) -> None:
+    expect_error(tmp_path, registry, HEADER.replace("steps:\n", "steps: &a [*a]\n"), 3, 8, "recursive alias")
+
+
+def test_non_scalar_mapping_key(tmp_path: Path, registry: ComponentRegistry) -> None:
+    expect_error(tmp_path, registry, HEADER + READ_A + "? [a, b]\n: x\n", 8, 3, "mapping keys must be plain values")
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path, registry: ComponentRegistry) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    with pytest.raises(OsirisError, match="more than 100000 nodes after expanding aliases"):
+        compile_text(tmp_path, registry, "\n".join(levels) + "\n")

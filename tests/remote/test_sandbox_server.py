@@ -354,3 +354,14 @@ def test_serve_in_the_foreground(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
     assert (tmp_path / "home" / "user" / "fg.txt").read_text() == "foreground"
+
+
+def test_listing_processes_never_shows_their_environment(sandbox: Sandbox, server: LocalSandboxServer) -> None:
+    handle = sandbox.commands.run("sleep 30", background=True, envs={"OSIRIS_CONN_0_PASSWORD": "hunter2-secret"})
+    try:
+        other_client = Sandbox.create(debug=True, sandbox_url=server.url)
+        listed = [p for p in other_client.commands.list() if p.pid == handle.pid]
+        assert listed and listed[0].cmd == "/bin/bash"
+        assert "hunter2-secret" not in repr(listed) and not listed[0].envs
+    finally:
+        handle.kill()

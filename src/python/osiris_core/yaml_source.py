@@ -42,23 +42,37 @@ class YamlDocument:
             probe = probe[:-1]
 
 
-def _walk(
-    node: yaml.Node,
-    at: PathKey,
-    positions: dict[PathKey, tuple[int, int]],
-    key_positions: dict[PathKey, tuple[int, int]],
-) -> None:
-    positions[at] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue
-            child = (*at, key_node.value)
-            key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            _walk(value_node, child, positions, key_positions)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*at, index), positions, key_positions)
+MAX_NODES = 100_000
+"""More nodes than any pipeline needs: a bound against alias bombs (a few lines that expand exponentially)."""
+
+
+def _positions(root: yaml.Node, path: str) -> tuple[dict[PathKey, tuple[int, int]], dict[PathKey, tuple[int, int]]]:
+    """Line/column of every node and mapping key by path; refuses recursive aliases and alias bombs."""
+    positions: dict[PathKey, tuple[int, int]] = {}
+    key_positions: dict[PathKey, tuple[int, int]] = {}
+    stack: list[tuple[yaml.Node, PathKey, frozenset[int]]] = [(root, (), frozenset())]
+    while stack:
+        node, at, ancestors = stack.pop()
+        where = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if id(node) in ancestors:
+            raise YamlError("recursive alias", location=Location(path, *where), hint="an alias may not contain itself")
+        if len(positions) >= MAX_NODES:
+            raise YamlError(f"more than {MAX_NODES} nodes after expanding aliases", location=Location(path),
+                            hint="write the pipeline out without nested aliases")
+        positions[at] = where
+        inner = ancestors | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    mark = key_node.start_mark
+                    raise YamlError("mapping keys must be plain values", hint="use a string as the key",
+                                    location=Location(path, mark.line + 1, mark.column + 1))
+                child = (*at, key_node.value)
+                key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                stack.append((value_node, child, inner))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*at, index), inner) for index, item in enumerate(node.value))
+    return positions, key_positions
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -87,6 +101,7 @@ def parse_yaml(text: str, *, path: str) -> YamlDocument:
     """Parse one YAML document; syntax errors become a `YamlError` with the location."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        positions, key_positions = _positions(node, path) if node is not None else ({}, {})
         loader = _UniqueKeyLoader(text)
         loader.source_path = path  # type: ignore[attr-defined]
         try:
@@ -100,10 +115,6 @@ def parse_yaml(text: str, *, path: str) -> YamlDocument:
         raise YamlError(f"invalid YAML: {problem}", location=location, hint="fix the YAML syntax") from None
     except yaml.YAMLError as exc:
         raise YamlError(f"invalid YAML: {exc}", location=Location(path), hint="fix the YAML syntax") from None
-    positions: dict[PathKey, tuple[int, int]] = {}
-    key_positions: dict[PathKey, tuple[int, int]] = {}
-    if node is not None:
-        _walk(node, (), positions, key_positions)
     return YamlDocument(path=path, data=data, positions=positions, key_positions=key_positions)
 
 

@@ -442,6 +442,12 @@ async def _stream_events(
             return
 
 
+def _without_envs(config: pb.ProcessConfig) -> pb.ProcessConfig:
+    if config.has_field("cwd"):
+        return pb.ProcessConfig(cmd=config.cmd, args=list(config.args), cwd=config.cwd)
+    return pb.ProcessConfig(cmd=config.cmd, args=list(config.args))
+
+
 _SIGNALS = {pb.Signal.SIGKILL: signal.SIGKILL, pb.Signal.SIGTERM: signal.SIGTERM}
 
 
@@ -454,8 +460,10 @@ class ProcessService(Process):
     async def list(
         self, request: pb.ListRequest, ctx: RequestContext[pb.ListRequest, pb.ListResponse]
     ) -> pb.ListResponse:
+        # Environment variables carry the worker's secrets: List shows each command without them.
         return pb.ListResponse(
-            processes=[pb.ProcessInfo(config=p.config, pid=p.pid, tag=p.tag) for p in self._manager.processes]
+            processes=[pb.ProcessInfo(config=_without_envs(p.config), pid=p.pid, tag=p.tag)
+                       for p in self._manager.processes]
         )
 
     async def start(
