@@ -131,3 +131,15 @@ def test_sandbox_flags_are_honoured_or_rejected(demo: Path, capsys: pytest.Captu
         assert message in capsys.readouterr().err, flags
     assert main(["parity", str(demo), "--e2b-cpu", "2"]) == 2
     assert "--e2b-cpu is not supported" in capsys.readouterr().err
+
+
+def test_unusable_paths_and_values_are_bad_input(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(demo), "--sandbox", "local", "--step-timeout", "-1"]) == 2
+    assert "--step-timeout -1.0 is not a positive number of seconds" in capsys.readouterr().err
+    assert main(["run", str(demo), "--logs-dir", "/proc/osiris-nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(SystemExit) as info:
+        main(["sandbox", "serve", "--port", "99999"])
+    assert info.value.code == 2
+    assert "99999 is not a TCP port" in capsys.readouterr().err

@@ -596,3 +596,14 @@ def test_writer_output_respects_umask(project: Path) -> None:
     target = project / "perm.csv"
     write_direct(pa.table({"a": [1]}), target)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_nanosecond_timestamps_are_written_exactly(registry: ComponentRegistry, project: Path) -> None:
+    (project / "ns.csv").write_text("id,seen\n1,2024-01-01 12:00:00.123456789\n")
+    run = run_pipeline(registry, project, [
+        extract("read", "ns.csv", null_values=[""]),
+        {"id": "ns", "component": "duckdb.processor", "mode": "transform", "needs": ["read"],
+         "config": {"query": "SELECT id, CAST(seen AS TIMESTAMP_NS) AS seen FROM input_df"}},
+        write_csv("write", "ns", "out/ns.csv")])
+    assert_succeeded(run)
+    assert (project / "out/ns.csv").read_text() == "id,seen\n1,2024-01-01 12:00:00.123456789\n"

@@ -51,6 +51,13 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(prog="osiris", description="Compile and run OML data pipelines.",
@@ -83,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sandbox_command", required=True, metavar="ACTION")
     p = add("serve", cmd_sandbox_serve, "serve an E2B-compatible sandbox (envd protocol) in the foreground", sandbox)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=49983, help="port (0 picks a free one; default 49983)")
+    p.add_argument("--port", type=_port, default=49983, help="port (0 picks a free one; default 49983)")
     p.add_argument("--root", default=None, help="sandbox root directory (default: a new temporary one)")
 
     components = sub.add_parser("components", help="list or show components").add_subparsers(
@@ -117,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OsirisError as exc:
         print(f"error: {scrub_text(exc.render())}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path the user gave (logs dir, sandbox root, port) that cannot be used
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where} — check the path or port you gave", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_RUN_FAILED

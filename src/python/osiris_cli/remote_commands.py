@@ -71,6 +71,9 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
         env[key] = value
     if args.sandbox_root is not None and backend != "local":
         raise InputError("--sandbox-root applies to --sandbox local only", hint="drop it for E2B runs")
+    if args.step_timeout is not None and not (0 < args.step_timeout < float("inf")):
+        raise InputError(f"--step-timeout {args.step_timeout} is not a positive number of seconds",
+                         hint="give e.g. --step-timeout 600")
     if args.e2b_timeout <= 0:
         raise InputError("--e2b-timeout must be positive", hint="give the sandbox lifetime in seconds")
     return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout,

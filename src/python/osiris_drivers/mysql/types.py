@@ -22,6 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from osiris_core.arrow_values import python_safe
+
 # pymysql.constants.FIELD_TYPE, spelled out so this module does not import pymysql.
 DECIMAL, TINY, TIMESTAMP, NEWDECIMAL = 0, 1, 7, 246
 UNSIGNED_FLAG = 32
@@ -221,4 +223,7 @@ def to_text(values: pa.Array) -> pa.Array:
 
 def to_python(values: pa.Array) -> list[Any]:
     """A column as Python values pymysql escapes correctly (for the INSERT fallback)."""
-    return list(_normalised(values).to_pylist())
+    normalised = _normalised(values)
+    if pa.types.is_timestamp(normalised.type) or pa.types.is_time(normalised.type):
+        normalised = python_safe(pa.RecordBatch.from_arrays([normalised], names=["v"])).column(0)
+    return list(normalised.to_pylist())

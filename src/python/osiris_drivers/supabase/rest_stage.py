@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from osiris_core.arrow_values import python_safe
 from osiris_core.driver import ArrowData, StepContext
 from osiris_core.errors import DriverError
 from osiris_core.masking import scrub_text
@@ -61,7 +62,7 @@ def json_value(value: Any) -> Any:
 
 
 def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    return [{k: json_value(v) for k, v in row.items()} for row in batch.to_pylist()]
+    return [{k: json_value(v) for k, v in row.items()} for row in python_safe(batch).to_pylist()]
 
 
 def is_transient(exc: BaseException) -> bool:

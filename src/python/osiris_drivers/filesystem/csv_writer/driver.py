@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
+from osiris_core.arrow_values import python_safe
 from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
 from osiris_drivers.filesystem.dialect import Encoding, OneChar
@@ -81,7 +82,7 @@ class CsvWriter(Driver[CsvWriterConfig]):
                                     escapechar=None)
                 if config.header:
                     writer.writerow(data.schema.names)
-                for batch in _batches(data):
+                for batch in map(python_safe, _batches(data)):
                     columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
                     writer.writerows([_cell(v, config.null_value) for v in row] for row in zip(*columns, strict=True))
                     rows += batch.num_rows
