@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from osiris_core.errors import DriverError
+from osiris_drivers.connectorx_reader import guarded_batches, open_stream
 from osiris_drivers.postgres.connection import driver_error, normalized_dsn, pg_connection
 from osiris_drivers.postgres.sql import qualified, quote_ident
 
@@ -56,15 +57,8 @@ def _numeric_columns(dsn: str, query: str, step_id: str) -> tuple[list[str], lis
     return [c.name for c in description], numerics
 
 
-def _is_panic(exc: BaseException) -> bool:
-    """ConnectorX reports values it cannot convert as a Rust panic (a BaseException, not an Exception)."""
-    return type(exc).__name__ == "PanicException"
-
-
 def stream_query(dsn: str, query: str, step_id: str) -> pa.RecordBatchReader:
     """The query's rows as a stream of record batches (bounded memory), NUMERIC values exact."""
-    import connectorx
-
     query = query.strip().rstrip(";")
     names, numerics = _numeric_columns(dsn, query, step_id)
     as_text = {n.name for n in numerics if n.as_text}
@@ -72,28 +66,19 @@ def stream_query(dsn: str, query: str, step_id: str) -> pa.RecordBatchReader:
         selected = ", ".join(f"{quote_ident(n)}::text AS {quote_ident(n)}" if n in as_text else quote_ident(n)
                              for n in names)
         query = f"SELECT {selected} FROM ({query}) AS osiris_exact"
-    try:
-        reader = connectorx.read_sql(normalized_dsn(dsn), query, return_type="arrow_stream")
-    except BaseException as exc:  # ConnectorX raises RuntimeErrors, and panics for values it cannot convert
-        if not isinstance(exc, Exception) and not _is_panic(exc):
-            raise
-        raise DriverError(f"query failed: {' '.join(str(exc).split())}", step_id=step_id,
-                          hint="check the query and the connection") from None
+    def describe(exc: BaseException, panic: bool) -> DriverError:
+        if panic:
+            return DriverError(f"a value has no Arrow form: {' '.join(str(exc).split())}", step_id=step_id,
+                               hint="CAST such columns to text in the query")
+        return DriverError(f"query failed: {' '.join(str(exc).split())}", step_id=step_id,
+                           hint="check the query and the connection")
+
+    reader = open_stream(normalized_dsn(dsn), query, describe)
     targets = {n.name: n.target for n in numerics}
     schema = pa.schema([pa.field(f.name, targets.get(f.name, f.type)) for f in reader.schema])
 
     def batches() -> Iterator[pa.RecordBatch]:
-        iterator = iter(reader)
-        while True:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                return
-            except BaseException as exc:
-                if not isinstance(exc, Exception) and not _is_panic(exc):
-                    raise
-                raise DriverError(f"reading the query result failed: {' '.join(str(exc).split())}",
-                                  step_id=step_id, hint="CAST columns Arrow cannot hold (e.g. to text)") from None
+        for batch in guarded_batches(reader, describe):
             yield batch.cast(schema) if targets else batch
 
     return pa.RecordBatchReader.from_batches(schema, batches())

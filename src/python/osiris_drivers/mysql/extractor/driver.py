@@ -16,6 +16,7 @@ from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
+from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
 from osiris_drivers.mysql.connection import (
     ER_PARSE,
     SESSION_TIME_ZONE,
@@ -48,11 +49,6 @@ class MySQLExtractorConfig(MySQLSettings):
     table: str | None = Field(default=None, min_length=1, pattern=r"^[^.]+(\.[^.]+)?$")
     columns: list[str] | None = Field(default=None, min_length=1)
     limit: int | None = Field(default=None, ge=0)
-
-
-def _is_panic(exc: BaseException) -> bool:
-    """ConnectorX reports values it cannot convert as a Rust panic (pyo3's PanicException, a BaseException)."""
-    return type(exc).__name__ == "PanicException"
 
 
 def select_sql(step_id: str, config: MySQLExtractorConfig) -> str:
@@ -207,40 +203,25 @@ class MySQLExtractor(Driver[MySQLExtractorConfig]):
         return [ResultColumn.from_field(field) for field in fields]
 
     @staticmethod
-    def _open(step_id: str, config: MySQLExtractorConfig, sql: str) -> pa.RecordBatchReader:
-        import connectorx
+    def _describe_failure(step_id: str, config: MySQLExtractorConfig) -> Describe:
+        def describe(exc: BaseException, panic: bool) -> DriverError:
+            message = config.scrub(" ".join(str(exc).split()))
+            if panic:
+                return DriverError(f"a value from MySQL at {config.address} has no Arrow form: {message}",
+                                   step_id=step_id, hint="TIME must lie within a day and dates must be real dates; "
+                                                         "CAST such columns AS CHAR in a query")
+            return DriverError(f"reading from MySQL at {config.address} failed: {message}", step_id=step_id,
+                               hint="check the query; retry if the server was busy", transient=True)
 
-        try:
-            reader = connectorx.read_sql(connectorx_url(config), sql, return_type="arrow_stream",
-                                         batch_size=BATCH_ROWS, pre_execution_query=[SESSION_TIME_ZONE])
-        except BaseException as exc:
-            if not isinstance(exc, Exception) and not _is_panic(exc):
-                raise
-            raise DriverError(f"reading from MySQL at {config.address} failed: {config.scrub(str(exc))}",
-                              step_id=step_id, hint="check the query") from None
-        assert isinstance(reader, pa.RecordBatchReader)
-        return reader
+        return describe
 
-    @staticmethod
-    def _batches(step_id: str, config: MySQLExtractorConfig, reader: pa.RecordBatchReader, schema: pa.Schema | None,
-                 targets: list[pa.DataType | None]) -> Iterator[pa.RecordBatch]:
-        iterator = iter(reader)
-        while True:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                return
-            except BaseException as exc:
-                if not isinstance(exc, Exception) and not _is_panic(exc):
-                    raise
-                message = config.scrub(" ".join(str(exc).split()))
-                if _is_panic(exc):
-                    raise DriverError(f"a value from MySQL at {config.address} has no Arrow form: {message}",
-                                      step_id=step_id,
-                                      hint="TIME must lie within a day and dates must be real dates; "
-                                           "CAST such columns AS CHAR in a query") from None
-                raise DriverError(f"reading from MySQL at {config.address} failed: {message}", step_id=step_id,
-                                  hint="retry; check the server's logs if it persists", transient=True) from None
+    def _open(self, step_id: str, config: MySQLExtractorConfig, sql: str) -> pa.RecordBatchReader:
+        return open_stream(connectorx_url(config), sql, self._describe_failure(step_id, config),
+                           batch_size=BATCH_ROWS, pre_execution_query=[SESSION_TIME_ZONE])
+
+    def _batches(self, step_id: str, config: MySQLExtractorConfig, reader: pa.RecordBatchReader,
+                 schema: pa.Schema | None, targets: list[pa.DataType | None]) -> Iterator[pa.RecordBatch]:
+        for batch in guarded_batches(reader, self._describe_failure(step_id, config)):
             try:
                 arrays = [batch.column(i) if target is None else cast_column(batch.column(i), target)
                           for i, target in enumerate(targets)]
