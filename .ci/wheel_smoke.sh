@@ -16,6 +16,8 @@ cd "$work"
 "$work/venv/bin/osiris" compile examples/movies_local.yaml
 "$work/venv/bin/osiris" run --last-compile
 test -s output/director_stats.csv
+# The installed code and the Pants-built bundle are the same bytes: the host refuses any difference.
+"$work/venv/bin/osiris" parity examples/movies_local.yaml --bundle "$repo/dist/osiris_bundle.zip"
 # Entry points against installed wheels: a third-party component package adds a component.
 PIP_CONFIG_FILE=/dev/null "$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
   "$work/examples/plugin"
