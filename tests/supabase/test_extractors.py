@@ -142,3 +142,31 @@ def test_postgres_numeric_values_stay_exact(project: Path, registry: ComponentRe
     row = read_back(project, "exact").to_pylist()[0]
     assert row["fine"] == Decimal("1.123456789012345") and row["small"] == Decimal("1.5")
     assert row["huge"] == "123456789012345678901234567890123" and row["pi"] == "3.14159265358979323846"
+
+
+def test_postgres_tables_with_an_integer_key_are_read_in_key_pages(
+        project: Path, registry: ComponentRegistry, pg_db: PostgresDatabase, postgrest: PostgrestServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from osiris_drivers.postgres import extract
+
+    monkeypatch.setattr(extract, "PAGE_ROWS", 1_000)
+    seed_types(pg_db)
+    conns = connections(project, pg_db, postgrest, with_pg_dsn=True)
+    run = run_pipeline(registry, project, [
+        {"id": "all", "component": "postgres.extractor", "mode": "read",
+         "config": {"connection": "@postgres.main", "table": "typed"}},
+        to_parquet("paged", "all"),
+        {"id": "some", "component": "postgres.extractor", "mode": "read",
+         "config": {"connection": "@postgres.main", "table": "typed", "columns": ["amount"], "limit": 1_500}},
+        to_parquet("limited", "some")], connections=conns)
+    assert_succeeded(run)
+    paged = read_back(project, "paged")
+    assert paged.column("id").to_pylist() == [*range(1, 2501), 9999]
+    assert paged.schema.field("amount").type == pa.decimal128(12, 3)
+    assert paged.column("amount").to_pylist()[1_999] == Decimal("2250.000")
+    import duckdb
+
+    with duckdb.connect(str(project / "out.duckdb")) as con:
+        limited = con.execute("SELECT * FROM limited").fetch_arrow_table()
+    assert limited.column_names == ["amount"] and limited.num_rows == 1_500
+    assert limited.column("amount").to_pylist()[-1] == Decimal("1687.500")

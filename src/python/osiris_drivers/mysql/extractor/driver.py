@@ -7,8 +7,6 @@ types `osiris_drivers.mysql.types` derives from that description.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -17,6 +15,7 @@ from pydantic import Field
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
+from osiris_drivers.keyset_pages import keyset_pages
 from osiris_drivers.mysql.connection import (
     ER_PARSE,
     SESSION_TIME_ZONE,
@@ -132,59 +131,13 @@ class MySQLExtractor(Driver[MySQLExtractorConfig]):
 
     def _pages(self, step_id: str, config: MySQLExtractorConfig, key: str, first: pa.RecordBatchReader,
                schema: pa.Schema, targets: list[pa.DataType | None]) -> Iterator[pa.RecordBatch]:
-        """Page after page until a short page (or `limit`); the key column is dropped from each batch.
+        """The table in key pages (see `osiris_drivers.keyset_pages`); `first` is the already opened first page."""
 
-        A background thread reads the next page while this one is consumed, so the database and the
-        consumer overlap; at most three pages are in memory (consumed, queued, being read).
-        """
-        pages: queue.Queue[list[pa.RecordBatch] | BaseException | None] = queue.Queue(maxsize=1)
-        stop = threading.Event()
+        def read_page(after: int | None) -> Iterator[pa.RecordBatch]:
+            reader = first if after is None else self._open(step_id, config, self._page_sql(config, key, after))
+            return self._batches(step_id, config, reader, None, [*targets, None])
 
-        def put(item: list[pa.RecordBatch] | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def read_pages() -> None:
-            reader: pa.RecordBatchReader | None = first
-            total = 0
-            try:
-                while reader is not None:
-                    batches = [b for b in self._batches(step_id, config, reader, None, [*targets, None])
-                               if b.num_rows]
-                    if not put(batches):
-                        return
-                    rows = sum(b.num_rows for b in batches)
-                    total += rows
-                    if rows < PAGE_ROWS or (config.limit is not None and total >= config.limit):
-                        break
-                    last = int(batches[-1].column(batches[-1].num_columns - 1)[-1].as_py())
-                    reader = self._open(step_id, config, self._page_sql(config, key, last))
-                put(None)
-            except BaseException as exc:
-                put(exc)
-
-        thread = threading.Thread(target=read_pages, name=f"osiris-{step_id}-pages", daemon=True)
-        thread.start()
-        remaining = config.limit
-        try:
-            while (item := pages.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                for batch in item:
-                    out = pa.RecordBatch.from_arrays(batch.columns[:-1], schema=schema)
-                    if remaining is not None:
-                        out = out.slice(0, remaining)
-                        remaining -= out.num_rows
-                    yield out
-                    if remaining == 0:
-                        return
-        finally:
-            stop.set()
+        return keyset_pages(read_page, schema, limit=config.limit, page_rows=PAGE_ROWS, name=f"osiris-{step_id}")
 
     @staticmethod
     def _describe(step_id: str, config: MySQLExtractorConfig, sql: str) -> list[ResultColumn]:

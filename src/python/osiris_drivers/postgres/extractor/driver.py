@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_drivers.postgres.connection import PostgresConnectionFields
-from osiris_drivers.postgres.extract import stream_query, table_query
+from osiris_drivers.postgres.extract import stream_query, stream_table
 
 
 class PostgresExtractorConfig(PostgresConnectionFields):
@@ -18,19 +19,25 @@ class PostgresExtractorConfig(PostgresConnectionFields):
     limit: int | None = Field(default=None, ge=0)
 
 
-def source_query(step_id: str, query: str | None, schema: str, table: str | None, columns: list[str] | None,
-                 limit: int | None) -> str:
-    """The SELECT to run: `query`, or one built from table/columns/limit; exactly one of them."""
+def check_source(step_id: str, query: str | None, table: str | None, columns: list[str] | None,
+                 limit: int | None) -> None:
+    """Exactly one of `query` and `table`; `columns` and `limit` only with `table`."""
     if (query is None) == (table is None):
         raise DriverError("give exactly one of `query` and `table`", step_id=step_id,
                           hint="query: SELECT … for SQL, or table: name (with optional columns and limit)")
+    if query is not None and (columns is not None or limit is not None):
+        raise DriverError("`columns` and `limit` go with `table`, not `query`", step_id=step_id,
+                          hint="put them in the SQL instead")
+
+
+def read_source(dsn: str, *, step_id: str, query: str | None, schema: str, table: str | None,
+                columns: list[str] | None, limit: int | None) -> pa.RecordBatchReader:
+    """The rows of `query`, or of `table` (read in key pages when it has an integer primary key)."""
+    check_source(step_id, query, table, columns, limit)
     if query is not None:
-        if columns is not None or limit is not None:
-            raise DriverError("`columns` and `limit` go with `table`, not `query`", step_id=step_id,
-                              hint="put them in the SQL instead")
-        return query
+        return stream_query(dsn, query, step_id)
     assert table is not None
-    return table_query(schema, table, columns, limit)
+    return stream_table(dsn, schema, table, columns, limit, step_id)
 
 
 class PostgresExtractor(Driver[PostgresExtractorConfig]):
@@ -38,5 +45,5 @@ class PostgresExtractor(Driver[PostgresExtractorConfig]):
 
     def run(self, *, step_id: str, config: PostgresExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
-        query = source_query(step_id, config.query, config.schema_, config.table, config.columns, config.limit)
-        return {MAIN_OUTPUT: stream_query(config.dsn, query, step_id)}
+        return {MAIN_OUTPUT: read_source(config.dsn, step_id=step_id, query=config.query, schema=config.schema_,
+                                         table=config.table, columns=config.columns, limit=config.limit)}

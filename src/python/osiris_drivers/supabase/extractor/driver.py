@@ -10,8 +10,7 @@ from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
-from osiris_drivers.postgres.extract import stream_query
-from osiris_drivers.postgres.extractor.driver import source_query
+from osiris_drivers.postgres.extractor.driver import check_source, read_source
 from osiris_drivers.supabase.connection import api_key, rest_client
 from osiris_drivers.supabase.rest_stage import describe
 
@@ -36,9 +35,11 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
 
     def run(self, *, step_id: str, config: SupabaseExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
-        query = source_query(step_id, config.query, config.schema_, config.table, config.columns, config.limit)
         if config.pg_dsn:
-            return {MAIN_OUTPUT: stream_query(config.pg_dsn, query, step_id)}
+            return {MAIN_OUTPUT: read_source(config.pg_dsn, step_id=step_id, query=config.query,
+                                             schema=config.schema_, table=config.table, columns=config.columns,
+                                             limit=config.limit)}
+        check_source(step_id, config.query, config.table, config.columns, config.limit)
         if config.table is None:
             raise DriverError("`query` needs pg_dsn in the supabase connection", step_id=step_id,
                               hint="add pg_dsn, or read a `table` through PostgREST")
