@@ -191,3 +191,21 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path, registry: ComponentRegist
     levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     with pytest.raises(OsirisError, match="more than 100000 nodes after expanding aliases"):
         compile_text(tmp_path, registry, "\n".join(levels) + "\n")
+
+
+def test_anchors_and_merge_keys_still_compile(tmp_path: Path, registry: ComponentRegistry) -> None:
+    body = """\
+oml_version: "0.1.0"
+name: merged
+metadata:
+  base: &base {component: filesystem.csv_extractor, mode: read}
+steps:
+  - <<: *base
+    id: a
+    config: {path: a.csv}
+  - <<: *base
+    id: b
+    mode: read
+    config: {path: b.csv}
+"""
+    compile_text(tmp_path, registry, body)
