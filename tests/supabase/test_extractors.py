@@ -170,3 +170,19 @@ def test_postgres_tables_with_an_integer_key_are_read_in_key_pages(
         limited = con.execute("SELECT * FROM limited").fetch_arrow_table()
     assert limited.column_names == ["amount"] and limited.num_rows == 1_500
     assert limited.column("amount").to_pylist()[-1] == Decimal("1687.500")
+
+
+def test_wide_numerics_travel_exactly(project: Path, registry: ComponentRegistry,
+                                      pg_db: PostgresDatabase, postgrest: PostgrestServer) -> None:
+    conns = connections(project, pg_db, postgrest, with_pg_dsn=True)
+    query = ("SELECT 1 AS id, 9999999999999999999::numeric(19,0) AS wide, "
+             "99999999999999999999999999.99::numeric(28,2) AS money, 12345.6789::numeric(28,10) AS fine")
+    run = run_pipeline(registry, project, [
+        {"id": "q", "component": "postgres.extractor", "mode": "read",
+         "config": {"connection": "@postgres.main", "query": query}},
+        to_parquet("wide", "q")], connections=conns)
+    assert_succeeded(run)
+    row = read_back(project, "wide").to_pylist()[0]
+    assert row["wide"] == Decimal("9999999999999999999")
+    assert row["money"] == Decimal("99999999999999999999999999.99")
+    assert row["fine"] == Decimal("12345.6789")

@@ -16,7 +16,8 @@ SECRET_KEY_PATTERN = re.compile(
 )
 """Key names treated as secret even when no spec declares them."""
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S+)@(?=[^@\s]*(?:\s|$))")
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s/?#]+)@(?=[^@\s/?#]*(?:[/?#\s]|$))")
 """The password runs to the *last* `@` of the URL: passwords may contain `@`."""
 _KV_PASSWORD = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*=\s*)(?P<q>['\"]?)(?P<pw>[^'\"\s]+)(?P=q)", re.I)
 _BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<pw>[A-Za-z0-9._\-~+/]+=*)", re.IGNORECASE)
@@ -45,8 +46,8 @@ class Masker:
     def add_secret_values(self, values: Iterable[str]) -> None:
         """Remember resolved secret values so any later text containing them is masked.
 
-        A URL's password is remembered too, whole, percent-decoded, and in its `@`-separated pieces: a
-        client that splits such a URL at the first `@` quotes the rest of the password as a host name.
+        A URL's password is remembered too, whole and percent-decoded, and so is what follows its first `@`
+        (with the `@`): a client that splits such a URL at the first `@` quotes that rest as a host name.
         """
         for value in values:
             candidates = {value}
@@ -55,7 +56,8 @@ class Masker:
                 password = match["pw"]
                 for form in (password, unquote(password)):
                     candidates.add(form)
-                    candidates.update(form.split("@"))
+                    if "@" in form:
+                        candidates.add(form.split("@", 1)[1] + "@")
             self._secret_values.update(c for c in candidates if len(c) >= 3)
 
     def mask(self, value: Any) -> Any:

@@ -52,7 +52,9 @@ def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str)
                 batch = next(iterator)
             except StopIteration:
                 return
-            except OsirisError:
+            except OsirisError as exc:
+                if isinstance(exc, DriverError) and exc.step_id == producer:
+                    counter.error = exc
                 raise
             except Exception as exc:
                 counter.error = DriverError(f"reading the output of step '{producer}' failed: {exc}",
@@ -198,7 +200,8 @@ class Runner:
                 if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
                     raise
                 # A stream that broke while this step read it is the producing step's failure: report that.
-                exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
+                if not isinstance(exc, StepTimeout):
+                    exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
                 run_error = exc if isinstance(exc, OsirisError) else DriverError(str(exc), step_id=step.id)
                 self._fail_step(step, state, exc, log)
             finally:

@@ -120,6 +120,9 @@ def parse_yaml(text: str, *, path: str) -> YamlDocument:
         raise YamlError(f"invalid YAML: {problem}", location=location, hint="fix the YAML syntax") from None
     except yaml.YAMLError as exc:
         raise YamlError(f"invalid YAML: {exc}", location=Location(path), hint="fix the YAML syntax") from None
+    except RecursionError:
+        raise YamlError("invalid YAML: nested too deeply", location=Location(path),
+                        hint="flatten the structure") from None
     return YamlDocument(path=path, data=data, positions=positions, key_positions=key_positions)
 
 

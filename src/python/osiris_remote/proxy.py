@@ -7,7 +7,7 @@ import io
 import os
 import shlex
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -77,7 +77,8 @@ class _Stream:
             self._line(line)
 
     def on_stderr(self, chunk: str) -> None:
-        self.stderr = (self.stderr + chunk)[-STDERR_TAIL:]
+        # Masked before it is cut, so a cut never leaves half a secret behind.
+        self.stderr = self.masker.mask(self.stderr + chunk)[-STDERR_TAIL:]
 
     def finish(self) -> None:
         for line in self.lines.flush():
@@ -101,6 +102,18 @@ class _Stream:
         elif kind == "run_card":
             self.card = payload.get("card")
             self.archive = str(payload.get("archive"))
+
+
+def _transfer(what: str, action: Callable[[], None]) -> None:
+    """Run a file transfer; any failure (sandbox API, local disk, archive) becomes one RunError."""
+    try:
+        action()
+    except OsirisError:
+        raise
+    except Exception as exc:
+        raise RunError(f"{what} failed: {type(exc).__name__}: {' '.join(str(exc).split())}",
+                       hint="check free space and permissions of the files involved; the run is marked failed") \
+            from None
 
 
 class RemoteRunner:
@@ -143,15 +156,18 @@ class RemoteRunner:
                                  hint="rebuild the bundle from this code (or drop --bundle)")
             secrets_env, connections_yaml = self._connections_for(compiled)
             with open_sandbox(self.options) as sandbox:
-                self._upload(sandbox, bundle, compiled, connections_yaml)
+                _transfer("uploading to the sandbox", lambda: self._upload(sandbox, bundle, compiled, connections_yaml))
                 deps_dir = self._install_deps(sandbox, compiled, session, execution) \
                     if self.options.install_deps else None
                 self._run_worker(sandbox, bundle, host_fp, secrets_env, stream, deps_dir)
                 execution["sandbox_driver_code_sha256"] = stream.sandbox_fingerprint
                 if stream.archive:
-                    self._download_archive(sandbox, session)
+                    _transfer("bringing back the sandbox's session archive",
+                              lambda: self._download_archive(sandbox, session))
                 if stream.card is not None:
-                    self._download_outputs(sandbox, compiled, stream.card)
+                    worker_card = stream.card
+                    _transfer("bringing back output files",
+                              lambda: self._download_outputs(sandbox, compiled, worker_card))
         except OsirisError as exc:
             error = exc
         stream.finish()
@@ -322,8 +338,11 @@ class RemoteRunner:
             target = Path(file.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.osiris-download")
-            partial.write_bytes(bytes(sandbox.files.read(remote, format="bytes")))
-            os.replace(partial, target)
+            try:
+                partial.write_bytes(bytes(sandbox.files.read(remote, format="bytes")))
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
 
     def _card(self, compiled: CompiledPipeline, session: Session, stream: _Stream, error: OsirisError | None,
               execution: dict[str, Any], host_fp: str, clock: Stopwatch) -> RunCard:
@@ -335,7 +354,7 @@ class RemoteRunner:
                                              "duration_ms": clock.ms()})
         if error is None:
             reason = stream.worker_error or (
-                "the sandbox worker exited before finishing" + (f": {self.masker.mask(stream.stderr.strip()[-300:])}"
+                "the sandbox worker exited before finishing" + (f": {stream.stderr.strip()[-300:]}"
                                                                 if stream.stderr.strip() else ""))
             error = RunError(reason, hint="see events.jsonl; rerun with --verbose")
         started = {e["step_id"] for e in stream.events if e.get("event") == "step_start"}

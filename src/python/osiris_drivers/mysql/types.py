@@ -23,14 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from osiris_core.arrow_values import python_safe
+from osiris_drivers.connectorx_reader import decimal_is_exact
 
 # pymysql.constants.FIELD_TYPE, spelled out so this module does not import pymysql.
 DECIMAL, TINY, TIMESTAMP, NEWDECIMAL = 0, 1, 7, 246
 UNSIGNED_FLAG = 32
-NATIVE_DECIMAL_DIGITS = 28
-"""Digits ConnectorX carries exactly (it decodes DECIMAL through a 96-bit rust_decimal)."""
-NATIVE_DECIMAL_SCALE = 10
-"""Decimals ConnectorX keeps (its Arrow type is decimal128(38, 10))."""
 MAX_DECIMAL128_DIGITS = 38
 MAX_MYSQL_DECIMAL = (65, 30)
 KEY_TEXT = "VARCHAR(255)"
@@ -69,8 +66,7 @@ class ResultColumn:
     @property
     def as_text(self) -> bool:
         """Whether the column must travel as text to keep every digit (see module docstring)."""
-        return self.is_decimal and (self.decimal_precision > NATIVE_DECIMAL_DIGITS
-                                    or self.scale > NATIVE_DECIMAL_SCALE)
+        return self.is_decimal and not decimal_is_exact(self.decimal_precision, self.scale)
 
     @property
     def is_boolean(self) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from osiris_core.errors import DriverError
-from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
+from osiris_drivers.connectorx_reader import Describe, decimal_is_exact, guarded_batches, open_stream
 from osiris_drivers.keyset_pages import KEY_ALIAS, PAGE_ROWS, keyset_pages
 from osiris_drivers.postgres.connection import driver_error, normalized_dsn, pg_connection
 from osiris_drivers.postgres.sql import qualified, quote_ident
@@ -20,11 +20,6 @@ MAX_DECIMAL128_PRECISION = 38
 def table_query(schema: str, table: str, columns: list[str] | None, limit: int | None) -> str:
     cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
     return f"SELECT {cols} FROM {qualified(schema, table)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
-
-
-CONNECTORX_EXACT_PRECISION = 28
-CONNECTORX_EXACT_SCALE = 10
-"""ConnectorX decodes NUMERIC as decimal128(38,10) through a 28-digit decimal: beyond these it rounds or panics."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +45,12 @@ def _numeric_columns(dsn: str, query: str, step_id: str) -> tuple[list[str], lis
         if column.type_code != NUMERIC_OID:
             continue
         precision, scale = column.precision, column.scale or 0
-        if not precision or precision > MAX_DECIMAL128_PRECISION:
-            numerics.append(_Numeric(column.name, pa.string(), as_text=True))  # unconstrained: exact as text
+        if not precision or precision > MAX_DECIMAL128_PRECISION or not 0 <= scale <= precision:
+            # Unconstrained, wider than decimal128, or a negative scale (PostgreSQL 15): exact as text.
+            numerics.append(_Numeric(column.name, pa.string(), as_text=True))
         else:
-            exact = precision <= CONNECTORX_EXACT_PRECISION and scale <= CONNECTORX_EXACT_SCALE
-            numerics.append(_Numeric(column.name, pa.decimal128(precision, scale), as_text=not exact))
+            numerics.append(_Numeric(column.name, pa.decimal128(precision, scale),
+                                     as_text=not decimal_is_exact(precision, scale)))
     return [c.name for c in description], numerics
 
 
@@ -113,9 +109,13 @@ def _integer_key(dsn: str, schema: str, table: str, step_id: str) -> str | None:
                 "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
                 "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary", (qualified(schema, table),))
             rows = cursor.fetchall()
+            # Inheritance children share no key with their parent: pages could split equal keys. Read whole.
+            cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%s)",
+                           (qualified(schema, table),))
+            children = cursor.fetchone()
     except psycopg2.Error as exc:
         raise driver_error(exc, step_id=step_id, doing="reading the table's primary key") from None
-    if len(rows) == 1 and rows[0][1] in {"smallint", "integer", "bigint"}:
+    if len(rows) == 1 and rows[0][1] in {"smallint", "integer", "bigint"} and not (children and children[0]):
         return str(rows[0][0])
     return None
 
@@ -130,10 +130,12 @@ def stream_table(dsn: str, schema: str, table: str, columns: list[str] | None, l
     select = _exact_select(names, numerics)
     describe = _describer(step_id)
 
+    page_rows = PAGE_ROWS if limit is None else max(1, min(PAGE_ROWS, limit))
+
     def page_sql(after: int | None) -> str:
         where = f" WHERE {quote_ident(key)} > {int(after)}" if after is not None else ""
         return (f"SELECT {select}, {quote_ident(key)} AS {KEY_ALIAS} FROM {qualified(schema, table)}{where} "
-                f"ORDER BY {quote_ident(key)} LIMIT {PAGE_ROWS}")
+                f"ORDER BY {quote_ident(key)} LIMIT {page_rows}")
 
     first = open_stream(normalized_dsn(dsn), page_sql(None), describe)
     fields = list(first.schema)
@@ -146,4 +148,4 @@ def stream_table(dsn: str, schema: str, table: str, columns: list[str] | None, l
             yield batch.cast(with_key) if numerics else batch
 
     return pa.RecordBatchReader.from_batches(
-        out_schema, keyset_pages(read_page, out_schema, limit=limit, page_rows=PAGE_ROWS, name=f"osiris-{step_id}"))
+        out_schema, keyset_pages(read_page, out_schema, limit=limit, page_rows=page_rows, name=f"osiris-{step_id}"))

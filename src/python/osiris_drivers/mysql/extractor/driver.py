@@ -15,7 +15,7 @@ from pydantic import Field
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
-from osiris_drivers.keyset_pages import keyset_pages
+from osiris_drivers.keyset_pages import KEY_ALIAS, keyset_pages
 from osiris_drivers.mysql.connection import (
     ER_PARSE,
     SESSION_TIME_ZONE,
@@ -38,7 +38,12 @@ PAGE_ROWS = 65_536
 ConnectorX's stream reads ahead without limit when its consumer is slower (a database writer), so a whole
 table read as one stream can fill memory. Reading the table in primary-key pages bounds that to one page.
 """
-PK_ALIAS = "__osiris_pk"
+PK_ALIAS = KEY_ALIAS
+
+
+def _page_rows(limit: int | None) -> int:
+    """A page never asks for more rows than the step's `limit`."""
+    return PAGE_ROWS if limit is None else max(1, min(PAGE_ROWS, limit))
 PROBE_ALIAS = "__osiris_probe"
 TEXT_ALIAS = "__osiris_q"
 
@@ -127,7 +132,7 @@ class MySQLExtractor(Driver[MySQLExtractorConfig]):
         columns = ", ".join(quote_ident(c) for c in config.columns) if config.columns else "*"
         where = f" WHERE {quote_ident(key)} > {int(after)}" if after is not None else ""
         return (f"SELECT {columns}, {quote_ident(key)} AS {PK_ALIAS} FROM {qualified(database, table)}{where} "
-                f"ORDER BY {quote_ident(key)} LIMIT {PAGE_ROWS}")
+                f"ORDER BY {quote_ident(key)} LIMIT {_page_rows(config.limit)}")
 
     def _pages(self, step_id: str, config: MySQLExtractorConfig, key: str, first: pa.RecordBatchReader,
                schema: pa.Schema, targets: list[pa.DataType | None]) -> Iterator[pa.RecordBatch]:
@@ -137,7 +142,8 @@ class MySQLExtractor(Driver[MySQLExtractorConfig]):
             reader = first if after is None else self._open(step_id, config, self._page_sql(config, key, after))
             return self._batches(step_id, config, reader, None, [*targets, None])
 
-        return keyset_pages(read_page, schema, limit=config.limit, page_rows=PAGE_ROWS, name=f"osiris-{step_id}")
+        return keyset_pages(read_page, schema, limit=config.limit, page_rows=_page_rows(config.limit),
+                            name=f"osiris-{step_id}")
 
     @staticmethod
     def _describe(step_id: str, config: MySQLExtractorConfig, sql: str) -> list[ResultColumn]:
