@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from osiris_core.arrow_values import python_safe
-from osiris_drivers.connectorx_reader import decimal_is_exact
+from osiris_drivers.connectorx_decimals import decimal_is_exact
 
 # pymysql.constants.FIELD_TYPE, spelled out so this module does not import pymysql.
 DECIMAL, TINY, TIMESTAMP, NEWDECIMAL = 0, 1, 7, 246

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from osiris_core.errors import DriverError
-from osiris_drivers.connectorx_reader import Describe, decimal_is_exact, guarded_batches, open_stream
+from osiris_drivers.connectorx_decimals import decimal_is_exact
+from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
 from osiris_drivers.keyset_pages import KEY_ALIAS, PAGE_ROWS, keyset_pages
 from osiris_drivers.postgres.connection import driver_error, normalized_dsn, pg_connection
 from osiris_drivers.postgres.sql import qualified, quote_ident
