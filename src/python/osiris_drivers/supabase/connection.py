@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from osiris_core.driver import DriverConfig
 from osiris_core.errors import DriverError
 from osiris_drivers.postgres.ddl_channel import DdlChannel, HttpSqlChannel, Psycopg2Channel
 
@@ -11,9 +12,18 @@ if TYPE_CHECKING:
     from supabase import Client
 
 DdlChannelName = Literal["auto", "http_sql", "psycopg2"]
-SUPABASE_FIELDS = ("url", "service_role_key", "anon_key", "pg_dsn", "sql_url")
 DEFAULT_SQL_PATH = "/pg/query"
 """Where Supabase's pg-meta answers `{"query": …}`; override with the connection's `sql_url`."""
+
+
+class SupabaseConnectionFields(DriverConfig):
+    """The fields a `supabase` connection supplies; every supabase.* driver config extends this."""
+
+    url: str
+    service_role_key: str | None = None
+    anon_key: str | None = None
+    pg_dsn: str | None = None
+    sql_url: str | None = None
 
 
 def api_key(*, step_id: str, service_role_key: str | None, anon_key: str | None) -> str:

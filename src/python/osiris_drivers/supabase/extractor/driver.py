@@ -8,19 +8,14 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_drivers.postgres.extractor.driver import check_source, read_source
-from osiris_drivers.supabase.connection import api_key, rest_client
+from osiris_drivers.supabase.connection import SupabaseConnectionFields, api_key, rest_client
 from osiris_drivers.supabase.rest_stage import describe
 
 
-class SupabaseExtractorConfig(DriverConfig):
-    url: str
-    service_role_key: str | None = None
-    anon_key: str | None = None
-    pg_dsn: str | None = None
-    sql_url: str | None = None
+class SupabaseExtractorConfig(SupabaseConnectionFields):
     query: str | None = Field(default=None, min_length=1)
     schema_: str = Field(default="public", alias="schema")
     table: str | None = Field(default=None, min_length=1)

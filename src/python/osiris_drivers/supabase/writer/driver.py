@@ -15,19 +15,20 @@ from osiris_drivers.postgres.loader import (
     load_in_one_transaction,
     load_via_stage,
 )
-from osiris_drivers.supabase.connection import DdlChannelName, api_key, ddl_channel, rest_client
+from osiris_drivers.supabase.connection import (
+    DdlChannelName,
+    SupabaseConnectionFields,
+    api_key,
+    ddl_channel,
+    rest_client,
+)
 from osiris_drivers.supabase.rest_stage import RestStageWriter
 
 RELOAD_SCHEMA_SQL = "\nNOTIFY pgrst, 'reload schema';"
 """PostgREST learns about new tables (the staging table) only after this."""
 
 
-class SupabaseWriterConfig(TableWriteOptions):
-    url: str
-    service_role_key: str | None = None
-    anon_key: str | None = None
-    pg_dsn: str | None = None
-    sql_url: str | None = None
+class SupabaseWriterConfig(SupabaseConnectionFields, TableWriteOptions):
     ddl_channel: DdlChannelName = "auto"
     batch_size: int = Field(default=1000, ge=1, le=100_000)
 
