@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from osiris_core.connections import Connections, find_connections_file
@@ -17,8 +18,13 @@ class App:
     json: bool
     verbose: bool
 
-    def registry(self) -> ComponentRegistry:
+    @cached_property
+    def _registry(self) -> ComponentRegistry:
         return default_registry()
+
+    def registry(self) -> ComponentRegistry:
+        """The installed components, loaded once per command (specs parsed, entry points read)."""
+        return self._registry
 
     def connections(self, *near: Path) -> Connections:
         return Connections.load(find_connections_file(self.connections_path, search_dirs=near))
