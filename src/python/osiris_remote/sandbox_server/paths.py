@@ -12,6 +12,8 @@ Safety rules:
 * after symlinks are resolved on the host the result must still lie inside ``<root>``,
   so a symlink (for example one created by a command) cannot be used to read or write
   host files through the file API.
+
+The root is private to the server's user (mode 0700), and so are the homes created in it.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ class SandboxLayout:
 
     @classmethod
     def create(cls, root: Path) -> SandboxLayout:
-        root.mkdir(parents=True, exist_ok=True)
+        """The layout of ``root``, created if needed; the root is made private (0700)."""
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         layout = cls(Path(os.path.realpath(root)))
+        os.chmod(layout.root, 0o700)
         layout.ensure_home(DEFAULT_USER)
         return layout
 
@@ -61,7 +65,7 @@ class SandboxLayout:
     def ensure_home(self, username: str) -> Path:
         """Create (if needed) and return the host directory backing the user's home."""
         host = self.to_host(self.home_of(username))
-        host.mkdir(parents=True, exist_ok=True)
+        host.mkdir(mode=0o700, parents=True, exist_ok=True)
         return host
 
     # -- resolution --------------------------------------------------------------------------

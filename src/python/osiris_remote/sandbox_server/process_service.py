@@ -1,8 +1,10 @@
 """The envd ``process.Process`` Connect service: real host processes, sandbox-rooted.
 
-Each started process runs ``ProcessConfig.cmd`` with ``ProcessConfig.args`` exactly as the
-SDK sends them (``commands.run`` sends ``/bin/bash -l -c <cmd>``; ``pty.create`` sends
-``/bin/bash -i -l`` with a PTY) in a new session (its own process group), with:
+Each started process runs ``ProcessConfig.cmd`` with ``ProcessConfig.args`` as the SDK sends
+them (``commands.run`` sends ``/bin/bash -l -c <cmd>``; ``pty.create`` sends ``/bin/bash -i -l``
+with a PTY), except that a bash or sh is never a login shell and bash reads no rc file
+(``containment.without_login_shell``), in a new session (its own process group), with
+umask 077, and:
 
 * cwd: the requested ``cwd`` resolved as a sandbox path (default: the user's home,
   ``/home/user`` -> ``<root>/home/user``); it must exist;
@@ -12,9 +14,12 @@ SDK sends them (``commands.run`` sends ``/bin/bash -l -c <cmd>``; ``pty.create``
 
 Output is read in chunks of up to 32 KiB and broadcast to every stream attached to the
 process (the ``Start`` stream and any ``Connect`` streams); there is no replay of output
-produced before a stream attached. Like envd, a ``Connect-Timeout-Ms`` on ``Start`` bounds
-the process's lifetime (it is SIGKILLed when the deadline passes), and a client that goes
-away does not kill the process. Signals go to the whole process group.
+produced before a stream attached. Like envd, a ``Connect-Timeout-Ms`` on ``Start`` (the
+SDK's ``timeout``) bounds the process's lifetime: when the deadline passes it is SIGKILLed
+with everything it started (``containment.kill_trees``), as on ``SendSignal(SIGKILL)``, at the
+end of the sandbox's lifetime and when the server stops. A client that goes away does not
+kill the process. SIGTERM goes to the process group. At most ``SandboxLimits.processes``
+run at a time.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from e2b.envd.process.process_connect import Process
 from protobuf import Oneof
 
 from .common import keepalive_interval, rpc_errors, user_from_headers
+from .containment import child_setup, kill_trees, without_login_shell
 from .paths import SandboxLayout
 
 CHUNK_SIZE = 32 * 1024
@@ -130,10 +136,6 @@ def _exit_details(returncode: int) -> tuple[int, bool, str, str | None]:
     return -1, False, status, status
 
 
-def _set_controlling_tty() -> None:  # pragma: no cover - runs in the child
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 def _set_winsize(fd: int, size: pb.PTY.Size | None) -> None:
     rows = size.rows if size is not None and size.rows else 24
     cols = size.cols if size is not None and size.cols else 80
@@ -219,8 +221,16 @@ class ManagedProcess:
 
     # -- control -----------------------------------------------------------------------------
     def signal(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGKILL:
+            self.kill()
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)  # the process leads its own session / process group
+
+    def kill(self) -> None:
+        """SIGKILL the process with everything it started (unless it already ended)."""
+        if self.popen.returncode is None:
+            kill_trees([self.pid])
 
     async def write_input(self, process_input: pb.ProcessInput | None) -> None:
         match process_input.input if process_input is not None else None:
@@ -259,10 +269,13 @@ class ManagedProcess:
 class ProcessManager:
     """Starts processes and keeps the table of running ones (pid -> ManagedProcess)."""
 
-    def __init__(self, layout: SandboxLayout, envs: Mapping[str, str], path_env: str) -> None:
+    def __init__(
+        self, layout: SandboxLayout, envs: Mapping[str, str], path_env: str, *, max_processes: int = 256
+    ) -> None:
         self._layout = layout
         self._envs = dict(envs)
         self._path_env = path_env
+        self._max_processes = max_processes
         self._processes: dict[int, ManagedProcess] = {}
         self._finishers: set[asyncio.Task[None]] = set()
 
@@ -312,7 +325,11 @@ class ProcessManager:
             cwd = self._layout.to_host(vcwd)
         if not cwd.is_dir():
             raise ConnectError(Code.INVALID_ARGUMENT, f"cwd '{vcwd}' does not exist")
-        argv = [config.cmd, *config.args]
+        if len(self._processes) >= self._max_processes:
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED, f"more than {self._max_processes} processes running; wait or kill some"
+            )
+        argv = without_login_shell([config.cmd, *config.args])
         use_pty = request.has_field("pty") and request.pty is not None
         # envd keeps stdin open unless the request explicitly disables it.
         want_stdin = not request.has_field("stdin") or request.stdin
@@ -332,7 +349,8 @@ class ProcessManager:
                     cwd=cwd,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_set_controlling_tty,  # noqa: PLW1509 - only sets the controlling tty
+                    umask=0o077,
+                    preexec_fn=child_setup(os.getpid(), controlling_tty=True),  # noqa: PLW1509
                 )
             else:
                 out_r, out_w = os.pipe()
@@ -354,6 +372,8 @@ class ProcessManager:
                     cwd=cwd,
                     env=env,
                     start_new_session=True,
+                    umask=0o077,
+                    preexec_fn=child_setup(os.getpid(), controlling_tty=False),  # noqa: PLW1509
                 )
         except OSError as e:
             for fd in parent_fds:
@@ -410,8 +430,8 @@ class ProcessManager:
         proc.broadcast(_end_event(end))
 
     def kill_all(self) -> None:
-        for proc in list(self._processes.values()):
-            proc.signal(signal.SIGKILL)
+        """SIGKILL every running process with everything it started."""
+        kill_trees(proc.pid for proc in list(self._processes.values()) if proc.popen.returncode is None)
 
 
 def _wait_in_thread(
