@@ -54,7 +54,8 @@ group, session and descendants (``containment``); each started process also gets
 the server dies (``PR_SET_PDEATHSIG``, best effort: it does not reach a daemon that left the
 session after its parent exited). Bodies, inflated gzip, multipart parts, RPC messages,
 listings, watchers, processes and connections are bounded (``SandboxLimits``; 413 or
-``resource_exhausted``).
+``resource_exhausted``), and so is output waiting for a slow stream (the process then
+blocks on its pipe, ``process_service.MAX_QUEUED_CHUNKS``).
 
 Filesystem mapping
 ------------------

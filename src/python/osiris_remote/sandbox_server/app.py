@@ -78,6 +78,7 @@ class SandboxApp:
         """
         if not self._expired:
             self._end_reason = reason or f"its lifetime of {self.lifetime or 0:g} s is over"
+            self.processes.end_reason = self._end_reason
         self._expired = True
         if self._timer is not None:
             self._timer.cancel()

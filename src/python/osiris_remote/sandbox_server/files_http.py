@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 
 from .common import write_metadata
 from .limits import MiB, SandboxLimits
-from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, validate_username
+from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, make_private_dirs, validate_username
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -265,7 +265,7 @@ class _Staged:
         if host.is_dir():
             raise HTTPFailure(400, f"path is a directory: {vpath}")
         try:
-            host.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(host.parent)
             self.temp = host.parent / f".{host.name}.{secrets.token_hex(8)}.osiris-upload"
             fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except (FileExistsError, NotADirectoryError) as e:

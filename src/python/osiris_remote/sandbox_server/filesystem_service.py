@@ -28,7 +28,7 @@ from protobuf import Oneof
 
 from .common import entry_info, keepalive_interval, rpc_errors, user_from_headers
 from .limits import SandboxLimits
-from .paths import SandboxLayout
+from .paths import SandboxLayout, make_private_dirs
 
 WATCH_POLL_INTERVAL = 0.25
 """Seconds between two scans of a watched directory (watching is done by polling)."""
@@ -145,7 +145,7 @@ class FilesystemService(Filesystem):
                 raise ConnectError(
                     Code.INVALID_ARGUMENT, f"path already exists but it is not a directory: {vpath}"
                 )
-            host.mkdir(parents=True)
+            make_private_dirs(host, exist_ok=False)
             return fs.MakeDirResponse(entry=entry_info(self._layout, vpath, host))
 
     async def move(
@@ -160,7 +160,7 @@ class FilesystemService(Filesystem):
             dst_host = self._layout.to_host(destination, follow=False)
             if not os.path.lexists(src_host):
                 raise ConnectError(Code.NOT_FOUND, f"source file not found: {source}")
-            dst_host.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(dst_host.parent)
             os.replace(src_host, dst_host)
             return fs.MoveResponse(entry=entry_info(self._layout, destination, dst_host))
 

@@ -45,6 +45,7 @@ from e2b.envd.process import process_pb as pb
 from e2b.envd.process.process_connect import Process
 from protobuf import Oneof
 
+from .client import SANDBOX_ID
 from .common import keepalive_interval, rpc_errors, user_from_headers
 from .containment import child_setup, kill_trees, without_login_shell
 from .paths import SandboxLayout
@@ -54,6 +55,13 @@ CHUNK_SIZE = 32 * 1024
 
 DRAIN_GRACE = 0.5
 """Seconds to keep reading output after the process exited (e.g. from its descendants)."""
+
+MAX_QUEUED_CHUNKS = 256
+"""Output chunks (of up to CHUNK_SIZE) waiting for the slowest attached stream before the server stops
+reading the process's output (it then blocks writing, as on a full pipe) until that stream caught up to half."""
+
+SLOW_READER_GRACE = 60.0
+"""Seconds an exited process's remaining output may wait for a slow stream before it is dropped."""
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_LANG = "C.UTF-8"
@@ -82,8 +90,19 @@ class _FdReader:
         self._on_data = on_data
         self._owns_fd = owns_fd
         self.done: asyncio.Future[None] = loop.create_future()
+        self.paused = False
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
+
+    def pause(self) -> None:
+        if not self.paused and not self.done.done():
+            self._loop.remove_reader(self._fd)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and not self.done.done():
+            self._loop.add_reader(self._fd, self._readable)
+        self.paused = False
 
     def _readable(self) -> None:
         try:
@@ -100,7 +119,8 @@ class _FdReader:
     def close(self) -> None:
         if self.done.done():
             return
-        self._loop.remove_reader(self._fd)
+        if not self.paused:
+            self._loop.remove_reader(self._fd)
         if self._owns_fd:
             os.close(self._fd)
         self.done.set_result(None)
@@ -202,10 +222,26 @@ class ManagedProcess:
 
     def unsubscribe(self, queue: asyncio.Queue[pb.ProcessEvent]) -> None:
         self._subscribers.discard(queue)
+        self.regulate()
 
     def broadcast(self, event: pb.ProcessEvent) -> None:
         for queue in self._subscribers:
             queue.put_nowait(event)
+        self.regulate()
+
+    def regulate(self) -> None:
+        """Pause reading output while a stream lags MAX_QUEUED_CHUNKS behind; resume at half."""
+        backlog = max((queue.qsize() for queue in self._subscribers), default=0)
+        if backlog >= MAX_QUEUED_CHUNKS:
+            for reader in self.readers:
+                reader.pause()
+        elif backlog <= MAX_QUEUED_CHUNKS // 2:
+            for reader in self.readers:
+                reader.resume()
+
+    @property
+    def throttled(self) -> bool:
+        return any(reader.paused for reader in self.readers)
 
     def output(self, kind: Literal["stdout", "stderr", "pty"]) -> Callable[[bytes], None]:
         def emit(chunk: bytes) -> None:
@@ -278,6 +314,8 @@ class ProcessManager:
         self._max_processes = max_processes
         self._processes: dict[int, ManagedProcess] = {}
         self._finishers: set[asyncio.Task[None]] = set()
+        self.end_reason: str | None = None
+        """Set when the sandbox ended (lifetime over, server stopping): streams then end with UNAVAILABLE."""
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -408,11 +446,17 @@ class ProcessManager:
     async def _finish(self, proc: ManagedProcess, exited: asyncio.Future[None]) -> None:
         await exited
         proc.exited.set()
-        pending = [reader.done for reader in proc.readers if not reader.done.done()]
-        if pending:
-            # Output still buffered in the pipes is read now; descendants that keep the pipe
-            # open (e.g. `cmd &`) do not keep the command alive (envd closes the pipes too).
+        # Output still buffered in the pipes is read now; descendants that keep the pipe
+        # open (e.g. `cmd &`) do not keep the command alive (envd closes the pipes too).
+        # A stream slow to take the output of a process that exited by itself gets longer,
+        # up to SLOW_READER_GRACE (not one that was killed, nor when the sandbox ends).
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SLOW_READER_GRACE
+        while pending := [reader.done for reader in proc.readers if not reader.done.done()]:
             await asyncio.wait(pending, timeout=DRAIN_GRACE)
+            patient = proc.throttled and proc.popen.returncode >= 0 and self.end_reason is None
+            if not patient or loop.time() >= give_up:
+                break
         for reader in proc.readers:
             reader.close()
         if proc.deadline is not None:
@@ -448,18 +492,26 @@ def _wait_in_thread(
 
 
 async def _stream_events(
-    proc: ManagedProcess, queue: asyncio.Queue[pb.ProcessEvent], keepalive: float | None
+    proc: ManagedProcess, queue: asyncio.Queue[pb.ProcessEvent], keepalive: float | None, manager: ProcessManager
 ) -> AsyncIterator[pb.ProcessEvent]:
-    """Events for one attached stream, with keepalives while idle, until the end event."""
+    """Events for one attached stream, with keepalives while idle, until the end event.
+
+    A process killed because the sandbox ended has no end event: the stream fails the way
+    E2B's does when a sandbox goes away (UNAVAILABLE "... was not found").
+    """
     while True:
         try:
             event = await asyncio.wait_for(queue.get(), keepalive)
         except TimeoutError:
             yield _keepalive_event()
             continue
-        yield event
+        proc.regulate()
         if isinstance(event.event, Oneof) and event.event.field == "end":
+            if manager.end_reason is not None:
+                raise ConnectError(Code.UNAVAILABLE, f"The sandbox {SANDBOX_ID} was not found: {manager.end_reason}")
+            yield event
             return
+        yield event
 
 
 def _without_envs(config: pb.ProcessConfig) -> pb.ProcessConfig:
@@ -497,7 +549,7 @@ class ProcessService(Process):
             proc.deadline = loop.call_later(max(remaining_ms, 0.0) / 1000.0, proc.signal, signal.SIGKILL)
         try:
             yield pb.StartResponse(event=proc.start_event())
-            async for event in _stream_events(proc, queue, keepalive_interval(ctx)):
+            async for event in _stream_events(proc, queue, keepalive_interval(ctx), self._manager):
                 yield pb.StartResponse(event=event)
         finally:
             proc.unsubscribe(queue)
@@ -509,7 +561,7 @@ class ProcessService(Process):
         queue = proc.subscribe()
         try:
             yield pb.ConnectResponse(event=proc.start_event())
-            async for event in _stream_events(proc, queue, keepalive_interval(ctx)):
+            async for event in _stream_events(proc, queue, keepalive_interval(ctx), self._manager):
                 yield pb.ConnectResponse(event=event)
         finally:
             proc.unsubscribe(queue)
