@@ -62,7 +62,7 @@ class SandboxApp:
             FilesystemService(self.layout, self.limits, alive=lambda: not self.expired),
             read_max_bytes=self.limits.rpc_message_bytes,
         )
-        self._files = FilesEndpoint(self.layout, self.limits)
+        self._files = FilesEndpoint(self.layout, self.limits, alive=lambda: not self.expired)
 
     @property
     def expired(self) -> bool:

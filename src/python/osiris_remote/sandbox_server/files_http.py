@@ -313,9 +313,10 @@ def _os_failure(what: str, e: OSError) -> HTTPFailure:
 class FilesEndpoint:
     """ASGI handler for ``/files``."""
 
-    def __init__(self, layout: SandboxLayout, limits: SandboxLimits) -> None:
+    def __init__(self, layout: SandboxLayout, limits: SandboxLimits, alive: Callable[[], bool]) -> None:
         self._layout = layout
         self._limits = limits
+        self._alive = alive
 
     def _resolve(self, path: str, query: dict[str, str]) -> tuple[str, Path]:
         try:
@@ -407,6 +408,8 @@ class FilesEndpoint:
                     f"unsupported content type: {media or 'none'}, "
                     "expected multipart/form-data or application/octet-stream",
                 )
+            if not self._alive():  # the sandbox ended while the body arrived
+                raise HTTPFailure(502, "the sandbox was not found: it ended during the upload")
             for item in staged:
                 item.commit()
         finally:
