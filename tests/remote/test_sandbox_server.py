@@ -1,4 +1,7 @@
-"""The local sandbox server, driven by the real ``e2b`` SDK in debug mode (no mocks)."""
+"""The local sandbox server, driven by the real ``e2b`` SDK in debug mode (no mocks).
+
+The SDK objects carry the server's access token (``LocalSandboxServer.sandbox()``); the attacks
+on the server without it are in test_sandbox_server_security.py."""
 
 from __future__ import annotations
 
@@ -14,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2b import AsyncSandbox, CommandExitException, InvalidArgumentException, Sandbox, TimeoutException
+from e2b import AuthenticationException, CommandExitException, InvalidArgumentException, Sandbox, TimeoutException
 from e2b.exceptions import NotFoundException
 from e2b.sandbox.filesystem.filesystem import FileType, WriteEntry
 
-from osiris_remote.sandbox_server import LocalSandboxServer
+from osiris_remote.sandbox_server import LocalSandboxServer, connect_async_sandbox, connect_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSandboxSer
 
 @pytest.fixture(scope="module")
 def sandbox(server: LocalSandboxServer) -> Sandbox:
-    return Sandbox.create(debug=True, sandbox_url=server.url)
+    return server.sandbox()
 
 
 @pytest.fixture()
@@ -296,7 +299,7 @@ def test_watch_dir_reports_changes(sandbox: Sandbox) -> None:
 
 def test_server_wide_envs(tmp_path: Path) -> None:
     with LocalSandboxServer(tmp_path, envs={"GLOBAL_VAR": "g", "OVERRIDE": "server"}) as srv:
-        box = Sandbox.create(debug=True, sandbox_url=srv.url)
+        box = srv.sandbox()
         out = box.commands.run('echo "$GLOBAL_VAR $OVERRIDE"', envs={"OVERRIDE": "command"}).stdout
         assert out == "g command\n"
         handle = box.commands.run("sleep 60", background=True)
@@ -311,21 +314,23 @@ def test_server_wide_envs(tmp_path: Path) -> None:
         time.sleep(0.05)
 
 
-def test_connect_via_environment_variables(
+def test_the_environment_configured_sdk_has_no_token_and_is_refused(
     server: LocalSandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("E2B_DEBUG", "true")
     monkeypatch.setenv("E2B_SANDBOX_URL", server.url)
     monkeypatch.delenv("E2B_API_KEY", raising=False)
     box = Sandbox.create()
-    assert box.commands.run("echo via-env").stdout == "via-env\n"
-    again = Sandbox.connect("any-id")
-    assert again.files.exists("/home/user")
+    with pytest.raises(AuthenticationException):
+        box.commands.run("echo via-env")
+    with pytest.raises(AuthenticationException):
+        Sandbox.connect("any-id").files.exists("/home/user")
+    assert connect_sandbox(server.url, server.token).commands.run("echo with-token").stdout == "with-token\n"
 
 
 def test_async_sdk(server: LocalSandboxServer) -> None:
     async def scenario() -> tuple[str, str]:
-        box = await AsyncSandbox.create(debug=True, sandbox_url=server.url)
+        box = connect_async_sandbox(server.url, server.token)
         await box.files.write("/home/user/async.txt", "async data")
         result = await box.commands.run("cat async.txt")
         return result.stdout, await box.files.read("/home/user/async.txt")
@@ -345,21 +350,25 @@ def test_serve_in_the_foreground(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         banner = proc.stderr.readline()
-        match = re.search(r"envd at (http://\S+)", banner)
+        match = re.search(r"envd at (http://\S+) .*access token in (\S+);", banner)
         assert match, banner
-        box = Sandbox.create(debug=True, sandbox_url=match.group(1))
+        token_file = Path(match.group(2))
+        token = token_file.read_text().strip()
+        assert token not in banner and token_file.stat().st_mode & 0o777 == 0o600
+        box = connect_sandbox(match.group(1), token)
         box.files.write("/home/user/fg.txt", "foreground")
         assert box.commands.run("cat fg.txt").stdout == "foreground"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
     assert (tmp_path / "home" / "user" / "fg.txt").read_text() == "foreground"
+    assert not token_file.exists()  # the default token file goes with the server
 
 
 def test_listing_processes_never_shows_their_environment(sandbox: Sandbox, server: LocalSandboxServer) -> None:
     handle = sandbox.commands.run("sleep 30", background=True, envs={"OSIRIS_CONN_0_PASSWORD": "hunter2-secret"})
     try:
-        other_client = Sandbox.create(debug=True, sandbox_url=server.url)
+        other_client = server.sandbox()
         listed = [p for p in other_client.commands.list() if p.pid == handle.pid]
         assert listed and listed[0].cmd == "/bin/bash"
         assert "hunter2-secret" not in repr(listed) and not listed[0].envs

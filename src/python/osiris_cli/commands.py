@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -139,13 +140,17 @@ def cmd_parity(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_serve(app: App, args: argparse.Namespace) -> int:
+    """Serve a sandbox until Ctrl-C; a default (temporary) root is removed on exit, even when the port is busy."""
     from osiris_remote.sandbox_server import serve
 
-    root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
-    root.mkdir(parents=True, exist_ok=True)
-    print(f"Serving an E2B-compatible sandbox rooted at {root}; point the e2b SDK at the URL below with "
-          "E2B_DEBUG=true and E2B_SANDBOX_URL=<url>", flush=True)
-    serve(root, args.host, args.port)
+    temporary = None if args.root else Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
+    root = temporary or Path(args.root)
+    try:
+        serve(root, args.host, args.port, token_file=Path(args.token_file) if args.token_file else None,
+              lifetime=args.lifetime)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
     return EXIT_OK
 
 

@@ -58,6 +58,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(prog="osiris", description="Compile and run OML data pipelines.",
@@ -89,9 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="the local E2B-compatible sandbox server").add_subparsers(
         dest="sandbox_command", required=True, metavar="ACTION")
     p = add("serve", cmd_sandbox_serve, "serve an E2B-compatible sandbox (envd protocol) in the foreground", sandbox)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any other needs --token-file too)")
     p.add_argument("--port", type=_port, default=49983, help="port (0 picks a free one; default 49983)")
-    p.add_argument("--root", default=None, help="sandbox root directory (default: a new temporary one)")
+    p.add_argument("--root", default=None,
+                   help="sandbox root directory, made 0700 (default: a new temporary one, removed on exit)")
+    p.add_argument("--token-file", default=None, metavar="PATH",
+                   help="write the access token here, 0600 (default: a temporary file, removed on exit)")
+    p.add_argument("--lifetime", type=_seconds, default=None, metavar="SECONDS",
+                   help="end the sandbox after this long: kill its processes, refuse requests (default: no limit)")
 
     components = sub.add_parser("components", help="list or show components").add_subparsers(
         dest="components_command", required=True, metavar="ACTION")

@@ -1,5 +1,6 @@
 """Sandbox backends. Both speak to the sandbox through the real `e2b` SDK: `e2b` to the E2B cloud,
-`local` to an E2B-compatible server on this machine (the SDK in debug mode, pointed at a free port)."""
+`local` to an E2B-compatible server on this machine (the SDK in debug mode, pointed at a free loopback port,
+with the server's per-run access token; the server lives as long as `--e2b-timeout` allows)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class SandboxOptions:
     backend: Backend = "local"
     template: str | None = None
     lifetime_s: int = 3600
-    """How long the sandbox may live (E2B kills it after this)."""
+    """How long the sandbox may live: E2B kills it after this, and so does the local server (with its processes)."""
     step_timeout_s: float | None = None
     """Per-step limit enforced by the worker."""
     env: dict[str, str] = field(default_factory=dict)
@@ -57,10 +58,10 @@ def open_sandbox(options: SandboxOptions) -> Iterator[Sandbox]:
         from osiris_remote.sandbox_server import LocalSandboxServer
 
         root = options.local_root or Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
-        root.mkdir(parents=True, exist_ok=True)
         try:
-            with LocalSandboxServer(root) as server:
-                yield Sandbox.create(debug=True, sandbox_url=server.url)
+            # The token stays in this process: the server checks it, the SDK object sends it.
+            with LocalSandboxServer(root, lifetime=options.lifetime_s) as server:
+                yield server.sandbox()
         finally:
             if options.local_root is None:
                 shutil.rmtree(root, ignore_errors=True)

@@ -120,18 +120,27 @@ def write_metadata(host: Path, metadata: dict[str, str]) -> dict[str, str]:
 
 
 def entry_info(layout: SandboxLayout, vpath: str, host: Path) -> filesystem_pb.EntryInfo:
-    """An ``EntryInfo`` for a host path (not following a final symlink), named by ``vpath``."""
+    """An ``EntryInfo`` for a host path (not following a final symlink), named by ``vpath``.
+
+    A symlink whose target lies inside the root reports that target (as a sandbox path) and
+    the target's type; one that leads outside the root reveals nothing about where it
+    points: no target, type ``SYMLINK``, size 0.
+    """
     st = os.lstat(host)
     is_symlink = stat.S_ISLNK(st.st_mode)
     target_mode = st.st_mode
+    size = st.st_size
     symlink_target: str | None = None
     if is_symlink:
-        real = os.path.realpath(host)
-        symlink_target = layout.to_virtual(real) or os.readlink(host)
-        try:
-            target_mode = os.stat(host).st_mode if layout.to_virtual(real) is not None else 0
-        except OSError:
-            target_mode = 0
+        symlink_target = layout.to_virtual(os.path.realpath(host))
+        target_mode = 0
+        if symlink_target is None:
+            size = 0  # an lstat size is the length of the target path
+        else:
+            try:
+                target_mode = os.stat(host).st_mode
+            except OSError:
+                target_mode = 0
     if stat.S_ISDIR(target_mode):
         file_type = filesystem_pb.FileType.DIRECTORY
     elif stat.S_ISREG(target_mode):
@@ -145,7 +154,7 @@ def entry_info(layout: SandboxLayout, vpath: str, host: Path) -> filesystem_pb.E
         name=name,
         type=file_type,
         path=vpath,
-        size=st.st_size,
+        size=size,
         mode=stat.S_IMODE(st.st_mode),
         permissions=stat.filemode(st.st_mode),
         owner=_owner_name(st.st_uid),

@@ -7,18 +7,27 @@
   or to the part's filename (the SDK sends the sandbox path as the filename).
   ``Content-Encoding: gzip`` bodies are decompressed; ``X-Metadata-<key>`` headers are
   stored as ``user.e2b.<key>`` extended attributes where the filesystem allows it.
-  Parent directories are created. The answer is the JSON list envd returns:
-  ``[{"name": ..., "type": "file", "path": ...}]``.
+  Parent directories are created (0700). Each file is written to a private temporary file
+  (0600) next to its destination and renamed over it once the whole body arrived, so a
+  refused or broken upload leaves no partial file; a replaced file keeps its mode. The
+  answer is the JSON list envd returns: ``[{"name": ..., "type": "file", "path": ...}]``.
+* Bodies are bounded (``SandboxLimits``): over ``upload_bytes`` as sent, over
+  ``upload_decoded_bytes`` written (gzip is inflated in bounded steps, so a gzip bomb costs
+  no memory) or over ``upload_files`` parts is answered 413 and nothing is written.
+* Only regular files are downloaded (a FIFO or device inside the root is refused, 400).
 
 Errors are JSON ``{"code": <status>, "message": ...}`` like envd's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
 import os
 import re
+import secrets
+import stat
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -26,7 +35,8 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
 from .common import write_metadata
-from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, validate_username
+from .limits import MiB, SandboxLimits
+from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, make_private_dirs, validate_username
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +44,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 DOWNLOAD_CHUNK = 256 * 1024
+INFLATE_CHUNK = MiB
+"""Most bytes one step of gzip decoding produces (a gzip bomb is inflated in steps of this)."""
 _MAX_PART_HEADERS = 64 * 1024
 _METADATA_HEADER_PREFIX = "x-metadata-"
 
@@ -51,15 +63,12 @@ class _ClientGone(Exception):
     pass
 
 
-async def send_json(send: Send, status: int, payload: object) -> None:
+async def send_json(send: Send, status: int, payload: object, *, close: bool = False) -> None:
     body = json.dumps(payload).encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -183,11 +192,13 @@ class MultipartParser:
 
 
 class _RequestBody:
-    """The request body as an async iterator of chunks, remembering whether it was consumed."""
+    """The request body as an async iterator of chunks, bounded and remembering whether it was consumed."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, limits: SandboxLimits) -> None:
         self._receive = receive
+        self._limits = limits
         self.complete = False
+        self.received = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while not self.complete:
@@ -197,6 +208,9 @@ class _RequestBody:
             if not message.get("more_body", False):
                 self.complete = True
             chunk = message.get("body", b"")
+            self.received += len(chunk)
+            if self.received > self._limits.upload_bytes:
+                raise HTTPFailure(413, f"upload body larger than {self._limits.upload_bytes} bytes")
             if chunk:
                 yield chunk
 
@@ -211,40 +225,110 @@ class _RequestBody:
         decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
             async for chunk in self.chunks():
-                out = decompressor.decompress(chunk)
-                if out:
-                    yield out
-            tail = decompressor.flush()
+                pending = chunk
+                while pending and not decompressor.eof:
+                    out = decompressor.decompress(pending, INFLATE_CHUNK)
+                    pending = decompressor.unconsumed_tail
+                    if out:
+                        yield out
+            while not decompressor.eof:
+                out = decompressor.decompress(b"", INFLATE_CHUNK)
+                if not out:
+                    break
+                yield out
         except zlib.error as e:
             raise HTTPFailure(400, f"error decompressing request body: {e}") from e
-        if tail:
-            yield tail
         if not decompressor.eof:
             raise HTTPFailure(400, "error decompressing request body: truncated gzip stream")
 
-    async def drain(self) -> None:
-        """Consume the rest of the body so an early error answer reaches the client."""
-        async for _ in self.chunks():
-            pass
+    async def drain(self) -> bool:
+        """Read (and drop) the rest of the body, at most ``drain_bytes`` of it, so an early error answer
+        reaches the client; False when more remained (the connection is then closed)."""
+        limit = self.received + self._limits.drain_bytes
+        while not self.complete:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            self.complete = not message.get("more_body", False)
+            self.received += len(message.get("body", b""))
+            if self.received > limit:
+                return self.complete
+        return True
+
+
+class _Staged:
+    """One file of an upload, written to a private temporary file until the whole request succeeded."""
+
+    def __init__(self, vpath: str, host: Path) -> None:
+        self.vpath = vpath
+        self.host = host
+        if host.is_dir():
+            raise HTTPFailure(400, f"path is a directory: {vpath}")
+        try:
+            make_private_dirs(host.parent)
+            self.temp = host.parent / f".{host.name}.{secrets.token_hex(8)}.osiris-upload"
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise HTTPFailure(400, f"error ensuring directories for '{vpath}': a parent is a file") from e
+        except OSError as e:
+            raise _os_failure(f"error opening file '{vpath}'", e) from e
+        self.handle: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.handle.write(data)
+        except OSError as e:
+            raise _os_failure(f"error writing file '{self.vpath}'", e) from e
+
+    def close(self) -> None:
+        try:
+            self.handle.close()
+        except OSError as e:
+            raise _os_failure(f"error writing file '{self.vpath}'", e) from e
+
+    def commit(self) -> None:
+        """Put the file in place (a replaced regular file keeps its permission bits)."""
+        with contextlib.suppress(OSError):
+            st = os.stat(self.host, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                os.chmod(self.temp, stat.S_IMODE(st.st_mode))
+        try:
+            os.replace(self.temp, self.host)
+        except IsADirectoryError as e:
+            raise HTTPFailure(400, f"path is a directory: {self.vpath}") from e
+        except OSError as e:
+            raise _os_failure(f"error writing file '{self.vpath}'", e) from e
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp)
+
+
+def _os_failure(what: str, e: OSError) -> HTTPFailure:
+    return HTTPFailure(507 if e.errno == 28 else 500, f"{what}: {e.strerror}")
 
 
 class FilesEndpoint:
     """ASGI handler for ``/files``."""
 
-    def __init__(self, layout: SandboxLayout) -> None:
+    def __init__(self, layout: SandboxLayout, limits: SandboxLimits, alive: Callable[[], bool]) -> None:
         self._layout = layout
+        self._limits = limits
+        self._alive = alive
 
-    def _resolve(self, path: str, query: dict[str, str], *, follow: bool = True) -> tuple[str, Path]:
+    def _resolve(self, path: str, query: dict[str, str]) -> tuple[str, Path]:
         try:
             username = validate_username(query.get("username") or DEFAULT_USER)
             vpath = self._layout.resolve(path, username)
-            return vpath, self._layout.to_host(vpath, follow=follow)
+            return vpath, self._layout.to_host(vpath)
         except SandboxPathError as e:
             raise HTTPFailure(400, f"error resolving path '{path}': {e}") from e
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
-        request_body = _RequestBody(receive)
+        request_body = _RequestBody(receive, self._limits)
         try:
             if method in ("GET", "HEAD"):
                 await self._download(scope, send, head=method == "HEAD")
@@ -256,25 +340,32 @@ class FilesEndpoint:
             return
         except HTTPFailure as failure:
             try:
-                await request_body.drain()
+                drained = await request_body.drain()
             except (_ClientGone, HTTPFailure):
                 return
-            await send_json(send, failure.status, {"code": failure.status, "message": failure.message})
+            await send_json(send, failure.status, {"code": failure.status, "message": failure.message},
+                            close=not drained)
 
     # -- download ----------------------------------------------------------------------------
     async def _download(self, scope: Scope, send: Send, *, head: bool) -> None:
         query = _query(scope)
         vpath, host = self._resolve(query.get("path", ""), query)
         try:
-            handle = open(host, "rb")  # noqa: SIM115 - closed below
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+            fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as e:
             raise HTTPFailure(404, f"path '{vpath}' does not exist") from e
         except IsADirectoryError as e:
             raise HTTPFailure(400, f"path '{vpath}' is a directory") from e
         except OSError as e:
             raise HTTPFailure(500, f"error opening file '{vpath}': {e.strerror}") from e
-        with handle:
-            size = os.fstat(handle.fileno()).st_size
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise HTTPFailure(400, f"path '{vpath}' is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                raise HTTPFailure(400, f"path '{vpath}' is not a regular file")
+            os.set_blocking(fd, True)
             content_type = mimetypes.guess_type(vpath)[0] or "application/octet-stream"
             use_gzip = "gzip" in _headers(scope).get("accept-encoding", "").lower()
             headers: list[tuple[bytes, bytes]] = [
@@ -284,7 +375,7 @@ class FilesEndpoint:
             if use_gzip:
                 headers.append((b"content-encoding", b"gzip"))
             else:
-                headers.append((b"content-length", str(size).encode()))
+                headers.append((b"content-length", str(st.st_size).encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             if head:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -295,72 +386,90 @@ class FilesEndpoint:
     async def _upload(self, scope: Scope, request_body: _RequestBody, send: Send) -> None:
         query = _query(scope)
         headers = _headers(scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._limits.upload_bytes:
+            raise HTTPFailure(413, f"upload body larger than {self._limits.upload_bytes} bytes")
         media, params = _media_type(headers.get("content-type", ""))
         metadata = {
             name[len(_METADATA_HEADER_PREFIX) :]: value
             for name, value in headers.items()
             if name.startswith(_METADATA_HEADER_PREFIX)
         }
-        body = request_body.decoded(headers.get("content-encoding", ""))
-        if media == "application/octet-stream":
-            targets = await self._upload_raw(body, query)
-        elif media.startswith("multipart/"):
-            targets = await self._upload_multipart(body, query, params.get("boundary", ""))
-        else:
-            raise HTTPFailure(
-                400,
-                f"unsupported content type: {media or 'none'}, "
-                "expected multipart/form-data or application/octet-stream",
-            )
-        await send_json(send, 200, [self._written(vpath, host, metadata) for vpath, host in targets])
+        body = self._bounded(request_body.decoded(headers.get("content-encoding", "")))
+        staged: list[_Staged] = []
+        try:
+            if media == "application/octet-stream":
+                await self._upload_raw(body, query, staged)
+            elif media.startswith("multipart/"):
+                await self._upload_multipart(body, query, params.get("boundary", ""), staged)
+            else:
+                raise HTTPFailure(
+                    400,
+                    f"unsupported content type: {media or 'none'}, "
+                    "expected multipart/form-data or application/octet-stream",
+                )
+            if not self._alive():  # the sandbox ended while the body arrived
+                raise HTTPFailure(502, "the sandbox was not found: it ended during the upload")
+            for item in staged:
+                item.commit()
+        finally:
+            for item in staged:
+                item.discard()
+        await send_json(send, 200, [self._written(item.vpath, item.host, metadata) for item in staged])
 
-    async def _upload_raw(self, body: AsyncIterator[bytes], query: dict[str, str]) -> list[tuple[str, Path]]:
+    async def _bounded(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        written = 0
+        async for chunk in body:
+            written += len(chunk)
+            if written > self._limits.upload_decoded_bytes:
+                raise HTTPFailure(413, f"upload writes more than {self._limits.upload_decoded_bytes} bytes")
+            yield chunk
+
+    async def _upload_raw(self, body: AsyncIterator[bytes], query: dict[str, str], staged: list[_Staged]) -> None:
         if "path" not in query:
             raise HTTPFailure(400, "path query parameter is required for raw body upload")
-        vpath, host = self._resolve(query["path"], query)
-        with _open_for_write(vpath, host) as handle:
-            async for chunk in body:
-                handle.write(chunk)
-        return [(vpath, host)]
+        staged.append(item := self._stage(query["path"], query))
+        async for chunk in body:
+            item.write(chunk)
+        item.close()
 
     async def _upload_multipart(
-        self, body: AsyncIterator[bytes], query: dict[str, str], boundary: str
-    ) -> list[tuple[str, Path]]:
+        self, body: AsyncIterator[bytes], query: dict[str, str], boundary: str, staged: list[_Staged]
+    ) -> None:
         parser = MultipartParser(boundary)
-        written: list[tuple[str, Path]] = []
-        handle: BinaryIO | None = None
-        try:
-            async for chunk in body:
-                for kind, value in parser.feed(chunk):
-                    if kind == "start":
-                        handle = self._open_part(value, query, written)
-                    elif kind == "data" and handle is not None:
-                        handle.write(value)
-                    elif kind == "end" and handle is not None:
-                        handle.close()
-                        handle = None
-        finally:
-            if handle is not None:
-                handle.close()
+        current: _Staged | None = None
+        async for chunk in body:
+            for kind, value in parser.feed(chunk):
+                if kind == "start":
+                    current = self._open_part(value, query, staged)
+                elif kind == "data" and current is not None:
+                    current.write(value)
+                elif kind == "end" and current is not None:
+                    current.close()
+                    current = None
         if not parser.finished:
             raise HTTPFailure(400, "error reading form: unexpected end of multipart body")
-        return written
 
-    def _open_part(
-        self, part_headers: dict[str, str], query: dict[str, str], written: list[tuple[str, Path]]
-    ) -> BinaryIO | None:
-        """Open the destination of a multipart part (None for parts that are not files)."""
+    def _stage(self, target: str, query: dict[str, str]) -> _Staged:
+        vpath, host = self._resolve(target, query)
+        # Written where a symlink inside the root leads (to_host checked that it stays inside).
+        return _Staged(vpath, Path(os.path.realpath(host)))
+
+    def _open_part(self, part_headers: dict[str, str], query: dict[str, str], staged: list[_Staged]) -> _Staged | None:
+        """Stage the destination of a multipart part (None for parts that are not files)."""
         name, filename = _part_filename(part_headers)
         if name != "file":
             return None
         target = query.get("path", filename)
         if not target:
             raise HTTPFailure(400, "multipart file part without a path")
-        vpath, host = self._resolve(target, query)
-        if any(vpath == done for done, _ in written):
+        if len(staged) >= self._limits.upload_files:
+            raise HTTPFailure(413, f"more than {self._limits.upload_files} files in one upload")
+        vpath, _ = self._resolve(target, query)
+        if any(vpath == done.vpath for done in staged):
             raise HTTPFailure(400, f"cannot upload multiple files to the same path '{vpath}' in one request")
-        written.append((vpath, host))
-        return _open_for_write(vpath, host)
+        staged.append(item := self._stage(target, query))
+        return item
 
     def _written(self, vpath: str, host: Path, metadata: dict[str, str]) -> dict[str, object]:
         entry: dict[str, object] = {"name": vpath.rsplit("/", 1)[-1], "type": "file", "path": vpath}
@@ -369,19 +478,6 @@ class FilesEndpoint:
             if stored:
                 entry["metadata"] = stored
         return entry
-
-
-def _open_for_write(vpath: str, host: Path) -> BinaryIO:
-    if host.is_dir():
-        raise HTTPFailure(400, f"path is a directory: {vpath}")
-    try:
-        host.parent.mkdir(parents=True, exist_ok=True)
-        return open(host, "wb")  # noqa: SIM115 - the caller closes it
-    except (FileExistsError, NotADirectoryError) as e:
-        raise HTTPFailure(400, f"error ensuring directories for '{vpath}': a parent is a file") from e
-    except OSError as e:
-        status = 507 if e.errno == 28 else 500
-        raise HTTPFailure(status, f"error opening file '{vpath}': {e.strerror}") from e
 
 
 async def _send_file(handle: BinaryIO, send: Send, use_gzip: bool) -> None:

@@ -1,4 +1,10 @@
-"""The envd ``filesystem.Filesystem`` Connect service over the sandbox root directory."""
+"""The envd ``filesystem.Filesystem`` Connect service over the sandbox root directory.
+
+Listings and watchers are bounded (``SandboxLimits``): ``ListDir`` depth and entries, the
+number of watchers at a time and the entries below a watched directory. Going over a
+bound is a ``resource_exhausted`` error naming it. Watch streams end when the sandbox's
+lifetime does.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +27,8 @@ from e2b.envd.filesystem.filesystem_connect import Filesystem
 from protobuf import Oneof
 
 from .common import entry_info, keepalive_interval, rpc_errors, user_from_headers
-from .paths import SandboxLayout
+from .limits import SandboxLimits
+from .paths import SandboxLayout, make_private_dirs
 
 WATCH_POLL_INTERVAL = 0.25
 """Seconds between two scans of a watched directory (watching is done by polling)."""
@@ -30,7 +37,7 @@ _Snapshot = dict[str, tuple[bool, int, int]]
 """Relative path -> (is_dir, mtime_ns, size) of every entry below a watched directory."""
 
 
-def _scan(host_dir: Path, recursive: bool) -> _Snapshot:
+def _scan(host_dir: Path, recursive: bool, max_entries: int) -> _Snapshot:
     snapshot: _Snapshot = {}
     pending: list[tuple[Path, str]] = [(host_dir, "")]
     while pending:
@@ -47,6 +54,11 @@ def _scan(host_dir: Path, recursive: bool) -> _Snapshot:
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
             snapshot[rel] = (is_dir, st.st_mtime_ns, st.st_size)
+            if len(snapshot) > max_entries:
+                raise ConnectError(
+                    Code.RESOURCE_EXHAUSTED,
+                    f"more than {max_entries} entries to watch; watch a smaller directory or not recursively",
+                )
             if recursive and is_dir:
                 pending.append((Path(entry.path), rel + "/"))
     return snapshot
@@ -58,10 +70,11 @@ class _Watcher:
     host: Path
     recursive: bool
     include_entry: bool
+    max_entries: int
     snapshot: _Snapshot = field(default_factory=dict)
 
     def poll(self, layout: SandboxLayout) -> list[fs.FilesystemEvent]:
-        current = _scan(self.host, self.recursive)
+        current = _scan(self.host, self.recursive, self.max_entries)
         events: list[tuple[str, fs.EventType]] = []
         for rel, (is_dir, mtime, size) in current.items():
             previous = self.snapshot.get(rel)
@@ -85,9 +98,12 @@ class _Watcher:
 class FilesystemService(Filesystem):
     """Implements every method of ``filesystem.Filesystem`` (see filesystem_connect.py)."""
 
-    def __init__(self, layout: SandboxLayout) -> None:
+    def __init__(self, layout: SandboxLayout, limits: SandboxLimits, alive: Callable[[], bool]) -> None:
         self._layout = layout
+        self._limits = limits
+        self._alive = alive
         self._watchers: dict[str, _Watcher] = {}
+        self._streams = 0
 
     def _resolve(self, path: str, ctx: RequestContext[Any, Any]) -> str:
         return self._layout.resolve(path, user_from_headers(ctx.request_headers))
@@ -101,8 +117,12 @@ class FilesystemService(Filesystem):
             raise ConnectError(Code.NOT_FOUND, f"path '{vpath}' not found")
         if not host.is_dir():
             raise ConnectError(Code.INVALID_ARGUMENT, f"path '{vpath}' is not a directory")
-        watcher = _Watcher(vpath, host, recursive, include_entry)
-        watcher.snapshot = _scan(host, recursive)
+        if len(self._watchers) + self._streams >= self._limits.watchers:
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED, f"more than {self._limits.watchers} watchers; remove one first"
+            )
+        watcher = _Watcher(vpath, host, recursive, include_entry, self._limits.watch_entries)
+        watcher.snapshot = _scan(host, recursive, self._limits.watch_entries)
         return watcher
 
     async def stat(
@@ -125,7 +145,7 @@ class FilesystemService(Filesystem):
                 raise ConnectError(
                     Code.INVALID_ARGUMENT, f"path already exists but it is not a directory: {vpath}"
                 )
-            host.mkdir(parents=True)
+            make_private_dirs(host, exist_ok=False)
             return fs.MakeDirResponse(entry=entry_info(self._layout, vpath, host))
 
     async def move(
@@ -140,7 +160,7 @@ class FilesystemService(Filesystem):
             dst_host = self._layout.to_host(destination, follow=False)
             if not os.path.lexists(src_host):
                 raise ConnectError(Code.NOT_FOUND, f"source file not found: {source}")
-            dst_host.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(dst_host.parent)
             os.replace(src_host, dst_host)
             return fs.MoveResponse(entry=entry_info(self._layout, destination, dst_host))
 
@@ -148,6 +168,10 @@ class FilesystemService(Filesystem):
         self, request: fs.ListDirRequest, ctx: RequestContext[fs.ListDirRequest, fs.ListDirResponse]
     ) -> fs.ListDirResponse:
         depth = request.depth or 1
+        if depth > self._limits.list_depth:
+            raise ConnectError(
+                Code.INVALID_ARGUMENT, f"depth {depth} is over the limit of {self._limits.list_depth}"
+            )
         with rpc_errors("error listing directory"):
             vpath = self._resolve(request.path, ctx)
             host = self._layout.to_host(vpath)
@@ -166,6 +190,11 @@ class FilesystemService(Filesystem):
                     except FileNotFoundError:
                         continue
                     entries.append(info)
+                    if len(entries) > self._limits.list_entries:
+                        raise ConnectError(
+                            Code.RESOURCE_EXHAUSTED,
+                            f"more than {self._limits.list_entries} entries; list a narrower path or a smaller depth",
+                        )
                     if level < depth and entry.is_dir(follow_symlinks=False):
                         pending.append((Path(entry.path), child_vpath, level + 1))
             return fs.ListDirResponse(entries=entries)
@@ -190,25 +219,30 @@ class FilesystemService(Filesystem):
     ) -> AsyncIterator[fs.WatchDirResponse]:
         with rpc_errors("error watching directory"):
             watcher = self._dir_watcher(request.path, request.recursive, request.include_entry, ctx)
-        start: Oneof[Literal["start"], fs.WatchDirResponse.StartEvent] = Oneof(
-            "start", fs.WatchDirResponse.StartEvent()
-        )
-        yield fs.WatchDirResponse(event=start)
-        keepalive = keepalive_interval(ctx)
-        idle = 0.0
-        while True:
-            await asyncio.sleep(WATCH_POLL_INTERVAL)
-            events = watcher.poll(self._layout)
-            for event in events:
-                change: Oneof[Literal["filesystem"], fs.FilesystemEvent] = Oneof("filesystem", event)
-                yield fs.WatchDirResponse(event=change)
-            idle = 0.0 if events else idle + WATCH_POLL_INTERVAL
-            if keepalive is not None and idle >= keepalive:
-                idle = 0.0
-                ping: Oneof[Literal["keepalive"], fs.WatchDirResponse.KeepAlive] = Oneof(
-                    "keepalive", fs.WatchDirResponse.KeepAlive()
-                )
-                yield fs.WatchDirResponse(event=ping)
+        self._streams += 1
+        try:
+            start: Oneof[Literal["start"], fs.WatchDirResponse.StartEvent] = Oneof(
+                "start", fs.WatchDirResponse.StartEvent()
+            )
+            yield fs.WatchDirResponse(event=start)
+            keepalive = keepalive_interval(ctx)
+            idle = 0.0
+            while self._alive():
+                await asyncio.sleep(WATCH_POLL_INTERVAL)
+                events = watcher.poll(self._layout)
+                for event in events:
+                    change: Oneof[Literal["filesystem"], fs.FilesystemEvent] = Oneof("filesystem", event)
+                    yield fs.WatchDirResponse(event=change)
+                idle = 0.0 if events else idle + WATCH_POLL_INTERVAL
+                if keepalive is not None and idle >= keepalive:
+                    idle = 0.0
+                    ping: Oneof[Literal["keepalive"], fs.WatchDirResponse.KeepAlive] = Oneof(
+                        "keepalive", fs.WatchDirResponse.KeepAlive()
+                    )
+                    yield fs.WatchDirResponse(event=ping)
+            raise ConnectError(Code.UNAVAILABLE, "the sandbox was not found: its lifetime is over")
+        finally:
+            self._streams -= 1
 
     async def create_watcher(
         self,
@@ -229,7 +263,11 @@ class FilesystemService(Filesystem):
         watcher = self._watchers.get(request.watcher_id)
         if watcher is None:
             raise ConnectError(Code.NOT_FOUND, f"watcher with id {request.watcher_id} not found")
-        return fs.GetWatcherEventsResponse(events=watcher.poll(self._layout))
+        try:
+            return fs.GetWatcherEventsResponse(events=watcher.poll(self._layout))
+        except ConnectError:
+            del self._watchers[request.watcher_id]  # over its bound: it is gone
+            raise
 
     async def remove_watcher(
         self,

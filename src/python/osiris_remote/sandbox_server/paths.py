@@ -12,6 +12,8 @@ Safety rules:
 * after symlinks are resolved on the host the result must still lie inside ``<root>``,
   so a symlink (for example one created by a command) cannot be used to read or write
   host files through the file API.
+
+The root is private to the server's user (mode 0700), and so are the homes created in it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,25 @@ class SandboxPathError(ValueError):
     """A sandbox path or user name that cannot be resolved safely."""
 
 
+def make_private_dirs(path: Path, *, exist_ok: bool = True) -> None:
+    """``mkdir -p`` where every directory created (not only the last) is 0700."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if not missing and not exist_ok:
+        raise FileExistsError(f"already exists: {path}")
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if directory == path and not exist_ok:
+                raise
+            continue
+        os.chmod(directory, 0o700)  # mkdir's mode went through the umask
+
+
 def validate_username(username: str) -> str:
     """Return ``username`` if it is a plain POSIX user name, else raise SandboxPathError."""
     if not _USERNAME_RE.match(username):
@@ -46,8 +67,10 @@ class SandboxLayout:
 
     @classmethod
     def create(cls, root: Path) -> SandboxLayout:
-        root.mkdir(parents=True, exist_ok=True)
+        """The layout of ``root``, created if needed; the root is made private (0700)."""
+        make_private_dirs(root)
         layout = cls(Path(os.path.realpath(root)))
+        os.chmod(layout.root, 0o700)
         layout.ensure_home(DEFAULT_USER)
         return layout
 
@@ -61,7 +84,7 @@ class SandboxLayout:
     def ensure_home(self, username: str) -> Path:
         """Create (if needed) and return the host directory backing the user's home."""
         host = self.to_host(self.home_of(username))
-        host.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(host)
         return host
 
     # -- resolution --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The envd ``process.Process`` Connect service: real host processes, sandbox-rooted.
 
-Each started process runs ``ProcessConfig.cmd`` with ``ProcessConfig.args`` exactly as the
-SDK sends them (``commands.run`` sends ``/bin/bash -l -c <cmd>``; ``pty.create`` sends
-``/bin/bash -i -l`` with a PTY) in a new session (its own process group), with:
+Each started process runs ``ProcessConfig.cmd`` with ``ProcessConfig.args`` as the SDK sends
+them (``commands.run`` sends ``/bin/bash -l -c <cmd>``; ``pty.create`` sends ``/bin/bash -i -l``
+with a PTY), except that a bash or sh is never a login shell and bash reads no rc file
+(``containment.without_login_shell``), in a new session (its own process group), with
+umask 077, and:
 
 * cwd: the requested ``cwd`` resolved as a sandbox path (default: the user's home,
   ``/home/user`` -> ``<root>/home/user``); it must exist;
@@ -12,9 +14,12 @@ SDK sends them (``commands.run`` sends ``/bin/bash -l -c <cmd>``; ``pty.create``
 
 Output is read in chunks of up to 32 KiB and broadcast to every stream attached to the
 process (the ``Start`` stream and any ``Connect`` streams); there is no replay of output
-produced before a stream attached. Like envd, a ``Connect-Timeout-Ms`` on ``Start`` bounds
-the process's lifetime (it is SIGKILLed when the deadline passes), and a client that goes
-away does not kill the process. Signals go to the whole process group.
+produced before a stream attached. Like envd, a ``Connect-Timeout-Ms`` on ``Start`` (the
+SDK's ``timeout``) bounds the process's lifetime: when the deadline passes it is SIGKILLed
+with everything it started (``containment.kill_trees``), as on ``SendSignal(SIGKILL)``, at the
+end of the sandbox's lifetime and when the server stops. A client that goes away does not
+kill the process. SIGTERM goes to the process group. At most ``SandboxLimits.processes``
+run at a time.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ from e2b.envd.process import process_pb as pb
 from e2b.envd.process.process_connect import Process
 from protobuf import Oneof
 
+from .client import SANDBOX_ID
 from .common import keepalive_interval, rpc_errors, user_from_headers
+from .containment import child_setup, kill_trees, without_login_shell
 from .paths import SandboxLayout
 
 CHUNK_SIZE = 32 * 1024
@@ -48,6 +55,13 @@ CHUNK_SIZE = 32 * 1024
 
 DRAIN_GRACE = 0.5
 """Seconds to keep reading output after the process exited (e.g. from its descendants)."""
+
+MAX_QUEUED_CHUNKS = 256
+"""Output chunks (of up to CHUNK_SIZE) waiting for the slowest attached stream before the server stops
+reading the process's output (it then blocks writing, as on a full pipe) until that stream caught up to half."""
+
+SLOW_READER_GRACE = 60.0
+"""Seconds an exited process's remaining output may wait for a slow stream before it is dropped."""
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_LANG = "C.UTF-8"
@@ -76,8 +90,19 @@ class _FdReader:
         self._on_data = on_data
         self._owns_fd = owns_fd
         self.done: asyncio.Future[None] = loop.create_future()
+        self.paused = False
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
+
+    def pause(self) -> None:
+        if not self.paused and not self.done.done():
+            self._loop.remove_reader(self._fd)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and not self.done.done():
+            self._loop.add_reader(self._fd, self._readable)
+        self.paused = False
 
     def _readable(self) -> None:
         try:
@@ -94,7 +119,8 @@ class _FdReader:
     def close(self) -> None:
         if self.done.done():
             return
-        self._loop.remove_reader(self._fd)
+        if not self.paused:
+            self._loop.remove_reader(self._fd)
         if self._owns_fd:
             os.close(self._fd)
         self.done.set_result(None)
@@ -128,10 +154,6 @@ def _exit_details(returncode: int) -> tuple[int, bool, str, str | None]:
         name = f"signal {-returncode}"
     status = f"signal: {name}"
     return -1, False, status, status
-
-
-def _set_controlling_tty() -> None:  # pragma: no cover - runs in the child
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _set_winsize(fd: int, size: pb.PTY.Size | None) -> None:
@@ -200,10 +222,26 @@ class ManagedProcess:
 
     def unsubscribe(self, queue: asyncio.Queue[pb.ProcessEvent]) -> None:
         self._subscribers.discard(queue)
+        self.regulate()
 
     def broadcast(self, event: pb.ProcessEvent) -> None:
         for queue in self._subscribers:
             queue.put_nowait(event)
+        self.regulate()
+
+    def regulate(self) -> None:
+        """Pause reading output while a stream lags MAX_QUEUED_CHUNKS behind; resume at half."""
+        backlog = max((queue.qsize() for queue in self._subscribers), default=0)
+        if backlog >= MAX_QUEUED_CHUNKS:
+            for reader in self.readers:
+                reader.pause()
+        elif backlog <= MAX_QUEUED_CHUNKS // 2:
+            for reader in self.readers:
+                reader.resume()
+
+    @property
+    def throttled(self) -> bool:
+        return any(reader.paused for reader in self.readers)
 
     def output(self, kind: Literal["stdout", "stderr", "pty"]) -> Callable[[bytes], None]:
         def emit(chunk: bytes) -> None:
@@ -219,8 +257,16 @@ class ManagedProcess:
 
     # -- control -----------------------------------------------------------------------------
     def signal(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGKILL:
+            self.kill()
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)  # the process leads its own session / process group
+
+    def kill(self) -> None:
+        """SIGKILL the process with everything it started (unless it already ended)."""
+        if self.popen.returncode is None:
+            kill_trees([self.pid])
 
     async def write_input(self, process_input: pb.ProcessInput | None) -> None:
         match process_input.input if process_input is not None else None:
@@ -259,12 +305,17 @@ class ManagedProcess:
 class ProcessManager:
     """Starts processes and keeps the table of running ones (pid -> ManagedProcess)."""
 
-    def __init__(self, layout: SandboxLayout, envs: Mapping[str, str], path_env: str) -> None:
+    def __init__(
+        self, layout: SandboxLayout, envs: Mapping[str, str], path_env: str, *, max_processes: int = 256
+    ) -> None:
         self._layout = layout
         self._envs = dict(envs)
         self._path_env = path_env
+        self._max_processes = max_processes
         self._processes: dict[int, ManagedProcess] = {}
         self._finishers: set[asyncio.Task[None]] = set()
+        self.end_reason: str | None = None
+        """Set when the sandbox ended (lifetime over, server stopping): streams then end with UNAVAILABLE."""
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -312,7 +363,11 @@ class ProcessManager:
             cwd = self._layout.to_host(vcwd)
         if not cwd.is_dir():
             raise ConnectError(Code.INVALID_ARGUMENT, f"cwd '{vcwd}' does not exist")
-        argv = [config.cmd, *config.args]
+        if len(self._processes) >= self._max_processes:
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED, f"more than {self._max_processes} processes running; wait or kill some"
+            )
+        argv = without_login_shell([config.cmd, *config.args])
         use_pty = request.has_field("pty") and request.pty is not None
         # envd keeps stdin open unless the request explicitly disables it.
         want_stdin = not request.has_field("stdin") or request.stdin
@@ -332,7 +387,8 @@ class ProcessManager:
                     cwd=cwd,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_set_controlling_tty,  # noqa: PLW1509 - only sets the controlling tty
+                    umask=0o077,
+                    preexec_fn=child_setup(os.getpid(), controlling_tty=True),  # noqa: PLW1509
                 )
             else:
                 out_r, out_w = os.pipe()
@@ -354,6 +410,8 @@ class ProcessManager:
                     cwd=cwd,
                     env=env,
                     start_new_session=True,
+                    umask=0o077,
+                    preexec_fn=child_setup(os.getpid(), controlling_tty=False),  # noqa: PLW1509
                 )
         except OSError as e:
             for fd in parent_fds:
@@ -388,11 +446,17 @@ class ProcessManager:
     async def _finish(self, proc: ManagedProcess, exited: asyncio.Future[None]) -> None:
         await exited
         proc.exited.set()
-        pending = [reader.done for reader in proc.readers if not reader.done.done()]
-        if pending:
-            # Output still buffered in the pipes is read now; descendants that keep the pipe
-            # open (e.g. `cmd &`) do not keep the command alive (envd closes the pipes too).
+        # Output still buffered in the pipes is read now; descendants that keep the pipe
+        # open (e.g. `cmd &`) do not keep the command alive (envd closes the pipes too).
+        # A stream slow to take the output of a process that exited by itself gets longer,
+        # up to SLOW_READER_GRACE (not one that was killed, nor when the sandbox ends).
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SLOW_READER_GRACE
+        while pending := [reader.done for reader in proc.readers if not reader.done.done()]:
             await asyncio.wait(pending, timeout=DRAIN_GRACE)
+            patient = proc.throttled and proc.popen.returncode >= 0 and self.end_reason is None
+            if not patient or loop.time() >= give_up:
+                break
         for reader in proc.readers:
             reader.close()
         if proc.deadline is not None:
@@ -410,8 +474,8 @@ class ProcessManager:
         proc.broadcast(_end_event(end))
 
     def kill_all(self) -> None:
-        for proc in list(self._processes.values()):
-            proc.signal(signal.SIGKILL)
+        """SIGKILL every running process with everything it started."""
+        kill_trees(proc.pid for proc in list(self._processes.values()) if proc.popen.returncode is None)
 
 
 def _wait_in_thread(
@@ -428,18 +492,26 @@ def _wait_in_thread(
 
 
 async def _stream_events(
-    proc: ManagedProcess, queue: asyncio.Queue[pb.ProcessEvent], keepalive: float | None
+    proc: ManagedProcess, queue: asyncio.Queue[pb.ProcessEvent], keepalive: float | None, manager: ProcessManager
 ) -> AsyncIterator[pb.ProcessEvent]:
-    """Events for one attached stream, with keepalives while idle, until the end event."""
+    """Events for one attached stream, with keepalives while idle, until the end event.
+
+    A process killed because the sandbox ended has no end event: the stream fails the way
+    E2B's does when a sandbox goes away (UNAVAILABLE "... was not found").
+    """
     while True:
         try:
             event = await asyncio.wait_for(queue.get(), keepalive)
         except TimeoutError:
             yield _keepalive_event()
             continue
-        yield event
+        proc.regulate()
         if isinstance(event.event, Oneof) and event.event.field == "end":
+            if manager.end_reason is not None:
+                raise ConnectError(Code.UNAVAILABLE, f"The sandbox {SANDBOX_ID} was not found: {manager.end_reason}")
+            yield event
             return
+        yield event
 
 
 def _without_envs(config: pb.ProcessConfig) -> pb.ProcessConfig:
@@ -477,7 +549,7 @@ class ProcessService(Process):
             proc.deadline = loop.call_later(max(remaining_ms, 0.0) / 1000.0, proc.signal, signal.SIGKILL)
         try:
             yield pb.StartResponse(event=proc.start_event())
-            async for event in _stream_events(proc, queue, keepalive_interval(ctx)):
+            async for event in _stream_events(proc, queue, keepalive_interval(ctx), self._manager):
                 yield pb.StartResponse(event=event)
         finally:
             proc.unsubscribe(queue)
@@ -489,7 +561,7 @@ class ProcessService(Process):
         queue = proc.subscribe()
         try:
             yield pb.ConnectResponse(event=proc.start_event())
-            async for event in _stream_events(proc, queue, keepalive_interval(ctx)):
+            async for event in _stream_events(proc, queue, keepalive_interval(ctx), self._manager):
                 yield pb.ConnectResponse(event=event)
         finally:
             proc.unsubscribe(queue)

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
+from osiris_core.errors import InputError
+
+from .access import AccessPolicy, is_loopback, new_token
 from .app import SandboxApp
+from .client import connect_sandbox
+from .limits import SandboxLimits
 from .process_service import DEFAULT_PATH
+
+if TYPE_CHECKING:
+    from e2b import Sandbox
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 10.0
@@ -48,8 +59,9 @@ def _config(app: SandboxApp, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_level=log_level,
-        access_log=False,
+        access_log=False,  # request lines would carry signed file URLs
         lifespan="on",
+        limit_concurrency=app.limits.connections,
         # Streams of long-running commands keep connections open; don't wait for them forever.
         timeout_graceful_shutdown=2,
     )
@@ -58,10 +70,13 @@ def _config(app: SandboxApp, log_level: str) -> uvicorn.Config:
 class LocalSandboxServer:
     """An envd-compatible sandbox served by uvicorn in a background thread.
 
-    ``port=0`` (the default) binds a free port; ``url`` is the envd base URL to give the
-    SDK as ``sandbox_url``. Use as a context manager or call ``stop()``.
-    ``envs`` are environment variables every command gets (what ``Sandbox.create(envs=...)``
-    would set; debug mode drops those), ``path_env`` is the commands' initial ``PATH``.
+    ``port=0`` (the default) binds a free port; ``url`` is the envd base URL and ``token``
+    the access token every request needs (kept in memory only): ``sandbox()`` gives an SDK
+    ``Sandbox`` connected with both. ``lifetime`` (seconds, None for no limit) ends the
+    sandbox like E2B's timeout: its processes are killed and later requests refused.
+    ``envs`` are environment variables every command gets (what
+    ``Sandbox.create(envs=...)`` would set; debug mode drops those), ``path_env`` is the
+    commands' initial ``PATH``. Use as a context manager or call ``stop()``.
     """
 
     def __init__(
@@ -72,13 +87,21 @@ class LocalSandboxServer:
         *,
         envs: Mapping[str, str] | None = None,
         path_env: str = DEFAULT_PATH,
+        lifetime: float | None = None,
+        limits: SandboxLimits | None = None,
         log_level: str = "warning",
     ) -> None:
         self.root = Path(root)
-        self.app = SandboxApp(self.root, envs=envs, path_env=path_env)
         self._socket = _bind(host, port)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
+        self.token = new_token()
+        try:
+            self.app = SandboxApp(self.root, AccessPolicy(self.token, host, self.port), envs=envs,
+                                  path_env=path_env, lifetime=lifetime, limits=limits)
+        except BaseException:
+            self._socket.close()
+            raise
         self._server = uvicorn.Server(_config(self.app, log_level))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
@@ -91,10 +114,17 @@ class LocalSandboxServer:
                 raise RuntimeError(f"sandbox server failed to start on {self.url}") from self._error
             time.sleep(0.01)
 
+    def __repr__(self) -> str:  # never shows the token
+        return f"LocalSandboxServer(root={str(self.root)!r}, url={self.url!r})"
+
     @property
     def url(self) -> str:
-        """The envd base URL, e.g. ``http://127.0.0.1:41234`` (pass it as ``sandbox_url``)."""
+        """The envd base URL, e.g. ``http://127.0.0.1:41234``."""
         return _url(self.host, self.port)
+
+    def sandbox(self) -> Sandbox:
+        """An ``e2b`` SDK ``Sandbox`` connected to this server with its token."""
+        return connect_sandbox(self.url, self.token)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -111,13 +141,15 @@ class LocalSandboxServer:
         loop = self._loop
         if loop is not None and self._thread.is_alive():
             with contextlib.suppress(RuntimeError):  # the loop is already closed
-                loop.call_soon_threadsafe(self.app.processes.kill_all)
+                loop.call_soon_threadsafe(self.app.expire, "the server stopped")
         self._server.should_exit = True
         self._thread.join(SHUTDOWN_TIMEOUT)
         if self._thread.is_alive():
             self._server.force_exit = True
             self._thread.join(SHUTDOWN_TIMEOUT)
         self._socket.close()
+        if not self._thread.is_alive():
+            self.app.processes.kill_all()  # anything that started while the server wound down
 
     def __enter__(self) -> LocalSandboxServer:
         return self
@@ -131,33 +163,69 @@ class LocalSandboxServer:
         self.stop()
 
 
+def write_token_file(path: Path, token: str) -> None:
+    """Write ``token`` to ``path``, readable by this user only (0600); a symlink there is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(token + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write the token file {path}: {exc.strerror or exc}",
+                         hint="give --token-file a path in a directory you own") from None
+
+
 def serve(
     root: Path,
     host: str = "127.0.0.1",
     port: int = 49983,
     *,
+    token_file: Path | None = None,
+    lifetime: float | None = None,
     envs: Mapping[str, str] | None = None,
     path_env: str = DEFAULT_PATH,
+    limits: SandboxLimits | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve the sandbox in the foreground until interrupted (``osiris sandbox serve``).
 
-    ``port=0`` picks a free port. The envd URL is printed to stderr once the port is bound.
-    Returns normally after Ctrl-C (SIGINT); every sandbox process is killed on the way out.
+    A new access token is written to ``token_file`` (0600; default: a new temporary file,
+    removed on exit); the envd URL and the token file's path (never the token) are printed
+    to stderr once the port is bound. ``port=0`` picks a free port. Binding an address that
+    is not loopback needs an explicit ``token_file``. A port that cannot be bound is an
+    InputError, raised before anything is created. Returns normally after Ctrl-C (SIGINT);
+    every sandbox process is killed on the way out.
     """
-    app = SandboxApp(Path(root), envs=envs, path_env=path_env)
-    sock = _bind(host, port)
-    actual_port = sock.getsockname()[1]
-    print(
-        f"osiris sandbox: envd at {_url(host, actual_port)} (root {app.layout.root})",
-        file=sys.stderr,
-        flush=True,
-    )
-    server = uvicorn.Server(_config(app, log_level))
+    if not is_loopback(host) and token_file is None:
+        raise InputError(f"--host {host} would let other machines reach the sandbox",
+                         hint="give --token-file too, to say where its access token goes (or bind 127.0.0.1)")
     try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises SIGINT after its graceful shutdown
-        pass
+        sock = _bind(host, port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         hint="pick another --port (0 picks a free one)") from None
+    temporary: Path | None = None
+    try:
+        actual_port = sock.getsockname()[1]
+        token = new_token()
+        if token_file is None:
+            fd, name = tempfile.mkstemp(prefix="osiris-sandbox-token-")
+            os.close(fd)
+            token_file = temporary = Path(name)
+        write_token_file(token_file, token)
+        app = SandboxApp(Path(root), AccessPolicy(token, host, actual_port), envs=envs, path_env=path_env,
+                         lifetime=lifetime, limits=limits)
+        print(f"osiris sandbox: envd at {_url(host, actual_port)} (root {app.layout.root}); access token in "
+              f"{token_file}; connect the e2b SDK with osiris_remote.sandbox_server.connect_sandbox(url, token)",
+              file=sys.stderr, flush=True)
+        server = uvicorn.Server(_config(app, log_level))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises SIGINT after its graceful shutdown
+            pass
+        finally:
+            app.processes.kill_all()
     finally:
-        app.processes.kill_all()
         sock.close()
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
