@@ -23,6 +23,12 @@ StepOutputs: TypeAlias = Mapping[str, ArrowData]
 MAIN_OUTPUT = "df"
 """The output name downstream steps read."""
 
+SOURCE_OPENED = "source_opened"
+"""Event every extractor emits when its source is open: `target` (URI) and `columns`."""
+
+OUTPUT_WRITTEN = "output_written"
+"""Event every writer emits after its write committed: `target` (URI) and `rows`."""
+
 ROWS_WRITTEN = "rows_written"
 """The metric a writer reports with the rows it actually wrote; it becomes the step's `rows_out`."""
 
@@ -50,7 +56,16 @@ class StepContext:
         self.emit_metric(name, value, unit)
 
     def event(self, name: str, **fields: Any) -> None:
+        """Emit a component event; its name must be declared in the component's `spec.yaml` `events`."""
         self.emit_event(name, fields)
+
+    def source_opened(self, target: str, *, columns: list[str]) -> None:
+        """An extractor opened its source (`target`: a credential-free URI, see `osiris_core.targets`)."""
+        self.emit_event(SOURCE_OPENED, {"target": target, "columns": list(columns)})
+
+    def output_written(self, target: str, *, rows: int) -> None:
+        """A writer committed `rows` rows to `target` (a credential-free URI, see `osiris_core.targets`)."""
+        self.emit_event(OUTPUT_WRITTEN, {"target": target, "rows": rows})
 
 
 class Driver(ABC, Generic[ConfigT]):

@@ -15,6 +15,7 @@ Mode = Literal["read", "write", "transform"]
 MODES: tuple[Mode, ...] = ("read", "write", "transform")
 ProjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")]
 """A PyPI project name (as `pip install` takes it, without version or extras)."""
+EventName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class ConnectionSpec(BaseModel):
@@ -42,6 +43,9 @@ class ComponentSpec(BaseModel):
     requirements: tuple[ProjectName, ...] = ()
     """PyPI projects the driver imports beyond the engine's own (pydantic, pyyaml, pyarrow, jsonschema):
     what `--e2b-install-deps` installs, from the lock, for a sandbox that runs this component."""
+    events: tuple[EventName, ...] = ()
+    """Component events the driver emits through `StepContext` (e.g. `source_opened`, `output_written`); the
+    conformance tests check emitted events against this list."""
     config: dict[str, Any]
 
     @field_validator("config")
