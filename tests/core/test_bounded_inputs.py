@@ -128,3 +128,17 @@ def test_an_oversized_bundle_is_refused_by_its_size(project: Path, capsys: pytes
     assert main(["parity", "p.yaml", "--bundle", "huge.zip"]) == 2
     err = one_line_error(capsys.readouterr().err)
     assert f"huge.zip: {MAX_BUNDLE_BYTES + 1} bytes is over the 64 MiB limit for bundle files" in err
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("2024-13-45", "invalid value: month must be in 1..12"),
+    ("9" * 5000, "invalid value: Exceeds the limit (4300 digits) for integer string conversion"),
+    ("0b" + "1" * 20000, "invalid value: an integer of more than 14000 bits"),
+    ("!!int x", "invalid value: invalid literal for int() with base 10"),
+    ('!!binary "/w=="', "invalid value: binary (!!binary) values are not supported"),
+], ids=["date", "digits", "bits", "tag", "binary"])
+def test_a_value_yaml_cannot_convert_is_a_located_error(project: Path, value: str, reason: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "p.yaml").write_text(PIPELINE.replace("name: small\n", f"name: small\nmetadata: {{m: {value}}}\n"))
+    assert main(["compile", "p.yaml"]) == 2
+    assert one_line_error(capsys.readouterr().err).startswith(f"error: p.yaml:3:15: {reason}")

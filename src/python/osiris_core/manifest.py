@@ -168,6 +168,9 @@ def load_step_config(path: Path) -> dict[str, Any]:
     except RecursionError:
         raise InputError("not valid JSON: nested too deeply", location=Location(str(path)), hint=_RECOMPILE) \
             from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"not valid JSON: {str(exc).split(':')[0]}", location=Location(str(path)),
+                         hint=_RECOMPILE) from None
     if not isinstance(config, dict):
         raise InputError(f"a step config must be a JSON object, not {type(config).__name__}",
                          location=Location(str(path)), hint=_RECOMPILE)

@@ -48,6 +48,8 @@ MAX_NODES = 100_000
 bombs (a few lines that expand exponentially) and against huge files of small values."""
 MAX_DEPTH = 100
 """More nesting than any pipeline, spec or manifest needs: a bound on the parser's recursion."""
+MAX_INT_BITS = 14_000
+"""Larger integers (`0b…`/`0x…` literals) could not even be printed: Python converts at most 4300 digits."""
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -104,6 +106,21 @@ class _BoundedLoader(yaml.SafeLoader):
         if getattr(event, "anchor", None) is not None:
             self._sizes[id(node)] = self._expanded - before
         return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Construct as SafeLoader does; a value it cannot convert (`2024-13-45`, an int of 5000 digits,
+        `!!int x`) or that is no plain data (`!!binary`) is a `YamlError` at that value."""
+        try:
+            value = super().construct_object(node, deep)
+            if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+                raise ValueError(f"an integer of more than {MAX_INT_BITS} bits")
+            if isinstance(value, bytes):
+                raise ValueError("binary (!!binary) values are not supported")
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            detail = str(exc).split(":")[0].splitlines()[0] if str(exc) else type(exc).__name__
+            raise YamlError(f"invalid value: {detail}", location=_location(self.source_path, node.start_mark),
+                            hint="quote it to keep it as text") from None
+        return value
 
 
 def _positions(root: yaml.Node, path: str) -> tuple[dict[PathKey, tuple[int, int]], dict[PathKey, tuple[int, int]]]:
