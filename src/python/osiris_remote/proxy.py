@@ -115,10 +115,12 @@ class _Stream:
         if self.phase == "bootstrap":
             if kind == "bundle_rejected":
                 self.rejected, self.phase = payload, "refused"
-            elif kind == "bundle_verified" and payload.get("bundle_sha256") == self.bundle_sha256:
-                self.phase = "verified"
-            else:
+            elif kind != "bundle_verified":
                 self._violate(f"the sandbox sent '{kind}' before verifying the bundle")
+            elif payload.get("bundle_sha256") != self.bundle_sha256:
+                self._violate("the sandbox verified a bundle other than the one the host sent")
+            else:
+                self.phase = "verified"
         elif self.phase == "verified":
             if kind != "hello":
                 self._violate(f"the sandbox worker sent '{kind}' before reporting its code fingerprint")
