@@ -67,8 +67,8 @@ def test_sandbox_run_streams_events_in_the_local_vocabulary(examples: Path) -> N
     assert (session / "artifacts/compute-director-stats/cleaned_config.json").is_file()
 
 
-def test_a_file_altered_after_the_bundle_was_built_is_refused_and_named(examples: Path,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_altered_after_the_bundle_was_built_is_refused_and_named_before_upload(
+        examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bundle = build_bundle()
     source = zipfile.ZipFile(io.BytesIO(bundle.data))
     tampered = examples.parent / "tampered.zip"
@@ -76,12 +76,15 @@ def test_a_file_altered_after_the_bundle_was_built_is_refused_and_named(examples
         for info in source.infolist():
             data = source.read(info)
             out.writestr(info, data + b"\n# altered\n" if info.filename == TAMPERED else data)
-    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local", "--bundle", str(tampered)]) == 1
+    root = examples.parent / "sandbox-root"
+    assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local", "--bundle", str(tampered),
+                 "--sandbox-root", str(root)]) == 2
     card = card_of(examples.parent)
-    assert "refused the bundle" in card["error"] and TAMPERED in card["error"]
+    assert f"{tampered}: files of the bundle differ from its {MANIFEST_NAME}: {TAMPERED}" in card["error"]
     assert [s["status"] for s in card["steps"]] == ["skipped"] * 5
     session = sorted((examples.parent / "logs").glob("run_*"))[-1]
     assert "step_start" not in (session / "events.jsonl").read_text()
+    assert not root.exists(), "no sandbox was opened, so nothing was uploaded"
 
 
 def test_a_local_change_not_rebuilt_into_the_bundle_is_a_fingerprint_mismatch(examples: Path) -> None:

@@ -127,10 +127,10 @@ def cmd_parity(app: App, args: argparse.Namespace) -> int:
         args.sandbox = "local"
     options = sandbox_options(args, checksums=True)
     assert options is not None
+    bundle = load_bundle(options.bundle_path) if options.bundle_path else build_bundle()
     manifest_path = _manifest_to_run(app, args)
     local = _execute(app, manifest_path, None, checksums=True, outputs=[])
     local_card = read_card(local.session.path)
-    bundle = load_bundle(options.bundle_path) if options.bundle_path else build_bundle()
     local_card["execution"]["bundle_sha256"] = bundle.sha256
     remote = _execute(app, manifest_path, options, checksums=True, outputs=[])
     remote_card = read_card(remote.session.path)

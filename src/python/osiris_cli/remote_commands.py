@@ -9,6 +9,7 @@ from typing import Any
 from osiris_cli.app import App
 from osiris_cli.output import emit_json, table
 from osiris_core.errors import InputError
+from osiris_remote.bootstrap import check_sandbox_env
 from osiris_remote.sandboxes import SandboxOptions
 
 UNSUPPORTED_E2B_FLAGS = {
@@ -28,7 +29,8 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--step-timeout", type=float, default=None, metavar="SECONDS",
                        help="fail a step that runs longer than this (sandbox runs)")
     group.add_argument("--e2b-env", action="append", default=[], metavar="K=V",
-                       help="extra environment variable for the sandbox worker (repeatable)")
+                       help="extra environment variable for the sandbox worker (repeatable); PYTHON*, LD_*, "
+                            "PATH, HOME and others that could load code before the bundle is verified are refused")
     group.add_argument("--e2b-cpu", default=None, help=argparse.SUPPRESS)
     group.add_argument("--e2b-mem", default=None, help=argparse.SUPPRESS)
     group.add_argument("--bundle", type=Path, default=None, metavar="PATH",
@@ -69,6 +71,7 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
         if not sep or not key:
             raise InputError(f"--e2b-env {item!r} is not K=V", hint="write --e2b-env NAME=value")
         env[key] = value
+    check_sandbox_env(env)
     if args.sandbox_root is not None and backend != "local":
         raise InputError("--sandbox-root applies to --sandbox local only", hint="drop it for E2B runs")
     if args.step_timeout is not None and not (0 < args.step_timeout < float("inf")):

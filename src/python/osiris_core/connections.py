@@ -86,7 +86,7 @@ class Connections:
     def load(cls, path: Path | None) -> Connections:
         if path is None:
             return cls(None)
-        return cls(load_yaml(path))
+        return cls(load_yaml(path, what="connections"))
 
     @property
     def path(self) -> str | None:

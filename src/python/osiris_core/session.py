@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from osiris_core.errors import InputError
+from osiris_core.input_files import MAX_POINTER_BYTES, read_regular_text
 
 LAST_COMPILE_FILE = "last_compile"
 
@@ -42,9 +43,9 @@ def record_last_compile(logs_dir: Path, manifest_path: Path) -> None:
 
 def last_compile(logs_dir: Path) -> Path:
     pointer = logs_dir / LAST_COMPILE_FILE
-    if not pointer.is_file():
+    if not pointer.exists():
         raise InputError(f"no compile recorded in {logs_dir}", hint="run `osiris compile PIPELINE.yaml` first")
-    manifest = Path(pointer.read_text(encoding="utf-8").strip())
+    manifest = Path(read_regular_text(pointer, limit=MAX_POINTER_BYTES, what="last-compile pointer").strip())
     if not manifest.is_file():
         raise InputError(f"the last compile ({manifest}) no longer exists", hint="run `osiris compile` again")
     return manifest

@@ -13,6 +13,9 @@ from osiris_core.yaml_source import parse_yaml
 
 Mode = Literal["read", "write", "transform"]
 MODES: tuple[Mode, ...] = ("read", "write", "transform")
+COMPONENT_NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+DRIVER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+"""`package.module:Class`."""
 ProjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")]
 """A PyPI project name (as `pip install` takes it, without version or extras)."""
 EventName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
@@ -33,11 +36,11 @@ class ComponentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    name: str = Field(pattern=COMPONENT_NAME_PATTERN)
     version: str
     description: str
     modes: tuple[Mode, ...] = Field(min_length=1)
-    driver: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    driver: str = Field(pattern=DRIVER_PATTERN)
     connection: ConnectionSpec | None = None
     secrets: tuple[str, ...] = ()
     requirements: tuple[ProjectName, ...] = ()

@@ -3,51 +3,117 @@
 It is sent by the host as command text (not taken from the bundle), uses only the standard library, and
 refuses — naming the files — when the bundle is not the one the host sent or a file differs from the
 bundle's manifest. Only then does it exec the worker from the verified files.
+
+Isolation: the pipeline's input files are uploaded into the worker's working directory, so nothing may be
+imported from there. Both the bootstrap and the worker run as `python -I -u`: isolated mode puts neither the
+working directory nor the user's site-packages on `sys.path` and ignores every `PYTHON*` variable
+(PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, ...). The worker's `sys.path` is the verified bundle, then the
+`--e2b-install-deps` folder (pip-installed from the hash-checked lock), then the interpreter's own standard
+library and site-packages; `.pth` files are read only from the interpreter's site-packages, and
+`sitecustomize` only from its own paths. Environment variables that would make the shell, the dynamic
+loader, the C library, OpenSSL or Python load code or configuration from elsewhere before the bundle is
+verified are refused up front (`check_sandbox_env`), as are Osiris's own names.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-BOOTSTRAP_SOURCE = r'''
-import hashlib, json, os, shutil, sys, zipfile
+from osiris_core.errors import InputError
+
+EXIT_BUNDLE_REJECTED = 3
+PYTHON_FLAGS = ("-I", "-u")
+"""Isolated (no cwd, no user site, no PYTHON* variables) and unbuffered (records reach the host as written)."""
+
+WORKER_START = (
+    "import runpy, sys; n = int(sys.argv[1]); sys.path[:0] = sys.argv[2:2 + n]; del sys.argv[1:2 + n]; "
+    "runpy.run_module('osiris_remote.worker', run_name='__main__', alter_sys=True)"
+)
+"""The worker's entry: the import path is exactly the folders it is given, in front of the interpreter's own."""
+
+_BOOTSTRAP_TEMPLATE = r'''
+import hashlib, io, json, os, shutil, sys, zipfile
 MARK = "\x1eosiris "
 def say(kind, payload):
     sys.stdout.write(MARK + json.dumps({"kind": kind, "payload": payload}) + "\n")
     sys.stdout.flush()
-bundle_zip, target = sys.argv[1], sys.argv[2]
-data = open(bundle_zip, "rb").read()
-expected = os.environ.get("OSIRIS_BUNDLE_SHA256", "")
+def reject(reason, files, **extra):
+    say("bundle_rejected", dict(extra, reason=reason, files=files))
+    sys.exit(@EXIT@)
+bundle_zip, target, expected, deps = sys.argv[1:5]
+with open(bundle_zip, "rb") as handle:
+    data = handle.read()
 actual = hashlib.sha256(data).hexdigest()
 if actual != expected:
-    say("bundle_rejected", {"reason": "the uploaded bundle is not the one the host sent", "files": [bundle_zip],
-                            "expected": expected, "actual": actual})
-    sys.exit(3)
+    reject("the uploaded bundle is not the one the host sent", [bundle_zip], expected=expected, actual=actual)
 shutil.rmtree(target, ignore_errors=True)
-with zipfile.ZipFile(bundle_zip) as archive:
-    archive.extractall(target)
-manifest = json.load(open(os.path.join(target, "osiris_bundle.json")))["files"]
+try:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(target)
+    with open(os.path.join(target, "osiris_bundle.json"), "rb") as handle:
+        manifest = json.load(handle)["files"]
+    if not isinstance(manifest, dict):
+        raise ValueError("its manifest lists no files")
+except Exception as exc:
+    reject("the bundle cannot be unpacked: %s: %s" % (type(exc).__name__, exc), [bundle_zip])
 present = set()
 for root, _, names in os.walk(target):
     for name in names:
         path = os.path.relpath(os.path.join(root, name), target).replace(os.sep, "/")
         if path != "osiris_bundle.json":
             present.add(path)
-bad = sorted(p for p in present | set(manifest)
-             if p not in manifest or p not in present
-             or hashlib.sha256(open(os.path.join(target, p), "rb").read()).hexdigest() != manifest[p])
+def digest(path):
+    with open(os.path.join(target, path), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+bad = sorted(p for p in present | set(manifest) if p not in manifest or p not in present or digest(p) != manifest[p])
 if bad:
-    say("bundle_rejected", {"reason": "files differ from the bundle manifest", "files": bad})
-    sys.exit(3)
+    reject("files differ from the bundle manifest", bad)
+if deps and not os.path.isdir(deps):
+    reject("the folder of installed requirements is missing", [deps])
 say("bundle_verified", {"bundle_sha256": actual, "files": len(manifest)})
-path = [os.path.abspath(target), os.environ.get("OSIRIS_DEPS_DIR")]
-env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
-os.execve(sys.executable, [sys.executable, "-m", "osiris_remote.worker", *sys.argv[3:]], env)
+path = [os.path.abspath(target)] + ([deps] if deps else [])
+os.execv(sys.executable, [sys.executable, @FLAGS@, "-c", @WORKER@, str(len(path)), *path, *sys.argv[5:]])
 '''
+BOOTSTRAP_SOURCE = (_BOOTSTRAP_TEMPLATE.replace("@EXIT@", str(EXIT_BUNDLE_REJECTED))
+                    .replace("@FLAGS@", ", ".join(repr(f) for f in PYTHON_FLAGS))
+                    .replace("@WORKER@", repr(WORKER_START)))
 
 
-def bootstrap_command(python: str, bundle_zip: str, target_dir: str, worker_args: Sequence[str]) -> str:
-    """The shell command that verifies the bundle and starts the worker with `worker_args`."""
-    words = [python, "-c", BOOTSTRAP_SOURCE, bundle_zip, target_dir, *worker_args]
+def bootstrap_command(python: str, bundle_zip: str, target_dir: str, bundle_sha256: str, deps_dir: str | None,
+                      worker_args: Sequence[str]) -> str:
+    """The shell command that verifies the bundle and starts the worker with `worker_args`.
+
+    `deps_dir` (absolute) goes on the worker's import path after the bundle (`--e2b-install-deps`).
+    """
+    words = [python, *PYTHON_FLAGS, "-c", BOOTSTRAP_SOURCE, bundle_zip, target_dir, bundle_sha256, deps_dir or "",
+             *worker_args]
     return " ".join(shlex.quote(w) for w in words)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REFUSED_ENV_PREFIXES = ("PYTHON", "LD_", "DYLD_", "OSIRIS_")
+"""Python's own variables (ignored by the isolated interpreter anyway), the dynamic loader's, and Osiris's."""
+REFUSED_ENV_NAMES = frozenset({
+    "PATH", "HOME",  # which `python3` runs; where a login shell reads its profile
+    "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "IFS", "CDPATH", "GLOBIGNORE",  # the shell
+    "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "GLIBC_TUNABLES",  # the C library
+    "MALLOC_CHECK_", "MALLOC_PERTURB_",
+    "OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES",  # OpenSSL loads modules its config names
+})
+
+
+def check_sandbox_env(env: Mapping[str, str]) -> None:
+    """Refuse `--e2b-env` variables that could run code in the sandbox before the bundle is verified."""
+    for name in sorted(env):
+        if not _ENV_NAME.match(name):
+            raise InputError(f"--e2b-env {name!r} is not a valid variable name",
+                             hint="use letters, digits and '_', not starting with a digit")
+        if name in REFUSED_ENV_NAMES or name.startswith(REFUSED_ENV_PREFIXES):
+            raise InputError(
+                f"--e2b-env {name} is refused: it could change which code the sandbox runs before the bundle is "
+                "verified (the worker runs as an isolated `python -I`)",
+                hint="drop it; use --sandbox-python for the interpreter and --e2b-install-deps for packages")
+        if "\0" in env[name]:
+            raise InputError(f"--e2b-env {name} contains a NUL character", hint="remove it")

@@ -1,0 +1,45 @@
+"""Test support: a rogue sandbox "interpreter" that speaks the worker protocol but is not the worker.
+
+Given to the host as `--sandbox-python` (through a small shell wrapper), it receives the host's bootstrap command
+line, ignores the bootstrap and the bundle, and prints protocol records (`osiris_remote.protocol`) claiming that
+every step succeeded — without a hello (`ROGUE_MODE=silent`) or with the hello only after the records
+(`ROGUE_MODE=late`, echoing the host's expected fingerprint). The step ids come from `ROGUE_STEPS` (comma
+separated). The host must trust none of it. Standard library only: it runs as a plain script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+MARK = "\x1eosiris "
+
+
+def say(kind: str, payload: dict[str, Any]) -> None:
+    sys.stdout.write(MARK + json.dumps({"kind": kind, "payload": payload}) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str]) -> int:
+    mode = os.environ["ROGUE_MODE"]
+    steps = os.environ["ROGUE_STEPS"].split(",")
+    fingerprint = argv[argv.index("--expected-fingerprint") + 1]
+    source = argv.index("-c") + 1  # -c SOURCE bundle.zip target bundle_sha256 ...
+    say("bundle_verified", {"bundle_sha256": argv[source + 3], "files": 1})
+    for step in steps:
+        say("record", {"event": "step_start", "step_id": step})
+        say("record", {"event": "step_complete", "step_id": step, "rows_in": 0, "rows_out": 7, "duration_ms": 1})
+    if mode == "late":
+        say("hello", {"driver_code_sha256": fingerprint, "python": "3.11"})
+    card = {"session_id": "rogue", "pipeline": "rogue", "status": "succeeded", "exit_code": 0, "duration_ms": 1,
+            "driver_code_sha256": fingerprint, "manifest_driver_code_sha256": fingerprint, "error": None,
+            "steps": [{"step_id": s, "component": "filesystem.csv_writer", "driver": "x:Y", "status": "succeeded",
+                       "rows_in": 0, "rows_out": 7} for s in steps]}
+    say("run_card", {"card": card, "archive": "../logs/session.tar.gz"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
