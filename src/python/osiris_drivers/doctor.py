@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from osiris_core.errors import OsirisError
+from osiris_core.errors import ConnectionConfigError, OsirisError
 from osiris_core.masking import scrub_text
 
 Check = Callable[[Mapping[str, Any]], str]
@@ -26,9 +26,19 @@ def _check_mysql(fields: Mapping[str, Any]) -> str:
 
 
 def _check_postgres(fields: Mapping[str, Any]) -> str:
+    from pydantic import ValidationError
+
     from osiris_drivers.postgres.connection import PostgresConnectionFields, check_postgres
 
-    return check_postgres(PostgresConnectionFields.model_validate(dict(fields)).dsn)
+    try:
+        settings = PostgresConnectionFields.model_validate({k: v for k, v in fields.items() if k != "default"})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConnectionConfigError(f"postgres connection field '{key}': {first['msg']}",
+                                    hint="fields: host, port, database, user, password, sslmode, sslrootcert") \
+            from None
+    return check_postgres(settings.dsn)
 
 
 def _check_supabase(fields: Mapping[str, Any]) -> str:

@@ -16,15 +16,15 @@ trusted CA; verify-full = verify-ca and the certificate names the host."""
 ENCRYPTED_MODES: frozenset[str] = frozenset({"require", "verify-ca", "verify-full"})
 """Modes that promise an encrypted connection: a client that cannot encrypt must refuse them."""
 
-_HOST_NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?$")
-_SOCKET_DIR = re.compile(r"^/[A-Za-z0-9_./-]*$")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?")
+_SOCKET_DIR = re.compile(r"/[A-Za-z0-9_./-]*")
 
 
 def check_host(host: str, *, socket_dirs: bool = False) -> str:
     """`host` if it is a host name, an IPv4/IPv6 address (or, with `socket_dirs`, an absolute Unix-socket
     directory); anything else could carry extra connection parameters into a DSN or URL."""
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if _HOST_NAME.match(host) or (socket_dirs and _SOCKET_DIR.match(host)):
+    if _HOST_NAME.fullmatch(host) or (socket_dirs and _SOCKET_DIR.fullmatch(host)):
         return host
     try:
         ipaddress.IPv6Address(text)
