@@ -13,6 +13,7 @@ import yaml
 
 from osiris_core.connections import Connections
 from osiris_core.registry import ComponentRegistry
+from osiris_drivers.doctor import check_connection
 from tests.supabase.conftest import SERVICE_KEY
 from tests.supabase.pipelines import pipeline, run
 from tests.support.mysql_env import free_port
@@ -84,3 +85,13 @@ def test_url_credentials_never_reach_events_cards_configs_or_logs(
         assert requests and all("osiris:***@" in line for line in requests)
     else:
         assert result.card.status == "succeeded" and requests
+
+
+def test_the_doctor_masks_url_credentials_in_verdicts_and_logs(postgrest: PostgrestServer, log_lines: _Lines) -> None:
+    fields = {"url": postgrest.url.replace("http://", f"http://osiris:{PASSWORD}@"), "service_role_key": SERVICE_KEY,
+              "sql_url": f"http://127.0.0.1:{free_port()}/pg/query?apikey={TOKEN}"}
+    verdict = check_connection("@supabase.main", "supabase", fields)
+    assert not verdict.ok
+    text = verdict.message + "\n".join(log_lines.lines)
+    assert TOKEN not in text and PASSWORD not in text and SERVICE_KEY not in text
+    assert any("osiris:***@" in line for line in log_lines.lines if line.startswith("HTTP Request"))
