@@ -54,7 +54,7 @@ def test_a_host_field_that_is_not_a_host_is_refused(host: str) -> None:
         PostgresConnectionFields.model_validate({"host": host, "database": "d", "user": "u"})
 
 
-@pytest.mark.parametrize("host", ["db.internal", "10.0.0.7", "::1", "/var/run/postgresql"])
+@pytest.mark.parametrize("host", ["db.internal", "10.0.0.7", "::1", "fe80::1%eth0", "/var/run/postgresql"])
 def test_host_names_addresses_and_socket_directories_are_accepted(host: str) -> None:
     fields = PostgresConnectionFields.model_validate({"host": host, "database": "d", "user": "u"})
     assert psycopg2.extensions.parse_dsn(fields.dsn)["host"] == host

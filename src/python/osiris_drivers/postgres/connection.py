@@ -56,7 +56,7 @@ def dsn_from_fields(*, host: str, port: int, database: str, user: str, password:
     auth = quote(user, safe="")
     if password:
         auth += ":" + quote(password, safe="")
-    netloc = f"[{host}]" if ":" in host else quote(host, safe="")
+    netloc = f"[{quote(host, safe=':')}]" if ":" in host else quote(host, safe="")
     params = {"sslmode": sslmode, **({"sslrootcert": sslrootcert} if sslrootcert else {})}
     return f"postgresql://{auth}@{netloc}:{int(port)}/{quote(database, safe='')}?{urlencode(params, quote_via=quote)}"
 
