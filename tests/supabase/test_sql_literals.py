@@ -152,3 +152,20 @@ def test_a_table_name_that_would_be_a_url_path_is_refused(project: Path, registr
         connections=connections(project, postgrest))
     assert "cannot be read through PostgREST" in failed_error(run, "read")
     assert len(postgrest.requests) == before
+
+
+def test_postgrest_writes_columns_whatever_their_names(project: Path, registry: ComponentRegistry,
+                                                       pg_db: PostgresDatabase, postgrest: PostgrestServer) -> None:
+    """`columns=` of the staged inserts (built by postgrest-py, quoted) and the SQL that moves rows in."""
+    select = ", ".join(f"{i} AS {quote_ident(c)}" for i, c in enumerate(ODD_COLUMNS))
+    run = run_pipeline(registry, project, [
+        {"id": "gen", "component": "duckdb.processor", "mode": "transform",
+         "config": {"query": f"SELECT {select} UNION ALL SELECT {select}"}},
+        {"id": "load", "component": "supabase.writer", "mode": "write", "needs": ["gen"],
+         "config": {"connection": "@supabase.main", "table": "odd_written", "write_mode": "replace",
+                    "create_if_missing": True, "batch_size": 1}}],
+        connections=connections(project, postgrest))
+    assert_succeeded(run)
+    assert step(run, "load").rows_out == 2
+    columns = ", ".join(quote_ident(c) for c in ODD_COLUMNS)
+    assert run_sql(pg_db, f"SELECT {columns} FROM odd_written") == [tuple(range(len(ODD_COLUMNS)))] * 2
