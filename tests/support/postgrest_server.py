@@ -10,6 +10,8 @@ it::
 
 Implemented on ``/rest/v1/<table>`` (see ``docs`` in the methods below for details):
 
+* Field names as PostgREST's grammar reads them (``pFieldName``): double-quoted with backslash escapes, or
+  runs of letters, digits, ``_``, ``$`` and spaces joined by ``-``; anything else must be quoted.
 * ``GET``/``HEAD``: ``select=`` (columns, ``alias:col``, ``col::type``, ``*``), horizontal filters
   (``eq neq gt gte lt lte like ilike match imatch is in cs cd ov isdistinct``, ``not.`` prefix,
   ``or=``/``and=`` logic trees), ``order=``, ``limit=``/``offset=``, ``Range``/``Range-Unit`` headers,
@@ -286,8 +288,18 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _take_name(text: str, stops: str) -> tuple[str, str]:
-    """Read a (possibly double-quoted) field name; answer it and the rest of ``text``."""
+def _is_ident_char(ch: str) -> bool:
+    """PostgREST's ``pIdentifierChar``: ``letter <|> digit <|> oneOf "_ $"`` (letters in Unicode, digits ASCII)."""
+    return ch.isalpha() or ch in "0123456789_ $"
+
+
+def _take_name(text: str) -> tuple[str, str]:
+    """Read a field name as PostgREST's ``pFieldName`` does; answer it and the rest of ``text``.
+
+    A name is either double-quoted (inside, a backslash escapes the next character) or runs of identifier
+    characters joined by ``-`` (not ``->``), with surrounding spaces stripped. Anything else (``,`` ``.`` ``:``
+    ``(`` ``"`` ...) ends an unquoted name, so such names must be quoted.
+    """
     if text.startswith('"'):
         i = 1
         while i < len(text):
@@ -298,14 +310,29 @@ def _take_name(text: str, stops: str) -> tuple[str, str]:
                 return _unquote(text[: i + 1]), text[i + 1 :]
             i += 1
         raise _parse_error(f'unterminated quoted name in "{text}"')
-    idx = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
-    return text[:idx].strip(), text[idx:]
+    i = 0
+    while i < len(text):
+        if _is_ident_char(text[i]):
+            i += 1
+        elif text[i] == "-" and i > 0 and i + 1 < len(text) and _is_ident_char(text[i + 1]):
+            i += 1  # a dash joins two identifier runs; "->" starts a JSON path
+        else:
+            break
+    name = text[:i].strip()
+    if not name:
+        raise _parse_error(f'failed to parse a field name at "{text}"',
+                           details="quote names with characters other than letters, digits, _ $ space and -")
+    return name, text[i:]
 
 
 def _column_list(value: str) -> list[str]:
-    names = [_unquote(p.strip()) for p in _split_top(value)]
-    if any(not n for n in names):
-        raise _parse_error(f'failed to parse column list "{value}"')
+    """``pColumns``: field names separated by commas (``columns=`` and ``on_conflict=``)."""
+    names: list[str] = []
+    for part in _split_top(value):
+        name, rest = _take_name(part.strip())
+        if rest.strip():
+            raise _parse_error(f'failed to parse column list "{value}"', details=f"unexpected {rest!r}")
+        names.append(name)
     return names
 
 
@@ -352,8 +379,8 @@ def _parse_logic(value: str, op: str, negate: bool) -> _Logic:
             sub_op, _, rest = item.partition("(")
             children.append(_parse_logic("(" + rest, sub_op.upper(), neg))
             continue
-        column, rest = _take_name(item, ".")
-        if not column or not rest.startswith("."):
+        column, rest = _take_name(item)
+        if not rest.startswith("."):
             raise _parse_error(f"failed to parse logic tree ({value})")
         children.append(_parse_opexpr(column, rest[1:], in_tree=True))
     return _Logic(op, negate, tuple(children))
@@ -417,7 +444,7 @@ def _filter_sql(node: _Cond | _Logic, table: TableInfo) -> tuple[sql.Composable,
 
 @dataclass(frozen=True)
 class _SelectItem:
-    column: str  # "*" for all columns
+    column: str | None  # None for all columns (an unquoted ``*``; a quoted ``"*"`` is a column named *)
     alias: str | None
     cast: str | None
 
@@ -429,20 +456,23 @@ def _parse_select(value: str) -> list[_SelectItem]:
         if not text:
             raise _parse_error(f'failed to parse select parameter ("{value}")', details="empty item")
         if text == "*":
-            items.append(_SelectItem("*", None, None))
+            items.append(_SelectItem(None, None, None))
             continue
-        if "(" in text or text.startswith("..."):
+        if text.startswith("..."):
             raise PostgrestError(
-                400,
-                "PGRST200",
-                "Embedded resources are not supported by this test server",
-                details=text,
+                400, "PGRST200", "Embedded resources are not supported by this test server", details=text
             )
-        name, rest = _take_name(text, ":")
+        name, rest = _take_name(text)
         alias: str | None = None
         if rest.startswith(":") and not rest.startswith("::"):
             alias = name
-            name, rest = _take_name(rest[1:], ":")
+            name, rest = _take_name(rest[1:])
+        if rest.startswith(("(", "!")):
+            raise PostgrestError(
+                400, "PGRST200", "Embedded resources are not supported by this test server", details=text
+            )
+        if rest.startswith("->"):
+            raise _parse_error("JSON path selection is not supported by this test server", details=text)
         cast_type: str | None = None
         if rest.startswith("::"):
             cast_type = rest[2:].strip()
@@ -450,12 +480,10 @@ def _parse_select(value: str) -> list[_SelectItem]:
                 raise _parse_error(
                     f'failed to parse select parameter ("{value}")', details=f"bad cast {rest}"
                 )
-        elif rest:
+        elif rest.strip():
             raise _parse_error(
                 f'failed to parse select parameter ("{value}")', details=f"unexpected {rest!r}"
             )
-        if "->" in name:
-            raise _parse_error("JSON path selection is not supported by this test server", details=name)
         items.append(_SelectItem(name, alias, cast_type))
     return items
 
@@ -463,7 +491,7 @@ def _parse_select(value: str) -> list[_SelectItem]:
 def _select_sql(items: Sequence[_SelectItem], source: sql.Composable) -> sql.Composable:
     parts: list[sql.Composable] = []
     for item in items:
-        if item.column == "*":
+        if item.column is None:
             parts.append(sql.SQL("{}.*").format(source))
             continue
         col: sql.Composable = sql.SQL("{}.{}").format(source, sql.Identifier(item.column))
@@ -476,9 +504,9 @@ def _select_sql(items: Sequence[_SelectItem], source: sql.Composable) -> sql.Com
 def _order_sql(value: str, source: sql.Composable) -> sql.Composable:
     terms: list[sql.Composable] = []
     for raw in _split_top(value):
-        name, rest = _take_name(raw.strip(), ".")
-        if not name or "->" in name:
-            raise _parse_error(f'failed to parse order ("{value}")')
+        name, rest = _take_name(raw.strip())
+        if rest and not rest.startswith("."):
+            raise _parse_error(f'failed to parse order ("{value}")', details=f"unexpected {rest!r}")
         modifiers = [m for m in rest.split(".") if m]
         direction, nulls = "", ""
         for mod in modifiers:
@@ -996,8 +1024,8 @@ class PostgrestServer:
                 negate = key.startswith("not.")
                 filters.append(_parse_logic(value, key.removeprefix("not.").upper(), negate))
             else:
-                column, rest = _take_name(key, "")
-                if rest or (not key.startswith('"') and ("." in column or "->" in column)):
+                column, rest = _take_name(key)
+                if rest:
                     raise _parse_error(
                         f'"{key}" is not supported by this test server',
                         details="embedded or JSON-path filter",
@@ -1035,7 +1063,7 @@ class PostgrestServer:
         limit: int | None = None,
         offset: int = 0,
     ) -> sql.Composed:
-        items = _parse_select(select) if select else [_SelectItem("*", None, None)]
+        items = _parse_select(select) if select else [_SelectItem(None, None, None)]
         inner = sql.SQL("SELECT {} FROM {}{}").format(
             _select_sql(items, source), source, where or sql.SQL("")
         )

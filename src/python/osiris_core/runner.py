@@ -25,7 +25,7 @@ from osiris_core.errors import DriverError, InputError, OsirisError, RunError
 from osiris_core.events import EventListener, EventLog, Stopwatch
 from osiris_core.fingerprint import code_fingerprint
 from osiris_core.manifest import CompiledPipeline, ManifestStep
-from osiris_core.masking import is_secret_key
+from osiris_core.masking import masked_logging
 from osiris_core.registry import Component, ComponentRegistry
 from osiris_core.run_card import RunCard, StepCard
 from osiris_core.run_session import registry_masker, run_session, write_card
@@ -167,7 +167,7 @@ class Runner:
         self.masker = registry_masker(registry)
 
     def run(self, compiled: CompiledPipeline) -> RunResult:
-        with run_session(self.logs_dir, self.masker, self.listeners) as (session, log):
+        with masked_logging(self.masker), run_session(self.logs_dir, self.masker, self.listeners) as (session, log):
             return self._run(compiled, session, log)
 
     def _run(self, compiled: CompiledPipeline, session: Session, log: EventLog) -> RunResult:
@@ -249,8 +249,7 @@ class Runner:
         if spec.connection is None or step.connection is None:
             return config
         fields = self.connections.resolve(parse_reference(step.connection), environ=self.environ)
-        self.masker.add_secret_values(
-            str(v) for k, v in fields.items() if v is not None and is_secret_key(k, spec.secrets))
+        self.masker.add_connection_fields(fields, spec.secrets)
         unknown = sorted(set(fields) - set(spec.connection.fields))
         if unknown:
             raise InputError(f"connection {step.connection} has fields {unknown} that '{spec.name}' does not use",

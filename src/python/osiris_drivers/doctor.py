@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from osiris_core.errors import OsirisError
-from osiris_core.masking import scrub_text
+from osiris_core.errors import ConnectionConfigError, OsirisError
+from osiris_core.masking import Masker, masked_logging
 
 Check = Callable[[Mapping[str, Any]], str]
 
@@ -26,9 +26,19 @@ def _check_mysql(fields: Mapping[str, Any]) -> str:
 
 
 def _check_postgres(fields: Mapping[str, Any]) -> str:
+    from pydantic import ValidationError
+
     from osiris_drivers.postgres.connection import PostgresConnectionFields, check_postgres
 
-    return check_postgres(PostgresConnectionFields.model_validate(dict(fields)).dsn)
+    try:
+        settings = PostgresConnectionFields.model_validate({k: v for k, v in fields.items() if k != "default"})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConnectionConfigError(f"postgres connection field '{key}': {first['msg']}",
+                                    hint="fields: host, port, database, user, password, sslmode, sslrootcert") \
+            from None
+    return check_postgres(settings.dsn)
 
 
 def _check_supabase(fields: Mapping[str, Any]) -> str:
@@ -70,14 +80,19 @@ CHECKS: dict[str, Check] = {"mysql": _check_mysql, "postgres": _check_postgres, 
 
 
 def check_connection(reference: str, family: str, fields: Mapping[str, Any]) -> Verdict:
+    """Run the family's check; its verdict, and anything a library logs meanwhile, masked with the connection's
+    secrets (secret-named fields whole, credentials inside any URL-valued field)."""
     check = CHECKS.get(family)
     if check is None:
         return Verdict(reference, False, f"no check for family '{family}' (known: {sorted(CHECKS)})")
-    try:
-        return Verdict(reference, True, scrub_text(check(fields)))
-    except OsirisError as exc:
-        return Verdict(reference, False, scrub_text(exc.render()))
-    except ConnectionError as exc:
-        return Verdict(reference, False, scrub_text(" ".join(str(exc).split())))
-    except Exception as exc:
-        return Verdict(reference, False, scrub_text(" ".join(f"{type(exc).__name__}: {exc}".split())))
+    masker = Masker()
+    masker.add_connection_fields(fields)
+    with masked_logging(masker):
+        try:
+            return Verdict(reference, True, masker.mask(check(fields)))
+        except OsirisError as exc:
+            return Verdict(reference, False, masker.mask(exc.render()))
+        except ConnectionError as exc:
+            return Verdict(reference, False, masker.mask(" ".join(str(exc).split())))
+        except Exception as exc:
+            return Verdict(reference, False, masker.mask(" ".join(f"{type(exc).__name__}: {exc}".split())))

@@ -1,10 +1,13 @@
 """The `mysql` connection family: typed settings, ConnectorX URLs, pymysql sessions and one-line error messages.
 
 pymysql and ConnectorX are imported inside the functions that need them, so importing this module is cheap.
+Sessions are `osiris_drivers.mysql.client.SafeConnection`s: they send a local file only when the writer offers
+it, whatever the server asks. TLS follows `ssl_mode` (libpq's names) with `ssl_ca` as the trusted CA file.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,9 +17,10 @@ from pydantic import Field, SecretStr, ValidationError
 
 from osiris_core.driver import DriverConfig
 from osiris_core.errors import ConnectionConfigError, RunError
+from osiris_drivers.endpoint import HostName, SslMode
 
 if TYPE_CHECKING:
-    from pymysql.connections import Connection
+    from osiris_drivers.mysql.client import SafeConnection
 
 CONNECT_TIMEOUT_S = 10
 CHECK_TIMEOUT_S = 5
@@ -42,6 +46,8 @@ CR_CONN_HOST_ERROR = 2003
 CR_UNKNOWN_HOST = 2005
 CR_SERVER_GONE = 2006
 CR_SERVER_LOST = 2013
+CR_SSL_CONNECTION_ERROR = 2026
+CR_LOAD_DATA_LOCAL_INFILE_REJECTED = 2068
 TRANSIENT_CODES = frozenset({ER_TOO_MANY_CONNECTIONS, ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, CR_CONN_HOST_ERROR,
                              CR_SERVER_GONE, CR_SERVER_LOST})
 
@@ -49,11 +55,13 @@ TRANSIENT_CODES = frozenset({ER_TOO_MANY_CONNECTIONS, ER_LOCK_WAIT_TIMEOUT, ER_L
 class MySQLSettings(DriverConfig):
     """The fields a `mysql` connection supplies; the drivers' configs extend it with their own keys."""
 
-    host: str = Field(min_length=1)
+    host: HostName
     port: int = Field(default=3306, ge=1, le=65535)
     database: str = Field(min_length=1)
     user: str = Field(min_length=1)
     password: SecretStr = SecretStr("")
+    ssl_mode: SslMode = "prefer"
+    ssl_ca: str | None = Field(default=None, min_length=1)
 
     @property
     def address(self) -> str:
@@ -114,10 +122,22 @@ def explain(exc: BaseException, settings: MySQLSettings) -> Problem:
     if code == ER_BAD_DB:
         return Problem(f"database '{settings.database}' does not exist at {where}",
                        f"create it or fix `database`; {CONNECTION_HINT}")
+    if code == CR_CONN_HOST_ERROR and ("SSL" in text or "certificate" in text.lower()):
+        return Problem(f"TLS with MySQL at {where} failed ({_tls_reason(text)})",
+                       "check the server's certificate against ssl_ca (verify-full also checks the host name); "
+                       f"{CONNECTION_HINT}")
     if code == CR_CONN_HOST_ERROR:
         return Problem(f"cannot connect to MySQL at {where} ({_reason(text)})",
                        f"check host and port and that the server is running and reachable; {CONNECTION_HINT}",
                        transient=True)
+    if code == CR_LOAD_DATA_LOCAL_INFILE_REJECTED:
+        return Problem(f"the MySQL server at {where} asked for a local file this step does not send ({text})",
+                       "only the writer's own temporary file is ever sent; a server that asks for another file is "
+                       f"misconfigured or hostile: check `host`; {CONNECTION_HINT}")
+    if code == CR_SSL_CONNECTION_ERROR:
+        return Problem(f"no TLS with MySQL at {where} (ssl_mode {settings.ssl_mode}): {text}",
+                       "enable TLS on the server (have_ssl = YES), fix ssl_ca, or set ssl_mode: prefer or disable; "
+                       f"{CONNECTION_HINT}")
     if code == CR_UNKNOWN_HOST:
         return Problem(f"unknown MySQL host '{settings.host}'", f"check `host`; {CONNECTION_HINT}")
     if code in (CR_SERVER_GONE, CR_SERVER_LOST):
@@ -142,6 +162,13 @@ def explain(exc: BaseException, settings: MySQLSettings) -> Problem:
     return Problem(f"{type(exc).__name__}: {text}", CONNECTION_HINT)
 
 
+def _tls_reason(text: str) -> str:
+    """`… ([SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate (_ssl.c:1006))`
+    → `certificate verify failed: self-signed certificate`."""
+    match = re.search(r"\[SSL[^\]]*\]\s*([^()]+)", text)
+    return match[1].strip() if match else _reason(text)
+
+
 def _reason(text: str) -> str:
     """`Can't connect to MySQL server on 'h' ([Errno 111] Connection refused)` → `Connection refused`."""
     start, end = text.rfind("("), text.rfind(")")
@@ -158,19 +185,44 @@ def connectorx_url(settings: MySQLSettings) -> str:
     return f"mysql://{auth}@{host}:{settings.port}/{quote(settings.database, safe='')}"
 
 
+def tls_options(settings: MySQLSettings) -> dict[str, Any]:
+    """pymysql's TLS arguments for `ssl_mode`: an `ssl.SSLContext` makes TLS required (pymysql refuses a server
+    without it); no argument is pymysql's own "preferred" mode."""
+    import ssl
+
+    import pymysql
+
+    mode = settings.ssl_mode
+    if mode == "disable":
+        return {"ssl_disabled": True}
+    if mode == "prefer":
+        return {}
+    try:
+        context = ssl.create_default_context(cafile=settings.ssl_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise pymysql.err.OperationalError(
+            CR_SSL_CONNECTION_ERROR, f"cannot use ssl_ca '{settings.ssl_ca}': {exc.strerror or exc}") from None
+    context.check_hostname = mode == "verify-full"
+    context.verify_mode = ssl.CERT_NONE if mode == "require" else ssl.CERT_REQUIRED
+    return {"ssl": context}
+
+
 def connect(settings: MySQLSettings, *, local_infile: bool = False, autocommit: bool = True,
-            timeout: float = CONNECT_TIMEOUT_S) -> Connection[Any]:
-    """A pymysql session in utf8mb4 with time_zone UTC; pymysql errors propagate (see `explain`).
+            timeout: float = CONNECT_TIMEOUT_S) -> SafeConnection:
+    """A pymysql session in utf8mb4 with time_zone UTC, TLS per `ssl_mode`; pymysql errors propagate (see
+    `explain`). With `local_infile` the server may load only the file the caller offers
+    (`SafeConnection.offering`); any other LOCAL INFILE request fails the statement.
 
     The password goes as UTF-8 bytes (pymysql would send a str as latin-1, so non-ASCII passwords failed);
     `binary_prefix` sends bytes as `_binary'…'`, so BLOB values are never decoded as utf8mb4 text.
     """
-    import pymysql
+    from osiris_drivers.mysql.client import SafeConnection
 
-    return pymysql.connect(host=settings.host, port=settings.port, user=settings.user,
-                           password=settings.password.get_secret_value().encode("utf-8"), database=settings.database,
-                           charset="utf8mb4", autocommit=autocommit, local_infile=local_infile,
-                           connect_timeout=timeout, init_command=SESSION_TIME_ZONE, binary_prefix=True)
+    return SafeConnection(host=settings.host, port=settings.port, user=settings.user,
+                          password=settings.password.get_secret_value().encode("utf-8"), database=settings.database,
+                          charset="utf8mb4", autocommit=autocommit, local_infile=local_infile,
+                          connect_timeout=timeout, init_command=SESSION_TIME_ZONE, binary_prefix=True,
+                          **tls_options(settings))
 
 
 def quote_ident(name: str) -> str:
@@ -200,7 +252,8 @@ def check_mysql(fields: Mapping[str, Any]) -> str:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise ConnectionConfigError(f"mysql connection field '{key}': {first['msg']}",
-                                    hint=f"fields: host, port, database, user, password; {CONNECTION_HINT}") from None
+                                    hint="fields: host, port, database, user, password, ssl_mode, ssl_ca; "
+                                         f"{CONNECTION_HINT}") from None
     try:
         session = connect(settings, timeout=CHECK_TIMEOUT_S)
         with session, session.cursor() as cursor:

@@ -1,4 +1,8 @@
-"""DDL channels: how schema statements reach PostgreSQL — psycopg2 over a DSN, or HTTP SQL with a key."""
+"""DDL channels: how schema statements reach PostgreSQL — psycopg2 over a DSN, or HTTP SQL with a key.
+
+Statements are SQL text: identifiers are double-quoted (`sql.quote_ident`, immune to server settings) and
+string literals are escape strings (`sql.quote_literal`), safe whatever `standard_conforming_strings` is.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from osiris_core.errors import DriverError
 from osiris_drivers.connectorx_decimals import decimal_is_exact
 from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
 from osiris_drivers.keyset_pages import KEY_ALIAS, PAGE_ROWS, keyset_pages
-from osiris_drivers.postgres.connection import driver_error, normalized_dsn, pg_connection
+from osiris_drivers.postgres.connection import TlsUnsupported, connectorx_url, driver_error, pg_connection
 from osiris_drivers.postgres.sql import qualified, quote_ident
 
 NUMERIC_OID = 1700
@@ -55,6 +55,15 @@ def _numeric_columns(dsn: str, query: str, step_id: str) -> tuple[list[str], lis
     return [c.name for c in description], numerics
 
 
+def _stream_url(dsn: str, step_id: str) -> str:
+    try:
+        return connectorx_url(dsn)
+    except TlsUnsupported as exc:
+        raise DriverError(str(exc), step_id=step_id,
+                          hint="use sslmode verify-ca with sslrootcert (the CA is still verified) or require") \
+            from None
+
+
 def _describer(step_id: str) -> Describe:
     def describe(exc: BaseException, panic: bool) -> DriverError:
         if panic:
@@ -85,11 +94,12 @@ def stream_query(dsn: str, query: str, step_id: str) -> pa.RecordBatchReader:
     `stream_table`.
     """
     query = query.strip().rstrip(";")
+    url = _stream_url(dsn, step_id)
     names, numerics = _numeric_columns(dsn, query, step_id)
     if any(n.as_text for n in numerics):
         query = f"SELECT {_exact_select(names, numerics)} FROM ({query}) AS osiris_exact"
     describe = _describer(step_id)
-    reader = open_stream(normalized_dsn(dsn), query, describe)
+    reader = open_stream(url, query, describe)
     schema = _cast_to(list(reader.schema), numerics)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -124,6 +134,7 @@ def _integer_key(dsn: str, schema: str, table: str, step_id: str) -> str | None:
 def stream_table(dsn: str, schema: str, table: str, columns: list[str] | None, limit: int | None,
                  step_id: str) -> pa.RecordBatchReader:
     """A table's rows; in key pages (bounded memory) when it has an integer primary key."""
+    url = _stream_url(dsn, step_id)
     key = _integer_key(dsn, schema, table, step_id)
     if key is None:
         return stream_query(dsn, table_query(schema, table, columns, limit), step_id)
@@ -138,13 +149,13 @@ def stream_table(dsn: str, schema: str, table: str, columns: list[str] | None, l
         return (f"SELECT {select}, {quote_ident(key)} AS {KEY_ALIAS} FROM {qualified(schema, table)}{where} "
                 f"ORDER BY {quote_ident(key)} LIMIT {page_rows}")
 
-    first = open_stream(normalized_dsn(dsn), page_sql(None), describe)
+    first = open_stream(url, page_sql(None), describe)
     fields = list(first.schema)
     out_schema = _cast_to(fields[:-1], numerics)
     with_key = pa.schema([*out_schema, fields[-1]])
 
     def read_page(after: int | None) -> Iterator[pa.RecordBatch]:
-        reader = first if after is None else open_stream(normalized_dsn(dsn), page_sql(after), describe)
+        reader = first if after is None else open_stream(url, page_sql(after), describe)
         for batch in guarded_batches(reader, describe):
             yield batch.cast(with_key) if numerics else batch
 

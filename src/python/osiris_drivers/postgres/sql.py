@@ -73,5 +73,11 @@ def upsert_sql(target: str, source: str, columns: Sequence[str], primary_key: Se
 
 
 def quote_literal(value: str) -> str:
-    """A string literal for SQL sent as text (standard_conforming_strings is on in PostgreSQL ≥ 9.1)."""
-    return "'" + value.replace("'", "''") + "'"
+    """A string literal for SQL sent as text, whatever the server's `standard_conforming_strings`.
+
+    An escape string (`E'…'`) reads `\\` as one backslash and `''` as one quote under either setting, so doubling
+    both leaves no escape a value could use. (A plain `'…'` is not safe: with the setting off, a value ending in a
+    backslash escapes the closing quote. A `SET standard_conforming_strings` in the same batch does not help:
+    PostgreSQL lexes a whole batch before running its first statement.)
+    """
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"

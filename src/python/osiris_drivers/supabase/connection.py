@@ -26,6 +26,22 @@ class SupabaseConnectionFields(DriverConfig):
     sql_url: str | None = None
 
 
+def postgrest_field(name: str) -> str:
+    """A column name as PostgREST's query grammar reads it in `select=`, `order=`, `columns=`, `on_conflict=`:
+    double-quoted, with `\\` and `"` backslash-escaped, so commas, dots, colons, parentheses and quotes in a name
+    stay part of it."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def postgrest_resource(step_id: str, table: str) -> str:
+    """`table` if PostgREST can address it: the name becomes a URL path segment, where `/`, `.` and `..` would
+    reach other endpoints."""
+    if "/" in table or table in (".", ".."):
+        raise DriverError(f"table name '{table}' cannot be read through PostgREST (it would be a URL path)",
+                          step_id=step_id, hint="add pg_dsn to the supabase connection to read it over SQL")
+    return table
+
+
 def api_key(*, step_id: str, service_role_key: str | None, anon_key: str | None) -> str:
     key = service_role_key or anon_key
     if not key:

@@ -1,4 +1,9 @@
-"""`duckdb.processor`: SQL over named Arrow inputs in an in-memory DuckDB, streamed out as record batches."""
+"""`duckdb.processor`: SQL over named Arrow inputs in an in-memory DuckDB, streamed out as record batches.
+
+The query sees its inputs and nothing else: DuckDB's external access (files, URLs, ATTACH, COPY, extensions)
+is off and the configuration locked, so SQL cannot read `/etc/passwd` or turn access back on. A pipeline opts
+in per step with `allow_external_access: true`, which stays visible in the compiled step config.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +63,30 @@ def register_inputs(con: duckdb.DuckDBPyConnection, inputs: StepInputs, query: s
 class DuckDBProcessorConfig(DriverConfig):
     query: str = Field(min_length=1)
     memory_limit: str = Field(default="256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    allow_external_access: bool = False
+
+
+CONFINED = ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
+            "SET enable_external_access = false", "SET lock_configuration = true")
+"""Applied after the spill folder is set (DuckDB refuses to set it once external access is off)."""
+EXTERNAL_ACCESS_HINT = ("this step's SQL may read only its inputs (no files, URLs, ATTACH, COPY, extensions or SET); "
+                        "set allow_external_access: true in the step's config to allow that")
+
+
+def connect(memory_limit: str, spill_dir: str, *, allow_external_access: bool) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to `spill_dir`, never scans Python variables by name, and, unless
+    `allow_external_access`, reaches nothing outside the tables registered on it."""
+    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
+    con.execute("SET python_enable_replacements = false")
+    if not allow_external_access:
+        for statement in CONFINED:
+            con.execute(statement)
+    return con
+
+
+def _is_refusal(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.PermissionException) or "configuration has been locked" in text
 
 
 class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
@@ -66,7 +95,7 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
     def run(self, *, step_id: str, config: DuckDBProcessorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         spill = tempfile.TemporaryDirectory(prefix="osiris-duckdb-")
-        con = duckdb.connect(":memory:", config={"memory_limit": config.memory_limit, "temp_directory": spill.name})
+        con = connect(config.memory_limit, spill.name, allow_external_access=config.allow_external_access)
         try:
             register_inputs(con, inputs, config.query)
             result = con.execute(config.query)
@@ -75,8 +104,8 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
             con.close()
             spill.cleanup()
             available = sorted(inputs) + ([SINGLE_INPUT_NAME] if len(inputs) == 1 else [])
-            raise DriverError(f"SQL failed: {exc}", step_id=step_id,
-                              hint=f"fix the query; tables available: {available}") from None
+            hint = EXTERNAL_ACCESS_HINT if _is_refusal(exc) else f"fix the query; tables available: {available}"
+            raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id, hint=hint) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:

@@ -3,6 +3,9 @@
 pymysql first describes the result (`… LIMIT 0`: fast, and it fails fast with a clear error on bad credentials,
 an unreachable host or an unknown table); ConnectorX then streams the rows, and each batch is cast to the
 types `osiris_drivers.mysql.types` derives from that description.
+
+ConnectorX's MySQL client has no TLS, so a connection whose `ssl_mode` promises encryption (require,
+verify-ca, verify-full) is refused rather than streamed in plain text.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pydantic import Field
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_drivers.connectorx_reader import Describe, guarded_batches, open_stream
+from osiris_drivers.endpoint import ENCRYPTED_MODES
 from osiris_drivers.keyset_pages import KEY_ALIAS, keyset_pages
 from osiris_drivers.mysql.connection import (
     ER_PARSE,
@@ -83,6 +87,11 @@ class MySQLExtractor(Driver[MySQLExtractorConfig]):
 
     def run(self, *, step_id: str, config: MySQLExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
+        if config.ssl_mode in ENCRYPTED_MODES:
+            raise DriverError(f"ssl_mode {config.ssl_mode} cannot be honoured: the rows stream through ConnectorX, "
+                              "whose MySQL client has no TLS", step_id=step_id,
+                              hint="reach the server through an encrypted tunnel (ssh -L, stunnel) and set ssl_mode: "
+                                   "disable for it, or accept ssl_mode: prefer (the row stream is then unencrypted)")
         sql = select_sql(step_id, config)
         columns = self._describe(step_id, config, sql)
         as_text = any(c.as_text for c in columns)

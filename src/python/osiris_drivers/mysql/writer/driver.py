@@ -4,7 +4,8 @@ Rows travel as CSV written batch by batch with pyarrow.csv into a temporary file
 `LOAD DATA LOCAL INFILE` in chunks (NULL as `\\N`, strings quoted with `\\` escaped, binary as hex through
 `UNHEX`, booleans as 0/1, TIMESTAMP values in UTC). LOCAL turns rejected values into warnings, so every
 load's warnings and row count are checked and any problem aborts the write. Servers with local_infile off
-get multi-row INSERTs instead.
+get multi-row INSERTs instead. The session sends the server only that temporary file, only during its LOAD
+DATA statement: a request for any other file fails the step (see `osiris_drivers.mysql.client`).
 
 - append: all loads run in one transaction on the target.
 - upsert: loads go to a temporary staging table, then one `INSERT … SELECT … ON DUPLICATE KEY UPDATE`.
@@ -21,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -30,6 +31,7 @@ from pydantic import Field
 from osiris_core.driver import ROWS_WRITTEN, ArrowData, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.mysql.connection import (
+    CR_LOAD_DATA_LOCAL_INFILE_REJECTED,
     CR_SERVER_GONE,
     CR_SERVER_LOST,
     ER_NO_SUCH_TABLE,
@@ -44,7 +46,7 @@ from osiris_drivers.mysql.connection import (
 from osiris_drivers.mysql.types import UnsupportedType, check_writable, column_type, is_binary, to_python, to_text
 
 if TYPE_CHECKING:
-    from pymysql.connections import Connection
+    from osiris_drivers.mysql.client import SafeConnection
 
 NEW_SUFFIX = "__osiris_new"
 OLD_SUFFIX = "__osiris_old"
@@ -139,7 +141,7 @@ class MySQLWriter(Driver[MySQLWriterConfig]):
 class _Write:
     """One write: the session, the names involved and what to undo if it fails."""
 
-    def __init__(self, driver: MySQLWriter, session: Connection[Any], step_id: str, config: MySQLWriterConfig,
+    def __init__(self, driver: MySQLWriter, session: SafeConnection, step_id: str, config: MySQLWriterConfig,
                  data: ArrowData, ctx: StepContext) -> None:
         self.session = session
         self.step_id = step_id
@@ -208,7 +210,7 @@ class _Write:
             if not _is_mysql_error(exc):
                 raise
             problem = explain(exc, config)
-            lost = error_code(exc) in (CR_SERVER_GONE, CR_SERVER_LOST)
+            lost = error_code(exc) in (CR_SERVER_GONE, CR_SERVER_LOST, CR_LOAD_DATA_LOCAL_INFILE_REJECTED)
             raise self.fail(f"writing {self.label} failed: {problem.message}",
                             f"{UNCHANGED}; {problem.hint}" if lost else UNCHANGED,
                             transient=problem.transient) from None
@@ -344,16 +346,18 @@ class _Write:
             if chunk_bytes >= CHUNK_BYTES:
                 writer.close()
                 writer = None
-                total += self._load_file(statement, chunk_rows, total)
+                total += self._load_file(statement, path, chunk_rows, total)
                 chunk_rows = chunk_bytes = 0
         if writer is not None:
             writer.close()
-            total += self._load_file(statement, chunk_rows, total)
+            total += self._load_file(statement, path, chunk_rows, total)
         return total
 
-    def _load_file(self, statement: str, rows: int, offset: int) -> int:
+    def _load_file(self, statement: str, path: Path, rows: int, offset: int) -> int:
+        """Run the LOAD DATA statement; the server may read `path` and no other file."""
         with self.session.cursor() as cursor:
-            loaded = int(cursor.execute(statement))
+            with self.session.offering(str(path)):
+                loaded = int(cursor.execute(statement))
             if cursor.warning_count:
                 cursor.execute("SHOW WARNINGS LIMIT 5")
                 problems = [str(w[2]) for w in cursor.fetchall() if str(w[0]) != "Note"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pyarrow as pa
 from pydantic import Field
@@ -11,7 +11,13 @@ from pydantic import Field
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_drivers.postgres.extractor.driver import check_source, read_source
-from osiris_drivers.supabase.connection import SupabaseConnectionFields, api_key, rest_client
+from osiris_drivers.supabase.connection import (
+    SupabaseConnectionFields,
+    api_key,
+    postgrest_field,
+    postgrest_resource,
+    rest_client,
+)
 from osiris_drivers.supabase.rest_stage import describe
 
 
@@ -19,9 +25,9 @@ class SupabaseExtractorConfig(SupabaseConnectionFields):
     query: str | None = Field(default=None, min_length=1)
     schema_: str = Field(default="public", alias="schema")
     table: str | None = Field(default=None, min_length=1)
-    columns: list[str] | None = None
+    columns: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     limit: int | None = Field(default=None, ge=0)
-    order_by: list[str] | None = None
+    order_by: list[Annotated[str, Field(min_length=1)]] | None = None
     page_size: int = Field(default=1000, ge=1, le=100_000)
 
 
@@ -43,8 +49,9 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
     @staticmethod
     def _rest_pages(step_id: str, config: SupabaseExtractorConfig) -> pa.Table:
         """All pages as one table (types unified across pages); large reads belong on pg_dsn."""
-        table = config.table
-        assert table is not None
+        assert config.table is not None
+        table = postgrest_resource(step_id, config.table)
+        select = ",".join(postgrest_field(c) for c in config.columns) if config.columns else "*"
         key = api_key(step_id=step_id, service_role_key=config.service_role_key, anon_key=config.anon_key)
         client = rest_client(config.url, key, config.schema_)
 
@@ -52,9 +59,9 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
             offset = 0
             while config.limit is None or offset < config.limit:
                 size = config.page_size if config.limit is None else min(config.page_size, config.limit - offset)
-                request = client.table(table).select(",".join(config.columns) if config.columns else "*")
+                request = client.table(table).select(select)
                 for column in config.order_by or []:
-                    request = request.order(column)
+                    request = request.order(postgrest_field(column))
                 try:
                     rows: list[dict[str, Any]] = request.range(offset, offset + size - 1).execute().data  # type: ignore[assignment]
                 except Exception as exc:

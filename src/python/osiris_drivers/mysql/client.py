@@ -1,0 +1,87 @@
+"""pymysql sessions that never send a file the server names, only the one file this session offers.
+
+In `LOAD DATA LOCAL INFILE` the *server* names the file the client must send (packet `0xFB <filename>`), and
+may do so in answer to any statement. pymysql sends whatever file is named, so a malicious or compromised server
+reads any file of this host (`/proc/self/environ`, keys). `SafeConnection` sends a file only while the writer
+offers exactly that file (`offering`), for the statement that loads it; any other request is refused: nothing
+of the file is read, the session is closed and `LocalInfileRefused` raised.
+
+This module imports pymysql; `osiris_drivers.mysql.connection` imports it only when a session is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+from pymysql.connections import Connection, MySQLResult
+from pymysql.protocol import MysqlPacket
+
+CR_LOAD_DATA_LOCAL_INFILE_REJECTED = 2068
+"""libmysqlclient's code for a LOCAL INFILE request it refuses (its `local_infile_dir` check)."""
+
+
+class LocalInfileRefused(pymysql.err.OperationalError):
+    """The server asked for a local file this session did not offer; nothing of it was sent."""
+
+    def __init__(self, requested: str) -> None:
+        self.requested = requested
+        super().__init__(CR_LOAD_DATA_LOCAL_INFILE_REJECTED,
+                         f"refused the server's request for local file '{requested}'")
+
+
+class _GuardedResult(MySQLResult):
+    # pymysql's stubs leave out the LOCAL INFILE internals this class hooks, hence the `Any`s.
+    def _read_load_local_packet(self, first_packet: MysqlPacket) -> None:
+        connection = self.connection
+        assert isinstance(connection, SafeConnection)
+        packet: Any = first_packet
+        requested = bytes(packet.get_all_data()[1:])
+        offered = connection.offered_file
+        if offered is None or requested != os.fsencode(offered):
+            connection.close_unsafely()
+            raise LocalInfileRefused(os.fsdecode(requested))
+        base: Any = super()
+        base._read_load_local_packet(first_packet)
+
+
+if TYPE_CHECKING:
+    _Connection = Connection[Any]
+else:  # pymysql's Connection is generic only in its stubs
+    _Connection = Connection
+
+
+class SafeConnection(_Connection):
+    """A pymysql connection whose LOCAL INFILE answers are limited to the file `offering` names."""
+
+    offered_file: str | None = None
+
+    @contextlib.contextmanager
+    def offering(self, path: str) -> Iterator[None]:
+        """While inside, a LOCAL INFILE request for exactly `path` is answered with that file."""
+        self.offered_file = path
+        try:
+            yield
+        finally:
+            self.offered_file = None
+
+    def close_unsafely(self) -> None:
+        """Drop the socket without a word: the server is not to be trusted with anything more."""
+        connection: Any = self
+        connection._force_close()
+
+    def _read_query_result(self, unbuffered: bool = False) -> int:
+        # pymysql's own method, with the guarded result class in place of MySQLResult.
+        self._result = None
+        result = _GuardedResult(self)
+        if unbuffered:
+            result.init_unbuffered_query()
+        else:
+            result.read()
+        self._result = result
+        if result.server_status is not None:
+            self.server_status = result.server_status
+        return int(result.affected_rows or 0)
