@@ -30,8 +30,8 @@ import yaml
 
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
-from osiris_core.manifest import load_compiled
 from osiris_core.execution import ExecutionSettings
+from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
 from osiris_drivers.registry import default_registry
 

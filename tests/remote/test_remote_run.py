@@ -19,10 +19,11 @@ import yaml
 from osiris_cli.main import main
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
-from osiris_core.events import Logged, StepStart
+from osiris_core.events import EVENT_NAMES, Logged, StepStart
 from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
+from osiris_core.runner import LocalExecutor
 from osiris_remote.backends import SandboxOptions
 from osiris_remote.bundle import build_bundle, bundle_files
 from osiris_remote.bundle_format import DEFAULT_PACKAGES, MANIFEST_NAME, bundle_bytes
@@ -161,6 +162,49 @@ def test_the_sandbox_dying_mid_run_fails_the_host_run_clearly(project: Path, reg
     assert [s.status for s in result.card.steps] == ["failed", "skipped"]
     events = [json.loads(x) for x in (result.session.path / "events.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "run_complete" and events[-1]["status"] == "failed"
+
+
+def _engine_events(session: Path) -> list[str]:
+    names = [json.loads(x)["event"] for x in (session / "events.jsonl").read_text().splitlines()]
+    return [name for name in names if name in EVENT_NAMES]
+
+
+def test_a_killed_worker_leaves_the_card_a_local_failure_leaves(project: Path, registry: ComponentRegistry) -> None:
+    """The run recorder closes both runs with the same code: the running step fails, the rest are skipped."""
+    compiled = compile_file(_slow_pipeline(project), registry, Connections(None), project / "logs")
+    assert compiled.manifest_path is not None
+    loaded = load_compiled(compiled.manifest_path)
+    local = LocalExecutor(ExecutionSettings(registry, Connections(None), project / "logs", step_timeout_s=1)).run(
+        loaded)
+    sandbox_root = project / "sandbox-root"
+    killed: list[int] = []
+
+    def kill_on_start(logged: Logged) -> None:
+        if isinstance(logged.item, StepStart) and logged.item.step_id == "spin":
+            for pid in _worker_pids(sandbox_root):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    settings = ExecutionSettings(registry, Connections(None), project / "logs", listeners=(kill_on_start,))
+    remote = SandboxExecutor(settings, SandboxOptions(backend="local", local_root=sandbox_root)).run(loaded)
+    assert killed
+    cards = [json.loads((r.session.path / "run_card.json").read_text()) for r in (local, remote)]
+    assert cards[0].keys() == cards[1].keys()
+    assert [(c["status"], c["exit_code"]) for c in cards] == [("failed", 1), ("failed", 1)]
+    assert all(c["error"] for c in cards)
+    for local_step, remote_step in zip(cards[0]["steps"], cards[1]["steps"], strict=True):
+        assert local_step.keys() == remote_step.keys()
+        # Row counts of the failed step are what a dead worker could not report; everything else has one shape.
+        for key in local_step.keys() - {"rows_in", "rows_out"}:
+            assert (local_step[key] is None) == (remote_step[key] is None), (local_step["step_id"], key)
+    assert [(s["status"], s["attempts"]) for s in cards[1]["steps"]] == [("failed", 1), ("skipped", None)]
+    assert cards[1]["steps"][0]["error_type"] == "RunError"
+    assert "worker exited before finishing" in cards[1]["steps"][0]["error"]
+    expected = ["run_start", "drivers_registered", "step_start", "step_failed", "step_skipped", "run_complete"]
+    assert [n for n in _engine_events(local.session.path) if n != "step_counted"] == expected
+    assert _engine_events(remote.session.path) == expected
+    statuses = [json.loads((r.session.path / "status.json").read_text()) for r in (local, remote)]
+    assert statuses[0].keys() == statuses[1].keys() and statuses[1]["status"] == "failed"
 
 
 def test_per_step_timeout_in_the_sandbox(project: Path) -> None:

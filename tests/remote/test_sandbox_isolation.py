@@ -192,6 +192,8 @@ def _rogue_python(project: Path) -> Path:
 @pytest.mark.parametrize(("mode", "message"), [
     ("silent", "the sandbox worker sent 'record' before reporting its code fingerprint"),
     ("late", "the sandbox worker sent 'record' before reporting its code fingerprint"),
+    ("unordered", "the sandbox worker sent a record the engine does not write: 'step_complete' of step 'read' "
+                  "while it is pending"),
 ])
 def test_a_worker_that_does_not_say_hello_first_is_not_trusted(project: Path, mode: str, message: str) -> None:
     (project / "in.csv").write_text("a\n1\n")

@@ -34,8 +34,8 @@ from e2b.sandbox.commands.command_handle import PtySize
 from e2b.sandbox.filesystem.filesystem import FileType
 
 from osiris_cli.main import main
-from osiris_remote.sandbox_server import AccessPolicy, LocalSandboxServer, SandboxLimits, connect_sandbox
 from osiris_remote.backends import SandboxLost, SandboxOptions, open_sandbox
+from osiris_remote.sandbox_server import AccessPolicy, LocalSandboxServer, SandboxLimits, connect_sandbox
 
 MiB = 1024 * 1024
 LIMITS = SandboxLimits(upload_bytes=2 * MiB, upload_decoded_bytes=2 * MiB, list_depth=4, list_entries=50,

@@ -12,9 +12,9 @@ import yaml
 
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
-from osiris_core.execution import ExecutionSettings
 from osiris_core.runner import LocalExecutor, RunResult
 from tests.supabase.conftest import SERVICE_KEY
 from tests.support.databases import PostgresDatabase

@@ -12,10 +12,10 @@ from typing import Any
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
 from osiris_core.driver import ROWS_WRITTEN, StepContext
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
 from osiris_core.run_card import StepCard
-from osiris_core.execution import ExecutionSettings
 from osiris_core.runner import LocalExecutor, RunResult
 
 

@@ -77,7 +77,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     dotted = ".".join(loc) or "<root>"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown key '{loc[-1]}' at {dotted}", _FIX_BY_TYPE[kind]
+        return f"unknown key '{loc[-1]}' at {dotted}", RETRIES_HINT if "retries" in loc else _FIX_BY_TYPE[kind]
     if kind == "missing":
         return f"missing required key '{loc[-1]}'", _FIX_BY_TYPE[kind]
     if loc == ["oml_version"]:
