@@ -158,8 +158,11 @@ def test_a_foreign_stream_is_folded_by_the_same_code_and_its_run_complete_is_not
     result = recorder.finish(None)
     assert (result.card.status, result.card.exit_code, result.card.error) == ("failed", 1, "step 'write': disk full")
     assert [(s.status, s.rows_out, s.attempts) for s in result.card.steps] == [("succeeded", 2, 1), ("failed", None, 1)]
-    names = [json.loads(x)["event"] for x in (result.session.path / "events.jsonl").read_text().splitlines()]
-    assert names == ["run_start", "step_start", "step_complete", "step_start", "step_failed", "run_complete"]
+    events = [json.loads(x) for x in (result.session.path / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == [
+        "run_start", "step_start", "step_complete", "step_start", "step_failed", "run_complete"]
+    assert {e["session"] for e in events} == {result.session.id}
+    assert [e["ts"] for e in events[1:-1]] == ["2026-01-01T00:00:00Z"] * 4, "a foreign record keeps its time"
 
 
 def test_finish_fails_what_runs_skips_the_rest_and_takes_the_exit_code_from_the_error(

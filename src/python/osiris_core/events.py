@@ -240,13 +240,14 @@ class EventLog:
         self._events: TextIO = (session_dir / "events.jsonl").open("a", encoding="utf-8")
         self._metrics: TextIO = (session_dir / "metrics.jsonl").open("a", encoding="utf-8")
 
-    def write(self, item: Event | Metric) -> dict[str, Any]:
-        """Write one event or metric, masked; returns the record as written."""
+    def write(self, item: Event | Metric, *, ts: str | None = None) -> dict[str, Any]:
+        """Write one event or metric, masked, stamped `ts` (default: now); returns the record as written."""
+        stamp = ts or _now()
         if isinstance(item, Metric):
-            record = {"ts": _now(), "session": self.session_id, **item.fields()}
+            record = {"ts": stamp, "session": self.session_id, **item.fields()}
             stream = self._metrics
         else:
-            record = {"ts": _now(), "session": self.session_id, "event": item.event_name, **item.fields()}
+            record = {"ts": stamp, "session": self.session_id, "event": item.event_name, **item.fields()}
             stream = self._events
         safe: dict[str, Any] = self._masker.mask(record)
         line = json.dumps(safe, ensure_ascii=False, default=str)

@@ -115,11 +115,11 @@ class RunRecorder:
 
     # --- what executors report ---------------------------------------------------------------------------------
 
-    def emit(self, event: Event) -> None:
-        """Write `event` (masked), fold it into the run's state and notify the listeners."""
+    def emit(self, event: Event, *, ts: str | None = None) -> None:
+        """Write `event` (masked; stamped `ts`, default now), fold it into the run's state, notify the listeners."""
         with self._lock:
             self._check(event)
-            record = self._log.write(event)
+            record = self._log.write(event, ts=ts)
             masked = parse_record(record)
             assert isinstance(masked, Event)
             self._fold(masked)
@@ -133,13 +133,15 @@ class RunRecorder:
 
         Raises `ValueError` for a record that is no event or metric of the vocabulary, `EventOrderError` for one
         the run's state does not allow. Its `run_start` must name this run's steps; its `run_complete` becomes the
-        run's outcome when `finish` is given no error of its own.
+        run's outcome when `finish` is given no error of its own. Records keep their time stamp, and take this
+        run's session id.
         """
         item = parse_record(record)
+        ts = record.get("ts") if isinstance(record.get("ts"), str) else None
         if isinstance(item, Metric):
             if item.step_id is not None and item.step_id not in self._phases:
                 raise EventOrderError(f"a metric of unknown step '{item.step_id}'")
-            self._write_metric(item)
+            self._write_metric(item, ts=ts)
         elif isinstance(item, RunStart):
             if item.steps != self._step_ids:
                 raise EventOrderError(f"the run started with steps {list(item.steps)}, not this manifest's")
@@ -149,7 +151,7 @@ class RunRecorder:
                     raise EventOrderError("the run completed twice")
                 self._outcome = item
         else:
-            self.emit(item)
+            self.emit(item, ts=ts)
 
     def resolve_connection(self, connections: Connections, reference: str, *, environ: Mapping[str, str],
                            secret_keys: Iterable[str]) -> dict[str, Any]:
@@ -264,8 +266,8 @@ class RunRecorder:
         elif isinstance(event, StepCounted):
             card.rows_in, card.rows_out, card.output_sha256 = event.rows_in, event.rows_out, event.output_sha256
 
-    def _write_metric(self, metric: Metric) -> None:
-        record = self._log.write(metric)
+    def _write_metric(self, metric: Metric, *, ts: str | None = None) -> None:
+        record = self._log.write(metric, ts=ts)
         self._notify(Metric.model_validate({k: v for k, v in record.items() if k not in ("ts", "session")}), record)
 
     def _notify(self, item: Event | Metric, record: dict[str, Any]) -> None:
