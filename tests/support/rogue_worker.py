@@ -1,7 +1,7 @@
 """Test support: a rogue sandbox "interpreter" that speaks the worker protocol but is not the worker.
 
 Given to the host as `--sandbox-python` (through a small shell wrapper), it receives the host's bootstrap command
-line, ignores the bootstrap and the bundle, and prints protocol records (`osiris_remote.protocol`) claiming that
+line, ignores the bootstrap and the bundle, and prints protocol records (`osiris_remote.worker.protocol`) claiming that
 every step succeeded — without a hello (`ROGUE_MODE=silent`), with the hello only after the records
 (`ROGUE_MODE=late`, echoing the host's expected fingerprint), or with that hello first but records no engine
 writes (`ROGUE_MODE=unordered`: each step completes without having started). The step ids come from `ROGUE_STEPS` (comma
