@@ -24,4 +24,6 @@ PIP_CONFIG_FILE=/dev/null "$work/venv/bin/pip" install --quiet --disable-pip-ver
 "$work/venv/bin/osiris" components list | grep -q '^example.sequence'
 "$work/venv/bin/osiris" run examples/plugin/pipeline.yaml
 test "$(cat output/numbers.csv)" = "$(printf 'n\n10\n11\n12\n13\n14')"
+# ...and runs in the sandbox too: the bundle carries the plugin's package, the worker loads it from there.
+"$work/venv/bin/osiris" parity examples/plugin/pipeline.yaml
 echo "wheel smoke test: ok"

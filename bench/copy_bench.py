@@ -30,8 +30,9 @@ import yaml
 
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
-from osiris_core.runner import Runner
+from osiris_core.runner import LocalExecutor
 from osiris_drivers.registry import default_registry
 
 MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_DATABASE = "127.0.0.1", 3306, "root", "osiris_bench"
@@ -129,7 +130,8 @@ def osiris_pipeline(workdir: Path, steps: list[dict[str, object]]) -> Callable[[
         path.write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "bench", "steps": steps}))
         compiled = compile_file(path, registry, connections, workdir / "logs")
         assert compiled.manifest_path is not None
-        result = Runner(registry, connections, workdir / "logs").run(load_compiled(compiled.manifest_path))
+        settings = ExecutionSettings(registry, connections, workdir / "logs")
+        result = LocalExecutor(settings).run(load_compiled(compiled.manifest_path))
         if result.exit_code != 0:
             raise RuntimeError(result.card.error)
 

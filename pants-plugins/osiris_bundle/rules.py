@@ -1,7 +1,9 @@
-"""`pants package` for `osiris_bundle`: the same bytes as the runtime builder, from the same source files.
+"""`pants package` for `osiris_bundle`: the default bundle, the same bytes as the runtime builder's
+`osiris_remote.bundle.build_bundle()` from the same source files.
 
-The bundle format and the suffix list are imported from the project itself (`src/python` is on Pants'
-`pythonpath`), so the plugin cannot drift from the runtime builder.
+The bundle format and the file selection (`bundled`: the engine, the built-in components, and of
+`osiris_remote` only the worker) are imported from the project itself (`src/python` is on Pants' `pythonpath`),
+so the plugin cannot drift from the runtime builder.
 """
 
 from __future__ import annotations
@@ -9,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from osiris_bundle.target_types import OsirisBundleDependenciesField
-from osiris_core.fingerprint import FINGERPRINTED_SUFFIXES
-from osiris_remote.bundle_format import BUNDLE_PACKAGES, bundle_bytes, bundle_sha256
 from pants.backend.python.target_types import PythonSourceField
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.core.target_types import ResourceSourceField
@@ -23,6 +22,13 @@ from pants.engine.target import SourcesField, TransitiveTargets, TransitiveTarge
 from pants.engine.unions import UnionRule
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from pants.util.logging import LogLevel
+
+from osiris_bundle.target_types import OsirisBundleDependenciesField
+from osiris_remote.bundle_format import DEFAULT_PACKAGES, WORKER_PACKAGE, bundle_bytes, bundle_sha256, bundled
+
+TOP_LEVEL_PACKAGES = (*DEFAULT_PACKAGES, WORKER_PACKAGE)
+"""The packages the default bundle takes files from (of the worker's, only the worker's own files)."""
+
 
 class OsirisBundleError(Exception):
     pass
@@ -37,20 +43,18 @@ class OsirisBundleFieldSet(PackageFieldSet):
 
 
 def _bundled(stripped_path: str) -> bool:
-    """The runtime builder's selection: a file of a bundled package with a fingerprinted suffix."""
-    path = PurePosixPath(stripped_path)
-    return (
-        len(path.parts) > 1
-        and path.parts[0] in BUNDLE_PACKAGES
-        and path.suffix in FINGERPRINTED_SUFFIXES
-        and "__pycache__" not in path.parts
-    )
+    """The runtime builder's selection for the default bundle."""
+    return bundled(stripped_path, DEFAULT_PACKAGES)
+
+
+def _stripped(path: str, root: str) -> PurePosixPath:
+    return PurePosixPath(path) if root in ("", ".") else PurePosixPath(path).relative_to(root)
 
 
 def _package_dir(path: str, root: str) -> str | None:
-    """`src/python/osiris_core` for `src/python/osiris_core/x.py` under root `src/python`, if bundled."""
-    relative = PurePosixPath(path) if root in ("", ".") else PurePosixPath(path).relative_to(root)
-    if len(relative.parts) < 2 or relative.parts[0] not in BUNDLE_PACKAGES:
+    """`src/python/osiris_core` for `src/python/osiris_core/x.py` under root `src/python`, if bundled from."""
+    relative = _stripped(path, root)
+    if len(relative.parts) < 2 or relative.parts[0] not in TOP_LEVEL_PACKAGES:
         return None
     return str(PurePosixPath(root, relative.parts[0]))
 
@@ -73,30 +77,29 @@ async def package_osiris_bundle(field_set: OsirisBundleFieldSet) -> BuiltPackage
     contents = await Get(DigestContents, Digest, stripped.snapshot.digest)
     files = {entry.path: entry.content for entry in contents if _bundled(entry.path)}
 
-    # The runtime builder walks the package directories on disk: every file there with a fingerprinted
-    # suffix must be owned by a target of this bundle, or the two builders disagree.
-    package_dirs = sorted(
-        {
-            package_dir
-            for path, root in roots.path_to_root.items()
-            if (package_dir := _package_dir(str(path), root.path)) is not None
-        }
-    )
-    bundled_packages = {PurePosixPath(dir_).name for dir_ in package_dirs}
-    missing = sorted(set(BUNDLE_PACKAGES) - bundled_packages)
+    # The runtime builder walks the package directories on disk: every file there that it would bundle must be
+    # owned by a target of this bundle, or the two builders disagree.
+    package_roots = {
+        package_dir: root.path
+        for path, root in roots.path_to_root.items()
+        if (package_dir := _package_dir(str(path), root.path)) is not None
+    }
+    missing = sorted(set(TOP_LEVEL_PACKAGES) - {PurePosixPath(path).parts[0] for path in files})
     if missing:
         raise OsirisBundleError(
             f"{field_set.address}: the bundle has no files of package(s) {', '.join(missing)}; "
             "add their `:lib` and `:data` targets to `dependencies`"
         )
-    on_disk = await Get(Paths, PathGlobs([f"{dir_}/**" for dir_ in package_dirs]))
+    on_disk = await Get(Paths, PathGlobs([f"{dir_}/**" for dir_ in sorted(package_roots)]))
     owned = {str(path) for path in source_files.files}
     unowned = sorted(
         path
         for path in on_disk.files
         if path not in owned
-        and PurePosixPath(path).suffix in FINGERPRINTED_SUFFIXES
-        and "__pycache__" not in PurePosixPath(path).parts
+        and any(
+            path.startswith(dir_ + "/") and _bundled(str(_stripped(path, root)))
+            for dir_, root in package_roots.items()
+        )
     )
     if unowned:
         raise OsirisBundleError(

@@ -9,8 +9,10 @@ class OsirisBundleDependenciesField(Dependencies):
     help = help_text(
         """
         The `python_sources` and `resources` targets of the bundled packages (`:lib` and `:data` of
-        `osiris_core`, `osiris_drivers` and `osiris_remote`). Dependencies are followed transitively;
-        only files of the bundled packages with a fingerprinted suffix end up in the bundle.
+        `osiris_core` and `osiris_drivers`, `:lib` of `osiris_remote`). Dependencies are followed
+        transitively; only files `osiris_remote.bundle_format.bundled` selects for the default bundle
+        end up in it: the engine's, the built-in components', and the worker's (never the host side of
+        `osiris_remote`).
         """
     )
 
@@ -20,8 +22,8 @@ class OsirisBundleTarget(Target):
     core_fields = (*COMMON_TARGET_FIELDS, OsirisBundleDependenciesField, OutputPathField)
     help = help_text(
         """
-        The Osiris driver bundle: a deterministic zip built by `osiris_remote.bundle_format.bundle_bytes`
+        The default Osiris bundle: a deterministic zip built by `osiris_remote.bundle_format.bundle_bytes`
         from the source files of its dependencies, paths relative to their source root. Byte-identical to
-        the bundle the runtime builds from the same files.
+        the bundle the runtime builds from the same files for pipelines of built-in components.
         """
     )

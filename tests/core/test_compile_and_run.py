@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from osiris_core.compiler import code_packages, compile_file
+from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
 from osiris_core.errors import CompileError, SpecError
 from osiris_core.events import EVENT_NAMES
-from osiris_core.fingerprint import code_fingerprint
+from osiris_core.execution import ExecutionSettings
+from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import Component, ComponentRegistry
-from osiris_core.runner import Runner, RunResult
+from osiris_core.runner import LocalExecutor, RunResult
 from osiris_core.spec import parse_spec
 from osiris_drivers.registry import builtin_components
 from tests.conftest import REPO_ROOT
@@ -71,7 +72,7 @@ def probe_pipeline(project: Path, *, fail_with: str | None = None) -> Path:
 def run(path: Path, registry: ComponentRegistry, connections: Connections, logs: Path) -> RunResult:
     result = compile_file(path, registry, connections, logs)
     assert result.manifest_path is not None
-    return Runner(registry, connections, logs).run(load_compiled(result.manifest_path))
+    return LocalExecutor(ExecutionSettings(registry, connections, logs)).run(load_compiled(result.manifest_path))
 
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:
@@ -94,7 +95,7 @@ def test_compiling_twice_gives_identical_bytes(project: Path, registry: Componen
     for relative in files:
         assert (first.session_dir / relative).read_bytes() == (second.session_dir / relative).read_bytes()
     manifest = load_compiled(first.session_dir / "compiled/manifest.yaml").manifest
-    assert manifest.fingerprints.driver_code_sha256 == code_fingerprint(code_packages(registry))
+    assert manifest.fingerprints.driver_code_sha256 == run_fingerprint(s.driver for s in manifest.steps)
     assert set(manifest.fingerprints.specs) == {s.component for s in manifest.steps}
     assert (project / "logs/last_compile").read_text().strip().endswith("compiled/manifest.yaml")
 
@@ -148,9 +149,16 @@ def test_event_vocabulary_and_metrics(project: Path, probe_registry: ComponentRe
     assert names[0] == "run_start" and names[1] == "drivers_registered" and names[-1] == "run_complete"
     assert names.count("step_start") == 3 and names.count("step_complete") == 3
     assert {n for n in names if n in EVENT_NAMES} == {
-        "run_start", "drivers_registered", "step_start", "step_complete", "run_complete"}
+        "run_start", "drivers_registered", "step_start", "step_complete", "step_counted", "run_complete"}
+    # `count` streams its output: step_complete cannot know its rows, step_counted brings them once they were read.
+    complete = next(e for e in events if e["event"] == "step_complete" and e["step_id"] == "count")
+    assert complete["streaming"] is True and complete["rows_out"] is None
+    counted = [e for e in events if e["event"] == "step_counted"]
+    assert [(e["step_id"], e["rows_in"], e["rows_out"]) for e in counted] == [("count", 3, 1)]
+    assert names.index("step_counted") > len(names) - 3
     registered = events[1]
-    assert registered["driver_code_sha256"] == code_fingerprint(code_packages(probe_registry))
+    assert registered["driver_code_sha256"] == run_fingerprint(
+        probe_registry.get(name).spec.driver for name in ("test.probe", "duckdb.processor", "filesystem.csv_writer"))
     assert registered["drivers"] == {
         "duckdb.processor": "osiris_drivers.duckdb.processor.driver:DuckDBProcessor",
         "filesystem.csv_writer": "osiris_drivers.filesystem.csv_writer.driver:CsvWriter",
@@ -166,7 +174,7 @@ def test_event_vocabulary_and_metrics(project: Path, probe_registry: ComponentRe
                                 "driver": "osiris_drivers.filesystem.csv_writer.driver:CsvWriter",
                                 "status": "succeeded", "rows_in": 1, "rows_out": 1,
                                 "duration_ms": card["steps"][2]["duration_ms"], "error": None, "error_type": None,
-                                "output_sha256": None}
+                                "output_sha256": None, "attempts": 1}
 
 
 def test_manifest_from_other_driver_code_is_refused(project: Path, probe_registry: ComponentRegistry,
@@ -176,7 +184,8 @@ def test_manifest_from_other_driver_code_is_refused(project: Path, probe_registr
     text = compiled.manifest_path.read_text()
     real = compiled.manifest.fingerprints.driver_code_sha256
     compiled.manifest_path.write_text(text.replace(real, "f" * 64))
-    result = Runner(probe_registry, connections, project / "logs").run(load_compiled(compiled.manifest_path))
+    result = LocalExecutor(ExecutionSettings(probe_registry, connections, project / "logs")).run(
+        load_compiled(compiled.manifest_path))
     assert result.exit_code == 2
     assert all(s.status == "skipped" for s in result.card.steps)
     assert result.card.error is not None and "driver code fingerprint" in result.card.error
@@ -232,8 +241,8 @@ def _run_steps(project: Path, registry: ComponentRegistry, steps: list[dict[str,
     path.write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "p", "steps": steps}))
     compiled = compile_file(path, registry, Connections(None), project / "logs")
     assert compiled.manifest_path is not None
-    return Runner(registry, Connections(None), project / "logs", checksums=checksums).run(
-        load_compiled(compiled.manifest_path))
+    settings = ExecutionSettings(registry, Connections(None), project / "logs", checksums=checksums)
+    return LocalExecutor(settings).run(load_compiled(compiled.manifest_path))
 
 
 def test_checksums_cover_nested_columns(project: Path, registry: ComponentRegistry) -> None:

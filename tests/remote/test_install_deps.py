@@ -195,8 +195,11 @@ def _is_module(name: str) -> bool:
     return spec is not None and spec.origin is not None and spec.origin.endswith(".py")
 
 
-def test_what_the_worker_imports_at_module_level_is_core_plus_the_worker_import_requirements() -> None:
-    imported = _third_party("osiris_remote.worker", nested=False)
+def test_what_the_worker_imports_at_module_level_is_core_plus_the_worker_import_requirements(
+        registry: ComponentRegistry) -> None:
+    # The worker, and every driver module of the bundled component packages: it loads each component they carry.
+    modules = ["osiris_remote.worker.main", *sorted({c.spec.driver.split(":")[0] for c in registry})]
+    imported = set().union(*(_third_party(module, nested=False) for module in modules))
     assert imported <= set(closure([*CORE_REQUIREMENTS, *WORKER_IMPORT_REQUIREMENTS]))
     # and nothing in WORKER_IMPORT_REQUIREMENTS is stale:
     assert imported - set(closure(CORE_REQUIREMENTS)) == {normalize(p) for p in WORKER_IMPORT_REQUIREMENTS}

@@ -19,13 +19,15 @@ import yaml
 from osiris_cli.main import main
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
-from osiris_core.fingerprint import package_files
+from osiris_core.events import EVENT_NAMES, Logged, StepStart
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
-from osiris_remote.bundle import build_bundle
-from osiris_remote.bundle_format import BUNDLE_PACKAGES, MANIFEST_NAME, bundle_bytes
-from osiris_remote.proxy import RemoteRunner
-from osiris_remote.sandboxes import SandboxOptions
+from osiris_core.runner import LocalExecutor
+from osiris_remote.backends import SandboxOptions
+from osiris_remote.bundle import build_bundle, bundle_files
+from osiris_remote.bundle_format import DEFAULT_PACKAGES, MANIFEST_NAME, bundle_bytes
+from osiris_remote.proxy import SandboxExecutor
 from tests.conftest import REPO_ROOT
 from tests.support.databases import PostgresDatabase
 
@@ -88,7 +90,7 @@ def test_a_file_altered_after_the_bundle_was_built_is_refused_and_named_before_u
 
 
 def test_a_local_change_not_rebuilt_into_the_bundle_is_a_fingerprint_mismatch(examples: Path) -> None:
-    files = package_files(BUNDLE_PACKAGES)
+    files = bundle_files(DEFAULT_PACKAGES)
     files[TAMPERED] = files[TAMPERED] + b"\n# an edit made after the bundle was built\n"
     stale = examples.parent / "stale.zip"
     stale.write_bytes(bundle_bytes(files))
@@ -145,21 +147,64 @@ def test_the_sandbox_dying_mid_run_fails_the_host_run_clearly(project: Path, reg
 
     sandbox_root = project / "sandbox-root"
 
-    def kill_on_start(record: dict[str, Any]) -> None:
-        if record.get("event") == "step_start" and record.get("step_id") == "spin":
+    def kill_on_start(logged: Logged) -> None:
+        if isinstance(logged.item, StepStart) and logged.item.step_id == "spin":
             for pid in _worker_pids(sandbox_root):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-    runner = RemoteRunner(registry, Connections(None), project / "logs",
-                          SandboxOptions(backend="local", local_root=sandbox_root), listeners=(kill_on_start,))
-    result = runner.run(load_compiled(compiled.manifest_path))
+    settings = ExecutionSettings(registry, Connections(None), project / "logs", listeners=(kill_on_start,))
+    result = SandboxExecutor(settings, SandboxOptions(backend="local", local_root=sandbox_root)).run(
+        load_compiled(compiled.manifest_path))
     assert killed
     assert result.exit_code == 1 and result.card.status == "failed"
     assert result.card.error is not None and "worker exited before finishing" in result.card.error
     assert [s.status for s in result.card.steps] == ["failed", "skipped"]
     events = [json.loads(x) for x in (result.session.path / "events.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "run_complete" and events[-1]["status"] == "failed"
+
+
+def _engine_events(session: Path) -> list[str]:
+    names = [json.loads(x)["event"] for x in (session / "events.jsonl").read_text().splitlines()]
+    return [name for name in names if name in EVENT_NAMES]
+
+
+def test_a_killed_worker_leaves_the_card_a_local_failure_leaves(project: Path, registry: ComponentRegistry) -> None:
+    """The run recorder closes both runs with the same code: the running step fails, the rest are skipped."""
+    compiled = compile_file(_slow_pipeline(project), registry, Connections(None), project / "logs")
+    assert compiled.manifest_path is not None
+    loaded = load_compiled(compiled.manifest_path)
+    local = LocalExecutor(ExecutionSettings(registry, Connections(None), project / "logs", step_timeout_s=1)).run(
+        loaded)
+    sandbox_root = project / "sandbox-root"
+    killed: list[int] = []
+
+    def kill_on_start(logged: Logged) -> None:
+        if isinstance(logged.item, StepStart) and logged.item.step_id == "spin":
+            for pid in _worker_pids(sandbox_root):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    settings = ExecutionSettings(registry, Connections(None), project / "logs", listeners=(kill_on_start,))
+    remote = SandboxExecutor(settings, SandboxOptions(backend="local", local_root=sandbox_root)).run(loaded)
+    assert killed
+    cards = [json.loads((r.session.path / "run_card.json").read_text()) for r in (local, remote)]
+    assert cards[0].keys() == cards[1].keys()
+    assert [(c["status"], c["exit_code"]) for c in cards] == [("failed", 1), ("failed", 1)]
+    assert all(c["error"] for c in cards)
+    for local_step, remote_step in zip(cards[0]["steps"], cards[1]["steps"], strict=True):
+        assert local_step.keys() == remote_step.keys()
+        # Row counts of the failed step are what a dead worker could not report; everything else has one shape.
+        for key in local_step.keys() - {"rows_in", "rows_out"}:
+            assert (local_step[key] is None) == (remote_step[key] is None), (local_step["step_id"], key)
+    assert [(s["status"], s["attempts"]) for s in cards[1]["steps"]] == [("failed", 1), ("skipped", None)]
+    assert cards[1]["steps"][0]["error_type"] == "RunError"
+    assert "worker exited before finishing" in cards[1]["steps"][0]["error"]
+    expected = ["run_start", "drivers_registered", "step_start", "step_failed", "step_skipped", "run_complete"]
+    assert [n for n in _engine_events(local.session.path) if n != "step_counted"] == expected
+    assert _engine_events(remote.session.path) == expected
+    statuses = [json.loads((r.session.path / "status.json").read_text()) for r in (local, remote)]
+    assert statuses[0].keys() == statuses[1].keys() and statuses[1]["status"] == "failed"
 
 
 def test_per_step_timeout_in_the_sandbox(project: Path) -> None:
@@ -188,8 +233,8 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
                     "create_if_missing": True}}]}))
     environ_seen: list[dict[str, str]] = []
 
-    def capture_environ(record: dict[str, Any]) -> None:
-        if record.get("event") == "step_start" and record.get("step_id") == "load":
+    def capture_environ(logged: Logged) -> None:
+        if isinstance(logged.item, StepStart) and logged.item.step_id == "load":
             for pid in _worker_pids(sandbox_root):
                 raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
                 environ_seen.append(dict(x.decode().split("=", 1) for x in raw if b"=" in x))
@@ -201,9 +246,9 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
     connections = Connections.load(project / "osiris_connections.yaml")
     compiled = compile_file(project / "p.yaml", registry, connections, project / "logs")
     assert compiled.manifest_path is not None
-    runner = RemoteRunner(registry, connections, project / "logs",
-                          SandboxOptions(backend="local", local_root=sandbox_root), listeners=(capture_environ,))
-    result = runner.run(load_compiled(compiled.manifest_path))
+    settings = ExecutionSettings(registry, connections, project / "logs", listeners=(capture_environ,))
+    result = SandboxExecutor(settings, SandboxOptions(backend="local", local_root=sandbox_root)).run(
+        load_compiled(compiled.manifest_path))
     assert result.exit_code == 0, result.card.error
     with pg_db.connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM secret_test")
@@ -228,8 +273,8 @@ def test_bundles_are_deterministic_and_verify_themselves() -> None:
     assert first.tampered_files() == []
     names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
     assert names[-1] == MANIFEST_NAME and names[:-1] == sorted(names[:-1])
-    assert {"osiris_core/runner.py", "osiris_drivers/duckdb/processor/spec.yaml", "osiris_remote/worker.py"} <= set(
-        names)
+    assert {"osiris_core/runner.py", "osiris_drivers/duckdb/processor/spec.yaml", "osiris_remote/worker/main.py"} <= \
+        set(names)
 
 
 def test_a_sandbox_run_updates_an_existing_duckdb_file_and_a_failed_one_leaves_it(project: Path) -> None:
@@ -262,13 +307,13 @@ def test_a_sandbox_run_updates_an_existing_duckdb_file_and_a_failed_one_leaves_i
 
 
 def test_a_bundle_whose_worker_differs_from_the_host_is_refused(examples: Path) -> None:
-    files = package_files(BUNDLE_PACKAGES)
-    files["osiris_remote/worker.py"] += b"\n# a worker the host does not run\n"
+    files = bundle_files(DEFAULT_PACKAGES)
+    files["osiris_remote/worker/main.py"] += b"\n# a worker the host does not run\n"
     other = examples.parent / "other-worker.zip"
     other.write_bytes(bundle_bytes(files))
     assert main(["run", str(examples / "movies_local.yaml"), "--sandbox", "local", "--bundle", str(other)]) == 2
     card = card_of(examples.parent)
-    assert "differs from the code this host runs: osiris_remote/worker.py" in card["error"]
+    assert "differs from the code this host runs: osiris_remote/worker/main.py" in card["error"]
     assert all(s["status"] == "skipped" for s in card["steps"])
 
 

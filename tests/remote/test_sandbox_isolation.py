@@ -19,17 +19,18 @@ import pytest
 import yaml
 
 from osiris_cli.main import main
-from osiris_core.compiler import code_packages, compile_file
+from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
-from osiris_core.fingerprint import code_fingerprint
+from osiris_core.execution import ExecutionSettings
+from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
+from osiris_remote.backends import Sandbox, SandboxOptions, open_sandbox
 from osiris_remote.bootstrap import EXIT_BUNDLE_REJECTED, bootstrap_command
 from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle
 from osiris_remote.bundle_format import MANIFEST_NAME
-from osiris_remote.protocol import decode
-from osiris_remote.proxy import RemoteRunner
-from osiris_remote.sandboxes import SandboxOptions, open_sandbox
+from osiris_remote.proxy import SandboxExecutor
+from osiris_remote.worker.protocol import decode
 from tests.support import rogue_worker
 
 TAMPERED = "osiris_drivers/filesystem/csv_writer/driver.py"
@@ -91,8 +92,8 @@ def test_the_runner_refuses_such_environment_too(project: Path, registry: Compon
     (project / "in.csv").write_text("a\n1\n")
     compiled = compile_file(copy_pipeline(project, "in.csv"), registry, Connections(None), project / "logs")
     assert compiled.manifest_path is not None
-    runner = RemoteRunner(registry, Connections(None), project / "logs",
-                          SandboxOptions(backend="local", env={"LD_PRELOAD": "/tmp/x.so"}))
+    runner = SandboxExecutor(ExecutionSettings(registry, Connections(None), project / "logs"),
+                             SandboxOptions(backend="local", env={"LD_PRELOAD": "/tmp/x.so"}))
     result = runner.run(load_compiled(compiled.manifest_path))
     assert result.exit_code == 2 and result.card.error is not None
     assert "--e2b-env LD_PRELOAD is refused" in result.card.error
@@ -105,22 +106,22 @@ HOSTILE_MODULES = ("zipfile.py", "json/__init__.py", "encodings/__init__.py", "h
                    "usercustomize.py", "osiris_remote/__init__.py", "osiris_core/__init__.py", "pydantic/__init__.py")
 
 
-def _stage(sandbox: Any, project: Path, registry: ComponentRegistry, bundle: bytes) -> tuple[str, list[str]]:
+def _stage(sandbox: Sandbox, project: Path, registry: ComponentRegistry, bundle: bytes) -> tuple[str, list[str]]:
     """Upload what the host would, plus hostile modules in the working directory; the worker's arguments."""
     (project / "in.csv").write_text("a\n1\n2\n")
     compiled = compile_file(copy_pipeline(project, "in.csv"), registry, Connections(None), project / "logs")
     assert compiled.manifest_path is not None
     loaded = load_compiled(compiled.manifest_path)
-    sandbox.files.write("osiris/bundle.zip", bundle)
-    sandbox.files.write("osiris/compiled/manifest.yaml", loaded.manifest.to_yaml())
+    sandbox.put("osiris/bundle.zip", bundle)
+    sandbox.put("osiris/compiled/manifest.yaml", loaded.manifest.to_yaml().encode())
     for step in loaded.manifest.steps:
-        sandbox.files.write(f"osiris/compiled/cfg/{step.id}.json", json.dumps(loaded.configs[step.id]))
-    sandbox.files.write("osiris/osiris_connections.yaml", "connections: {}\n")
-    sandbox.files.write("osiris/work/in.csv", "a\n1\n2\n")
+        sandbox.put(f"osiris/compiled/cfg/{step.id}.json", json.dumps(loaded.configs[step.id]).encode())
+    sandbox.put("osiris/osiris_connections.yaml", b"connections: {}\n")
+    sandbox.put("osiris/work/in.csv", b"a\n1\n2\n")
     for index, name in enumerate(HOSTILE_MODULES):
-        sandbox.files.write(f"osiris/work/{name}", touch_program(project / f"marker-{index}"))
-    sandbox.files.write("osiris/work/startup.py", touch_program(project / "marker-startup"))
-    fingerprint = code_fingerprint(code_packages(registry))
+        sandbox.put(f"osiris/work/{name}", touch_program(project / f"marker-{index}").encode())
+    sandbox.put("osiris/work/startup.py", touch_program(project / "marker-startup").encode())
+    fingerprint = run_fingerprint(component.spec.driver for component in registry)
     return fingerprint, ["--manifest", "../compiled/manifest.yaml", "--connections", "../osiris_connections.yaml",
                          "--logs", "../logs", "--expected-fingerprint", fingerprint]
 
@@ -133,26 +134,33 @@ def _records(stdout: str) -> list[tuple[str, dict[str, Any]]]:
     return [decoded for decoded in map(decode, stdout.split("\n")) if decoded is not None]
 
 
+def _run(sandbox: Sandbox, command: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of `command` run in the worker's working directory."""
+    out: list[str] = []
+    err: list[str] = []
+    code = sandbox.run(command, cwd="osiris/work", env=env or {}, on_stdout=out.append, on_stderr=err.append)
+    return code, "".join(out), "".join(err)
+
+
 def test_the_bootstrap_and_worker_import_nothing_from_the_working_directory_or_the_environment(
         project: Path, registry: ComponentRegistry) -> None:
     bundle = build_bundle()
     with open_sandbox(SandboxOptions(backend="local", local_root=project / "root")) as sandbox:
         fingerprint, args = _stage(sandbox, project, registry, bundle.data)
         command = bootstrap_command(sys.executable, "../bundle.zip", "../bundle", bundle.sha256, None, args)
-        result = sandbox.commands.run(command, envs=HOSTILE_ENV, cwd="/home/user/osiris/work", timeout=0)
-    records = _records(result.stdout)
+        code, stdout, stderr = _run(sandbox, command, HOSTILE_ENV)
+    records = _records(stdout)
     kinds = [kind for kind, _ in records]
-    assert kinds[:2] == ["bundle_verified", "hello"] and kinds[-1] == "run_card", result.stderr
+    assert kinds[:2] == ["bundle_verified", "hello"] and kinds[-1] == "finished", stderr
     assert records[1][1]["driver_code_sha256"] == fingerprint
-    assert records[-1][1]["card"]["status"] == "succeeded"
+    assert code == 0 and records[-1][1]["exit_code"] == 0
+    assert records[-2][1]["event"] == "run_complete" and records[-2][1]["status"] == "succeeded"
     assert sorted(p.name for p in project.glob("marker*")) == [], "a module from the working directory ran"
     assert len((project / "root/home/user/osiris/work/out.csv").read_text().splitlines()) == 3
 
 
 def test_the_sandbox_refuses_a_bundle_whose_files_differ_from_its_manifest(
         project: Path, registry: ComponentRegistry) -> None:
-    from e2b import CommandExitException
-
     source = zipfile.ZipFile(io.BytesIO(build_bundle().data))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as out:
@@ -164,10 +172,9 @@ def test_the_sandbox_refuses_a_bundle_whose_files_differ_from_its_manifest(
         _, args = _stage(sandbox, project, registry, tampered)
         command = bootstrap_command(sys.executable, "../bundle.zip", "../bundle",
                                     hashlib.sha256(tampered).hexdigest(), None, args)
-        with pytest.raises(CommandExitException) as info:
-            sandbox.commands.run(command, cwd="/home/user/osiris/work", timeout=0)
-    assert info.value.exit_code == EXIT_BUNDLE_REJECTED
-    records = _records(info.value.stdout)
+        code, stdout, _ = _run(sandbox, command)
+    assert code == EXIT_BUNDLE_REJECTED
+    records = _records(stdout)
     assert [kind for kind, _ in records] == ["bundle_rejected"]
     assert records[0][1]["files"] == [TAMPERED]
     assert not (project / "root/home/user/osiris/logs").exists(), "the worker never started"
@@ -185,6 +192,8 @@ def _rogue_python(project: Path) -> Path:
 @pytest.mark.parametrize(("mode", "message"), [
     ("silent", "the sandbox worker sent 'record' before reporting its code fingerprint"),
     ("late", "the sandbox worker sent 'record' before reporting its code fingerprint"),
+    ("unordered", "the sandbox worker sent a record the engine does not write: 'step_complete' of step 'read' "
+                  "while it is pending"),
 ])
 def test_a_worker_that_does_not_say_hello_first_is_not_trusted(project: Path, mode: str, message: str) -> None:
     (project / "in.csv").write_text("a\n1\n")

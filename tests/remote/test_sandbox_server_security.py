@@ -34,8 +34,8 @@ from e2b.sandbox.commands.command_handle import PtySize
 from e2b.sandbox.filesystem.filesystem import FileType
 
 from osiris_cli.main import main
+from osiris_remote.backends import SandboxLost, SandboxOptions, open_sandbox
 from osiris_remote.sandbox_server import AccessPolicy, LocalSandboxServer, SandboxLimits, connect_sandbox
-from osiris_remote.sandboxes import SandboxOptions, open_sandbox
 
 MiB = 1024 * 1024
 LIMITS = SandboxLimits(upload_bytes=2 * MiB, upload_decoded_bytes=2 * MiB, list_depth=4, list_entries=50,
@@ -252,8 +252,8 @@ def test_open_sandbox_passes_the_e2b_timeout_as_the_local_lifetime(tmp_path: Pat
     marker = f"31{uuid.uuid4().int % 10**6:06d}"
     started = time.monotonic()
     with open_sandbox(SandboxOptions(backend="local", lifetime_s=2, local_root=tmp_path / "root")) as sandbox:
-        with pytest.raises(SandboxNotRunningException):
-            sandbox.commands.run(f"sleep {marker}", timeout=0)
+        with pytest.raises(SandboxLost, match="SandboxNotRunningException"):
+            sandbox.run(f"sleep {marker}", cwd="", env={}, on_stdout=print, on_stderr=print)
         assert time.monotonic() - started < 10
     assert _wait_until_gone(marker, 3) == []
 

@@ -12,9 +12,10 @@ import yaml
 
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
-from osiris_core.runner import Runner, RunResult
+from osiris_core.runner import LocalExecutor, RunResult
 from tests.supabase.conftest import SERVICE_KEY
 from tests.support.databases import PostgresDatabase
 from tests.support.postgrest_server import PostgrestServer
@@ -79,7 +80,7 @@ def pipeline(project: Path, name: str, rows: list[Row], writer_config: dict[str,
 def run(path: Path, registry: ComponentRegistry, connections: Connections, logs: Path) -> RunResult:
     compiled = compile_file(path, registry, connections, logs)
     assert compiled.manifest_path is not None
-    return Runner(registry, connections, logs).run(load_compiled(compiled.manifest_path))
+    return LocalExecutor(ExecutionSettings(registry, connections, logs)).run(load_compiled(compiled.manifest_path))
 
 
 def table_rows(pg: PostgresDatabase, table: str, schema: str = "public") -> list[tuple[Any, ...]]:

@@ -1,9 +1,10 @@
 """Test support: a rogue sandbox "interpreter" that speaks the worker protocol but is not the worker.
 
 Given to the host as `--sandbox-python` (through a small shell wrapper), it receives the host's bootstrap command
-line, ignores the bootstrap and the bundle, and prints protocol records (`osiris_remote.protocol`) claiming that
-every step succeeded — without a hello (`ROGUE_MODE=silent`) or with the hello only after the records
-(`ROGUE_MODE=late`, echoing the host's expected fingerprint). The step ids come from `ROGUE_STEPS` (comma
+line, ignores the bootstrap and the bundle, and prints protocol records (`osiris_remote.worker.protocol`) claiming that
+every step succeeded — without a hello (`ROGUE_MODE=silent`), with the hello only after the records
+(`ROGUE_MODE=late`, echoing the host's expected fingerprint), or with that hello first but records no engine
+writes (`ROGUE_MODE=unordered`: each step completes without having started). The step ids come from `ROGUE_STEPS` (comma
 separated). The host must trust none of it. Standard library only: it runs as a plain script.
 """
 
@@ -28,9 +29,13 @@ def main(argv: list[str]) -> int:
     fingerprint = argv[argv.index("--expected-fingerprint") + 1]
     source = argv.index("-c") + 1  # -c SOURCE bundle.zip target bundle_sha256 ...
     say("bundle_verified", {"bundle_sha256": argv[source + 3], "files": 1})
+    if mode == "unordered":
+        say("hello", {"driver_code_sha256": fingerprint, "python": "3.11"})
     for step in steps:
-        say("record", {"event": "step_start", "step_id": step})
-        say("record", {"event": "step_complete", "step_id": step, "rows_in": 0, "rows_out": 7, "duration_ms": 1})
+        if mode != "unordered":
+            say("record", {"event": "step_start", "step_id": step})
+        say("record", {"event": "step_complete", "step_id": step, "rows_in": 0, "rows_out": 7, "streaming": False,
+                       "duration_ms": 1})
     if mode == "late":
         say("hello", {"driver_code_sha256": fingerprint, "python": "3.11"})
     card = {"session_id": "rogue", "pipeline": "rogue", "status": "succeeded", "exit_code": 0, "duration_ms": 1,
@@ -38,6 +43,7 @@ def main(argv: list[str]) -> int:
             "steps": [{"step_id": s, "component": "filesystem.csv_writer", "driver": "x:Y", "status": "succeeded",
                        "rows_in": 0, "rows_out": 7} for s in steps]}
     say("run_card", {"card": card, "archive": "../logs/session.tar.gz"})
+    say("finished", {"session": "rogue", "archive": "../logs/session.tar.gz", "exit_code": 0})
     return 0
 
 

@@ -12,10 +12,11 @@ from typing import Any
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
 from osiris_core.driver import ROWS_WRITTEN, StepContext
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
 from osiris_core.run_card import StepCard
-from osiris_core.runner import Runner, RunResult
+from osiris_core.runner import LocalExecutor, RunResult
 
 
 def run_file(registry: ComponentRegistry, project: Path, pipeline_path: Path, *,
@@ -24,7 +25,8 @@ def run_file(registry: ComponentRegistry, project: Path, pipeline_path: Path, *,
     connections = connections or Connections(None)
     result = compile_file(pipeline_path, registry, connections, project / "logs")
     assert result.manifest_path is not None
-    return Runner(registry, connections, project / "logs", environ=environ).run(load_compiled(result.manifest_path))
+    settings = ExecutionSettings(registry, connections, project / "logs", environ=environ)
+    return LocalExecutor(settings).run(load_compiled(result.manifest_path))
 
 
 def run_pipeline(registry: ComponentRegistry, project: Path, steps: list[dict[str, Any]], name: str = "test", *,

@@ -8,26 +8,25 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from osiris_cli.app import App
+from osiris_cli.executors import EXECUTORS, executor_name
 from osiris_cli.output import emit_json, print_run_card, table
-from osiris_cli.remote_commands import compare_cards, print_parity, sandbox_options
+from osiris_cli.remote_commands import compare_cards, print_parity
 from osiris_core.compiler import compile_file, compile_pipeline
 from osiris_core.connections import parse_reference
 from osiris_core.errors import InputError, OsirisError
+from osiris_core.events import Logged, OutputWritten, StepComplete, StepFailed, StepRetry, StepSkipped, StepStart
+from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
-from osiris_core.masking import is_secret_key
 from osiris_core.oml import load_pipeline
+from osiris_core.recorder import RunResult
 from osiris_core.run_session import RUN_CARD_FILE, STATUS_FILE, read_card, registry_masker
-from osiris_core.runner import Runner, RunResult
 from osiris_core.session import last_compile, list_sessions
 from osiris_drivers.doctor import Verdict, check_connection
-from osiris_remote.bundle import build_bundle, load_bundle
-from osiris_remote.proxy import RemoteRunner
-from osiris_remote.sandboxes import SandboxOptions
+from osiris_remote.bundle import Bundle, bundle_for, load_bundle
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -75,48 +74,52 @@ def _manifest_to_run(app: App, args: argparse.Namespace) -> Path:
     return result.manifest_path
 
 
-def _verbose_line(event: dict[str, Any]) -> None:
-    name = event.get("event")
-    if name not in {"step_start", "step_complete", "step_failed", "step_skipped"}:
+def _verbose_line(logged: Logged) -> None:
+    """One stderr line per step event (`--verbose`)."""
+    item = logged.item
+    if isinstance(item, StepStart):
+        details = ""
+    elif isinstance(item, StepComplete):
+        details = f" rows_in={item.rows_in} rows_out={item.rows_out} {item.duration_ms}ms"
+    elif isinstance(item, StepRetry):
+        details = f" attempt {item.attempt} failed, next in {item.delay_s:g}s: {item.error}"
+    elif isinstance(item, StepFailed):
+        details = f" {item.error}"
+    elif isinstance(item, StepSkipped):
+        details = f" ({item.reason})"
+    else:
         return
-    details = ""
-    if name == "step_complete":
-        details = f" rows_in={event.get('rows_in')} rows_out={event.get('rows_out')} {event.get('duration_ms')}ms"
-    elif name == "step_failed":
-        details = f" {event.get('error')}"
-    elif name == "step_skipped":
-        details = f" ({event.get('reason')})"
-    print(f"[{event.get('ts', '')[11:23]}] {name:<13} {event.get('step_id')}{details}", file=sys.stderr, flush=True)
+    print(f"[{logged.ts[11:23]}] {item.event_name:<13} {item.step_id}{details}", file=sys.stderr, flush=True)
 
 
-def _execute(app: App, manifest_path: Path, options: SandboxOptions | None, *, checksums: bool,
-             outputs: list[dict[str, Any]]) -> RunResult:
-    """Run a compiled manifest here, or in the sandbox `options` describe."""
+def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namespace, *, checksums: bool,
+             outputs: list[OutputWritten]) -> RunResult:
+    """Run a compiled manifest with the executor named `executor`."""
     compiled = load_compiled(manifest_path)
 
-    def collect(event: dict[str, Any]) -> None:
-        if event.get("event") == "output_written":
-            outputs.append(event)
+    def collect(logged: Logged) -> None:
+        if isinstance(logged.item, OutputWritten):
+            outputs.append(logged.item)
 
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
-    registry, connections = app.registry(), app.connections(manifest_path.parent)
-    if options is None:
-        return Runner(registry, connections, app.logs_dir, listeners=listeners, checksums=checksums).run(compiled)
-    return RemoteRunner(registry, connections, app.logs_dir, options, listeners=listeners).run(compiled)
+    settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
+                                 listeners=listeners, checksums=checksums,
+                                 step_timeout_s=args.step_timeout)
+    return EXECUTORS[executor](settings, args).run(compiled)
 
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:
-    options = sandbox_options(args)
+    executor = executor_name(args)
     manifest_path = _manifest_to_run(app, args)
-    outputs: list[dict[str, Any]] = []
-    result = _execute(app, manifest_path, options, checksums=False, outputs=outputs)
+    outputs: list[OutputWritten] = []
+    result = _execute(app, manifest_path, executor, args, checksums=False, outputs=outputs)
     card = read_card(result.session.path)
     if app.json:
         emit_json(card)
     else:
         print_run_card(card)
         for output in outputs:
-            print(f"Output: {output['step_id']} wrote {output['rows']} rows → {output['target']}")
+            print(f"Output: {output.step_id} wrote {output.rows} rows → {output.target}")
         print(f"Session: {result.session.path}")
     return result.exit_code
 
@@ -125,14 +128,15 @@ def cmd_parity(app: App, args: argparse.Namespace) -> int:
     """Run the pipeline here and in the sandbox with checksums on; exit 0 when the run cards agree."""
     if not args.e2b and args.sandbox is None:
         args.sandbox = "local"
-    options = sandbox_options(args, checksums=True)
-    assert options is not None
-    bundle = load_bundle(options.bundle_path) if options.bundle_path else build_bundle()
+    sandbox = executor_name(args)
+    given: Bundle | None = load_bundle(args.bundle) if args.bundle else None  # a bad file fails before any run
     manifest_path = _manifest_to_run(app, args)
-    local = _execute(app, manifest_path, None, checksums=True, outputs=[])
+    manifest = load_compiled(manifest_path).manifest
+    bundle = bundle_for(app.registry().used_by(step.component for step in manifest.steps), given)
+    local = _execute(app, manifest_path, "local", args, checksums=True, outputs=[])
     local_card = read_card(local.session.path)
     local_card["execution"]["bundle_sha256"] = bundle.sha256
-    remote = _execute(app, manifest_path, options, checksums=True, outputs=[])
+    remote = _execute(app, manifest_path, sandbox, args, checksums=True, outputs=[])
     remote_card = read_card(remote.session.path)
     diffs = compare_cards(local_card, remote_card)
     print_parity(app, local_card, remote_card, diffs)
@@ -212,7 +216,7 @@ def cmd_connections_doctor(app: App, args: argparse.Namespace) -> int:
             except OsirisError as exc:
                 verdicts.append(Verdict(reference, False, exc.render()))
                 continue
-            masker.add_secret_values(str(v) for k, v in fields.items() if v is not None and is_secret_key(k))
+            masker.add_connection_fields(fields)
             verdicts.append(check_connection(reference, family, fields))
     rows = [{"connection": v.reference, "ok": v.ok, "message": masker.mask(v.message)} for v in verdicts]
     if app.json:

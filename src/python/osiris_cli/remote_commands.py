@@ -1,4 +1,4 @@
-"""Sandbox-related CLI pieces: the run flags, `osiris parity` and `osiris sandbox serve`."""
+"""Sandbox-related CLI pieces: the run flags and the comparison `osiris parity` prints."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 from osiris_cli.app import App
 from osiris_cli.output import emit_json, table
 from osiris_core.errors import InputError
+from osiris_remote.backends import BACKENDS, SandboxOptions
 from osiris_remote.bootstrap import check_sandbox_env
-from osiris_remote.sandboxes import SandboxOptions
 
 UNSUPPORTED_E2B_FLAGS = {
     "e2b_cpu": "--e2b-cpu",
@@ -20,8 +20,9 @@ UNSUPPORTED_E2B_FLAGS = {
 
 def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sandbox execution")
-    group.add_argument("--sandbox", choices=["local", "e2b"], default=None,
-                       help="run the steps in a sandbox: `local` (an E2B-compatible server on this machine) or `e2b`")
+    group.add_argument("--sandbox", choices=sorted(BACKENDS), default=None,
+                       help="run the steps in a sandbox of this backend: `local` (an E2B-compatible server on this "
+                            "machine), `e2b` (the E2B cloud)")
     group.add_argument("--e2b", action="store_true", help="same as --sandbox e2b")
     group.add_argument("--e2b-template", default=None, metavar="NAME", help="E2B template for the sandbox")
     group.add_argument("--e2b-timeout", type=int, default=3600, metavar="SECONDS",
@@ -44,27 +45,41 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
                             "third-party projects this pipeline needs (log: artifacts/_system/pip_install.log)")
 
 
-def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> SandboxOptions | None:
-    """The sandbox the flags ask for, or None for a local run; contradictory or unsupported flags are errors."""
+def _backend(args: argparse.Namespace) -> str | None:
+    """The sandbox backend the flags name (None: run here); contradictory or unsupported flags are errors."""
     for dest, flag in UNSUPPORTED_E2B_FLAGS.items():
         if getattr(args, dest, None) is not None:
             raise InputError(f"{flag} is not supported: E2B sizes a sandbox by its template",
                              hint="build an E2B template with the CPU/memory you need and pass --e2b-template")
-    backend = args.sandbox
+    backend: str | None = args.sandbox
     if args.e2b:
         if backend not in (None, "e2b"):
-            raise InputError("--e2b contradicts --sandbox local", hint="give one of them")
+            raise InputError(f"--e2b contradicts --sandbox {backend}", hint="give one of them")
         backend = "e2b"
-    sandbox_only = {"--e2b-template": args.e2b_template, "--step-timeout": args.step_timeout,
-                    "--bundle": args.bundle, "--sandbox-python": args.sandbox_python,
-                    "--e2b-env": args.e2b_env or None, "--sandbox-root": args.sandbox_root,
-                    "--e2b-install-deps": args.e2b_install_deps or None}
-    if backend is None:
+    return backend
+
+
+def check_execution_flags(args: argparse.Namespace) -> bool:
+    """Check every execution flag before anything is compiled or run; whether they ask for a sandbox."""
+    if _backend(args) is None:
+        sandbox_only = {"--e2b-template": args.e2b_template, "--step-timeout": args.step_timeout,
+                        "--bundle": args.bundle, "--sandbox-python": args.sandbox_python,
+                        "--e2b-env": args.e2b_env or None, "--sandbox-root": args.sandbox_root,
+                        "--e2b-install-deps": args.e2b_install_deps or None}
         given = [flag for flag, value in sandbox_only.items() if value is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
             raise InputError(f"{', '.join(given)} {verb} only to sandbox runs", hint="add --sandbox local or --e2b")
-        return None
+        return False
+    sandbox_options(args)
+    return True
+
+
+def sandbox_options(args: argparse.Namespace) -> SandboxOptions:
+    """The sandbox the flags ask for; contradictory or unsupported flags are errors."""
+    backend = _backend(args)
+    if backend is None:
+        raise InputError("no sandbox backend given", hint="add --sandbox local or --e2b")
     env: dict[str, str] = {}
     for item in args.e2b_env:
         key, sep, value = item.partition("=")
@@ -79,9 +94,8 @@ def sandbox_options(args: argparse.Namespace, *, checksums: bool = False) -> San
                          hint="give e.g. --step-timeout 600")
     if args.e2b_timeout <= 0:
         raise InputError("--e2b-timeout must be positive", hint="give the sandbox lifetime in seconds")
-    return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout,
-                          step_timeout_s=args.step_timeout, env=env, python=args.sandbox_python,
-                          bundle_path=args.bundle, checksums=checksums, local_root=args.sandbox_root,
+    return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout, env=env,
+                          python=args.sandbox_python, bundle_path=args.bundle, local_root=args.sandbox_root,
                           install_deps=args.e2b_install_deps)
 
 

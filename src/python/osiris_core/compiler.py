@@ -12,8 +12,9 @@ import jsonschema
 from osiris_core import __version__
 from osiris_core.canonical import canonical_json, sha256_value
 from osiris_core.connections import Connections, parse_reference
+from osiris_core.driver import SINGLE_INPUT_SQL_NAME
 from osiris_core.errors import CompileError, ConnectionConfigError, OsirisError
-from osiris_core.fingerprint import code_fingerprint
+from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import (
     CFG_DIR,
     MANIFEST_FILE,
@@ -24,19 +25,12 @@ from osiris_core.manifest import (
     PipelineInfo,
 )
 from osiris_core.masking import is_secret_key, scrub_text
-from osiris_core.oml import SINGLE_INPUT_SQL_NAME, Pipeline, Step, load_pipeline, sql_name
+from osiris_core.oml import Pipeline, Step, load_pipeline, sql_name
 from osiris_core.registry import Component, ComponentRegistry
 from osiris_core.session import new_session, record_last_compile
 from osiris_core.yaml_source import YamlDocument
 
 COMPILER_VERSION = f"osiris-core/{__version__}"
-
-
-def code_packages(registry: ComponentRegistry) -> list[str]:
-    """Top-level packages whose code a run executes: the core plus every registered driver's package."""
-    packages = {"osiris_core"}
-    packages.update(component.driver.__module__.split(".", 1)[0] for component in registry)
-    return sorted(packages)
 
 
 @dataclass(frozen=True)
@@ -178,6 +172,7 @@ def compile_pipeline(pipeline: Pipeline, document: YamlDocument, registry: Compo
     steps: list[ManifestStep] = []
     configs: dict[str, dict[str, Any]] = {}
     spec_hashes: dict[str, str] = {}
+    drivers: set[str] = set()
     for step in ordered:
         i = index[step.id]
         component = checker.component(i, step)
@@ -189,10 +184,11 @@ def compile_pipeline(pipeline: Pipeline, document: YamlDocument, registry: Compo
         config, connection = checker.config(i, step, component)
         configs[step.id] = config
         spec_hashes[component.name] = component.spec.fingerprint()
+        drivers.add(component.spec.driver)
         steps.append(ManifestStep(
             id=step.id, component=component.name, driver=component.spec.driver, mode=step.mode,
             needs=step.needs, inputs={sql_name(need): need for need in step.needs}, connection=connection,
-            cfg=f"{CFG_DIR}/{step.id}.json",
+            cfg=f"{CFG_DIR}/{step.id}.json", retries=step.retries,
         ))
     manifest = Manifest(
         manifest_version=MANIFEST_VERSION,
@@ -201,7 +197,7 @@ def compile_pipeline(pipeline: Pipeline, document: YamlDocument, registry: Compo
             oml_sha256=sha256_value(pipeline.model_dump(mode="json")),
             specs=dict(sorted(spec_hashes.items())),
             compiler_version=COMPILER_VERSION,
-            driver_code_sha256=code_fingerprint(code_packages(registry)),
+            driver_code_sha256=run_fingerprint(drivers),
         ),
         steps=tuple(steps),
     )

@@ -23,6 +23,9 @@ StepOutputs: TypeAlias = Mapping[str, ArrowData]
 MAIN_OUTPUT = "df"
 """The output name downstream steps read."""
 
+SINGLE_INPUT_SQL_NAME = "input_df"
+"""The name a step with exactly one input sees it under, besides the producing step's own name."""
+
 SOURCE_OPENED = "source_opened"
 """Event every extractor emits when its source is open: `target` (URI) and `columns`."""
 

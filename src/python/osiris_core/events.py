@@ -1,4 +1,12 @@
-"""Events and metrics: one JSON line each, masked, in the vocabulary documented in docs/events.md."""
+"""Typed events and metrics: each event and its fields are defined once here, with one JSON shape.
+
+On disk (`events.jsonl`) an event is one JSON object: `ts`, `session`, `event` (its name) and its fields, as
+documented in docs/events.md; a metric (`metrics.jsonl`) is `ts`, `session`, `step_id`, `metric`, `value` and
+an optional `unit`. `EventLog` writes them masked; `parse_record` turns such a JSON object back into the typed
+event or metric (how a sandbox's stream is taken in). Engine events (`ENGINE_EVENTS`) are emitted by the run
+engine and the run recorder only; components add their own through `StepContext` (`ComponentEvent`, or the
+typed `SourceOpened`/`OutputWritten`), always tagged with their step and never under an engine event's name.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +14,216 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, ClassVar, Final, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from osiris_core.masking import Masker
 
-EVENT_NAMES: Final = frozenset({
-    "run_start",
-    "fingerprint_verified",
-    "drivers_registered",
-    "step_start",
-    "step_complete",
-    "step_failed",
-    "step_skipped",
-    "run_complete",
-})
-"""The documented vocabulary; drivers may add their own events through `StepContext.event`."""
+RECORD_KEYS: Final = frozenset({"ts", "session", "event"})
+"""Keys every event record has besides its fields (component events may not use them as field names)."""
 
-EventListener = Callable[[dict[str, Any]], None]
-"""Called with every masked record written: events carry an `event` key, metrics a `metric` key."""
+
+class Event(BaseModel):
+    """Base of every event: immutable, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+
+    @property
+    def event_name(self) -> str:
+        return self.name
+
+    def fields(self) -> dict[str, Any]:
+        """The JSON fields of the record, besides `ts`, `session` and `event`."""
+        return self.model_dump(mode="json")
+
+
+class StepEvent(Event):
+    step_id: str
+
+
+class RunStart(Event):
+    name = "run_start"
+    pipeline: str
+    manifest_dir: str
+    steps: tuple[str, ...]
+
+
+class DriversRegistered(Event):
+    name = "drivers_registered"
+    drivers: dict[str, str]
+    """component → `module:Class` of the components the manifest uses."""
+    driver_code_sha256: str
+
+
+class StepStart(StepEvent):
+    name = "step_start"
+    component: str
+    driver: str
+
+
+class StepRetry(StepEvent):
+    name = "step_retry"
+    attempt: int = Field(ge=1)
+    """The attempt that failed (1 for the first)."""
+    error: str
+    error_type: str
+    delay_s: float = Field(ge=0)
+    """How long the engine waits before the next attempt."""
+
+
+class StepComplete(StepEvent):
+    name = "step_complete"
+    rows_in: int | None
+    rows_out: int | None
+    """Null while the step's output is still streaming (see `StepCounted`)."""
+    streaming: bool
+    duration_ms: int
+    output_sha256: str | None = None
+
+
+class StepFailed(StepEvent):
+    name = "step_failed"
+    error: str
+    error_type: str
+    traceback: str | None = None
+
+
+class StepSkipped(StepEvent):
+    name = "step_skipped"
+    reason: str
+
+
+class StepCounted(StepEvent):
+    """A step's final counts, when they differ from what `step_complete` or `step_failed` could say: a stream is
+    counted as its consumer reads it."""
+
+    name = "step_counted"
+    rows_in: int | None
+    rows_out: int | None
+    output_sha256: str | None = None
+
+
+class RunComplete(Event):
+    name = "run_complete"
+    status: Literal["succeeded", "failed"]
+    exit_code: int
+    duration_ms: int
+    steps: dict[str, int]
+    """Step counts by status."""
+    error: str | None = None
+
+
+class SourceOpened(StepEvent):
+    """A component event: an extractor opened its source (`target` is a credential-free URI)."""
+
+    name = "source_opened"
+    target: str
+    columns: tuple[str, ...]
+
+
+class OutputWritten(StepEvent):
+    """A component event: a writer committed `rows` rows to `target` (a credential-free URI)."""
+
+    name = "output_written"
+    target: str
+    rows: int
+
+
+class ComponentEvent(StepEvent):
+    """Any other event a component emits: its name and free-form fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name = "component"
+    event: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def event_name(self) -> str:
+        return self.event
+
+    def fields(self) -> dict[str, Any]:
+        return {"step_id": self.step_id, **self.data}
+
+
+ENGINE_EVENTS: Final[dict[str, type[Event]]] = {cls.name: cls for cls in (
+    RunStart, DriversRegistered, StepStart, StepRetry, StepComplete, StepFailed, StepSkipped, StepCounted,
+    RunComplete)}
+"""The engine's vocabulary: only the engine and the run recorder emit these."""
+TYPED_COMPONENT_EVENTS: Final[dict[str, type[StepEvent]]] = {cls.name: cls for cls in (SourceOpened, OutputWritten)}
+EVENT_NAMES: Final = frozenset(ENGINE_EVENTS)
+
+
+class Metric(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step_id: str | None
+    metric: str
+    value: float | int
+    unit: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"step_id": self.step_id, "metric": self.metric, "value": self.value}
+        if self.unit:
+            fields["unit"] = self.unit
+        return fields
+
+
+class ReservedEventError(ValueError):
+    """A component tried to emit an engine event, or a field every record owns."""
+
+
+def component_event(step_id: str, name: str, fields: Mapping[str, Any]) -> StepEvent:
+    """The typed form of an event a component emits through `StepContext`."""
+    if name in ENGINE_EVENTS:
+        raise ReservedEventError(f"'{name}' is an engine event; a component cannot emit it")
+    reserved = sorted((set(fields) & RECORD_KEYS) | ({"step_id"} & set(fields)))
+    if reserved:
+        raise ReservedEventError(f"event '{name}' has field(s) {reserved}, which every record owns")
+    typed = TYPED_COMPONENT_EVENTS.get(name)
+    if typed is not None:
+        try:
+            return typed.model_validate({"step_id": step_id, **fields})
+        except ValidationError:
+            pass  # an older driver's own shape (`StepContext.source_opened`/`output_written` give the typed one)
+    return ComponentEvent(step_id=step_id, event=name, data=dict(fields))
+
+
+def parse_record(record: Mapping[str, Any]) -> Event | Metric:
+    """The typed event or metric of a record as `EventLog` writes it; raises `ValueError` for anything else."""
+    if "metric" in record:
+        return Metric.model_validate({k: v for k, v in record.items() if k not in ("ts", "session")})
+    name = record.get("event")
+    if not isinstance(name, str):
+        raise ValueError("a record without an 'event' or 'metric' name")
+    fields = {k: v for k, v in record.items() if k not in RECORD_KEYS}
+    engine = ENGINE_EVENTS.get(name)
+    if engine is not None:
+        return engine.model_validate(fields)
+    step_id = fields.pop("step_id", None)
+    if not isinstance(step_id, str):
+        raise ValueError(f"component event '{name}' without a step_id")
+    return component_event(step_id, name, fields)
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What listeners receive: a written (masked) event or metric, typed, with its record as written."""
+
+    ts: str
+    session: str
+    item: Event | Metric
+    record: dict[str, Any]
+
+
+EventListener = Callable[[Logged], None]
+"""Called with every event and metric as written (masked)."""
 
 
 def _now() -> str:
@@ -33,7 +231,7 @@ def _now() -> str:
 
 
 class EventLog:
-    """Appends masked event and metric records to `events.jsonl` / `metrics.jsonl` and notifies listeners."""
+    """Appends masked event and metric records to `events.jsonl` / `metrics.jsonl`."""
 
     def __init__(self, session_dir: Path, session_id: str, masker: Masker) -> None:
         self.session_id = session_id
@@ -41,36 +239,21 @@ class EventLog:
         self._lock = threading.Lock()
         self._events: TextIO = (session_dir / "events.jsonl").open("a", encoding="utf-8")
         self._metrics: TextIO = (session_dir / "metrics.jsonl").open("a", encoding="utf-8")
-        self._listeners: list[EventListener] = []
 
-    def subscribe(self, listener: EventListener) -> None:
-        self._listeners.append(listener)
-
-    def event(self, name: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        record = {"ts": _now(), "session": self.session_id, "event": name, **(fields or {})}
-        return self._write(self._events, record, notify=True)
-
-    def metric(self, step_id: str | None, name: str, value: float | int, unit: str | None = None) -> None:
-        record: dict[str, Any] = {"ts": _now(), "session": self.session_id, "step_id": step_id,
-                                  "metric": name, "value": value}
-        if unit:
-            record["unit"] = unit
-        self._write(self._metrics, record, notify=True)
-
-    def ingest(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Append an event or metric produced elsewhere (a sandbox), re-tagged with this session's id."""
-        record = {**record, "session": self.session_id}
-        return self._write(self._metrics if "metric" in record else self._events, record, notify=True)
-
-    def _write(self, stream: TextIO, record: dict[str, Any], *, notify: bool) -> dict[str, Any]:
+    def write(self, item: Event | Metric, *, ts: str | None = None) -> dict[str, Any]:
+        """Write one event or metric, masked, stamped `ts` (default: now); returns the record as written."""
+        stamp = ts or _now()
+        if isinstance(item, Metric):
+            record = {"ts": stamp, "session": self.session_id, **item.fields()}
+            stream = self._metrics
+        else:
+            record = {"ts": stamp, "session": self.session_id, "event": item.event_name, **item.fields()}
+            stream = self._events
         safe: dict[str, Any] = self._masker.mask(record)
         line = json.dumps(safe, ensure_ascii=False, default=str)
         with self._lock:
             stream.write(line + "\n")
             stream.flush()
-        if notify:
-            for listener in self._listeners:
-                listener(safe)
         return safe
 
     def close(self) -> None:

@@ -1,4 +1,10 @@
-"""Content fingerprints of code: the same function on the host, in the bundle and inside a sandbox."""
+"""Content fingerprints of code: the same function on the host, in the bundle and inside a sandbox.
+
+What a run executes is defined once, here (`run_packages`): the engine (`osiris_core`) plus the top-level package
+of each driver the run uses. The compiler records `run_fingerprint` of a manifest's components, the engine checks
+it before any step, the sandbox host builds the bundle from exactly those packages and expects the worker to
+report the same number. Standard library only and Python 3.9-compatible: the Pants bundle plugin imports it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,12 @@ from pathlib import Path
 from osiris_core.errors import OsirisError
 
 FINGERPRINTED_SUFFIXES = frozenset({".py", ".yaml", ".yml", ".json", ".typed"})
+ENGINE_PACKAGE = "osiris_core"
+
+
+def run_packages(drivers: Iterable[str]) -> list[str]:
+    """Top-level packages a run executes: the engine plus the package of each driver (`module:Class` paths)."""
+    return sorted({ENGINE_PACKAGE, *(driver.split(":", 1)[0].split(".", 1)[0] for driver in drivers)})
 
 
 def package_dir(package: str) -> Path:
@@ -47,3 +59,8 @@ def fingerprint_of(manifest: dict[str, str]) -> str:
 
 def code_fingerprint(packages: Iterable[str]) -> str:
     return fingerprint_of(file_manifest(packages))
+
+
+def run_fingerprint(drivers: Iterable[str]) -> str:
+    """The fingerprint of the code a run of these drivers (`module:Class` paths) executes."""
+    return code_fingerprint(run_packages(drivers))

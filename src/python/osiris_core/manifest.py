@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from osiris_core.errors import InputError, Location
 from osiris_core.input_files import MAX_JSON_BYTES, read_regular_text
-from osiris_core.oml import STEP_ID_PATTERN, sql_name
+from osiris_core.oml import STEP_ID_PATTERN, RetryPolicy, sql_name
 from osiris_core.spec import COMPONENT_NAME_PATTERN, DRIVER_PATTERN, Mode
 from osiris_core.yaml_source import load_yaml
 
@@ -51,6 +51,8 @@ class ManifestStep(BaseModel):
     """SQL-safe input name → the step id it reads."""
     connection: str | None = Field(pattern=CONNECTION_PATTERN)
     cfg: str
+    retries: RetryPolicy = RetryPolicy()
+    """Retry policy for transient errors (`max: 0` runs the step once)."""
 
     @field_validator("needs")
     @classmethod

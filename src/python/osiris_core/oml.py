@@ -8,12 +8,34 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from osiris_core import driver
 from osiris_core.errors import CompileError
 from osiris_core.spec import Mode
 from osiris_core.yaml_source import YamlDocument, load_yaml
 
 OML_VERSIONS = ("0.1.0",)
 STEP_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
+MAX_RETRIES = 10
+MAX_BACKOFF_S = 3600.0
+SINGLE_INPUT_SQL_NAME = driver.SINGLE_INPUT_SQL_NAME
+"""Kept here only until every driver imports it from `osiris_core.driver` (drivers need no OML syntax)."""
+RETRIES_HINT = f"write retries: {{max: N (0-{MAX_RETRIES}), backoff_s: seconds (0-{MAX_BACKOFF_S:g})}}"
+
+
+class RetryPolicy(BaseModel):
+    """`retries:` of a step: run it again, up to `max` more times, after an error marked transient.
+
+    Attempt n+1 starts `backoff_s * 2**(n-1)` seconds after attempt n failed. Other errors fail the step at once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    max: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    backoff_s: float = Field(default=0.0, ge=0, le=MAX_BACKOFF_S)
+
+    def delay_s(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt `failed_attempt` (1-based) failed."""
+        return float(self.backoff_s * 2 ** (failed_attempt - 1))
 
 
 class Step(BaseModel):
@@ -24,6 +46,7 @@ class Step(BaseModel):
     mode: Mode
     config: dict[str, Any] = Field(default_factory=dict)
     needs: tuple[str, ...] = ()
+    retries: RetryPolicy = RetryPolicy()
 
 
 class Pipeline(BaseModel):
@@ -33,10 +56,6 @@ class Pipeline(BaseModel):
     name: str = Field(min_length=1)
     steps: tuple[Step, ...] = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-SINGLE_INPUT_SQL_NAME = "input_df"
-"""The name a step with exactly one input sees it under, besides the producing step's own name."""
 
 
 def sql_name(step_id: str) -> str:
@@ -58,13 +77,15 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     dotted = ".".join(loc) or "<root>"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown key '{loc[-1]}' at {dotted}", _FIX_BY_TYPE[kind]
+        return f"unknown key '{loc[-1]}' at {dotted}", RETRIES_HINT if "retries" in loc else _FIX_BY_TYPE[kind]
     if kind == "missing":
         return f"missing required key '{loc[-1]}'", _FIX_BY_TYPE[kind]
     if loc == ["oml_version"]:
         return f"unsupported oml_version {error.get('input')!r}", f"use one of {list(OML_VERSIONS)}"
     if loc[-1:] == ["mode"]:
         return f"invalid mode {error.get('input')!r} at {dotted}", "use read, write or transform"
+    if "retries" in loc:
+        return f"{dotted}: {error['msg']}", RETRIES_HINT
     return f"{dotted}: {error['msg']}", _FIX_BY_TYPE.get(kind, "fix the value")
 
 

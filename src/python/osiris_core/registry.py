@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -10,7 +11,7 @@ from typing import Any
 
 from osiris_core.driver import Driver, driver_path
 from osiris_core.errors import SpecError
-from osiris_core.spec import ComponentSpec
+from osiris_core.spec import ComponentSpec, parse_spec
 
 ENTRY_POINT_GROUP = "osiris.components"
 """Third-party wheels register a callable here that returns an iterable of `Component`."""
@@ -84,6 +85,10 @@ class ComponentRegistry:
     def names(self) -> list[str]:
         return sorted(self._components)
 
+    def used_by(self, names: Iterable[str]) -> list[Component]:
+        """The registered components among `names`, each once, by name; names not registered are left out."""
+        return [self._components[name] for name in sorted(set(names)) if name in self._components]
+
     def suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=1)
         if close:
@@ -108,3 +113,27 @@ class ComponentRegistry:
                         hint="return osiris_core.registry.Component instances",
                     )
                 self.add(component)
+
+
+def load_driver(path: str, *, origin: str) -> type[Driver[Any]]:
+    """Import the driver class a spec names (`module:QualName`); a problem is a `SpecError` naming `origin`."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception as exc:
+        raise SpecError(f"{origin}: driver '{path}' cannot be imported: {type(exc).__name__}: {exc}",
+                        hint="ship the driver's package with its spec") from None
+    if not (isinstance(found, type) and issubclass(found, Driver)):
+        raise SpecError(f"{origin}: '{path}' is not an osiris_core.driver.Driver subclass",
+                        hint="point the spec's `driver` at the driver class")
+    return found
+
+
+def load_component(spec_text: str, *, origin: str) -> Component:
+    """A component from its spec file's text alone: the spec parsed, the driver it names imported and checked."""
+    spec = parse_spec(spec_text, origin=origin)
+    component = Component(spec=spec, driver=load_driver(spec.driver, origin=origin))
+    component.check_agreement()
+    return component

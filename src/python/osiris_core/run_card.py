@@ -24,6 +24,8 @@ class StepCard(BaseModel):
     error_type: str | None = None
     output_sha256: str | None = None
     """Checksum of the step's output rows (runs with checksums on, e.g. `osiris parity`)."""
+    attempts: int | None = None
+    """How many times the step ran: 1, or more when its `retries` policy ran it again; null when skipped."""
 
 
 class RunCard(BaseModel):

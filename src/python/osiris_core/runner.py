@@ -1,16 +1,20 @@
-"""The run engine: executes a compiled pipeline step by step, passing Arrow data by name."""
+"""The run engine: executes a compiled pipeline step by step in this process, passing Arrow data by name.
+
+`LocalExecutor` is the `Executor` that runs steps here (in a sandbox, the worker runs it too). It reports every
+step through the run recorder, retries a step after a transient error as its `retries` policy allows, and leaves
+the run's end (skips, `run_complete`, the card) to the recorder.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,18 +22,26 @@ from pydantic import ValidationError
 
 from osiris_core.canonical import canonical_json
 from osiris_core.checksum import DataChecksum, table_checksum
-from osiris_core.compiler import code_packages
-from osiris_core.connections import Connections, parse_reference
 from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, ArrowData, DriverConfig, StepContext, count_rows
 from osiris_core.errors import DriverError, InputError, OsirisError, RunError
-from osiris_core.events import EventListener, EventLog, Stopwatch
-from osiris_core.fingerprint import code_fingerprint
+from osiris_core.events import (
+    DriversRegistered,
+    ReservedEventError,
+    StepComplete,
+    StepCounted,
+    StepFailed,
+    StepRetry,
+    StepStart,
+    Stopwatch,
+    component_event,
+)
+from osiris_core.execution import Executor, check_manifest
+from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import CompiledPipeline, ManifestStep
-from osiris_core.masking import masked_logging
-from osiris_core.registry import Component, ComponentRegistry
-from osiris_core.run_card import RunCard, StepCard
-from osiris_core.run_session import registry_masker, run_session, write_card
-from osiris_core.session import Session
+from osiris_core.recorder import RunRecorder, RunResult
+from osiris_core.registry import Component
+
+__all__ = ["LocalExecutor", "RunResult", "StepTimeout"]
 
 logger = logging.getLogger("osiris.run")
 
@@ -126,76 +138,44 @@ def _time_limit(seconds: float | None, step_id: str) -> Iterator[None]:
 
 
 @dataclass
-class RunResult:
-    session: Session
-    card: RunCard
-
-    @property
-    def exit_code(self) -> int:
-        return self.card.exit_code
-
-
-@dataclass
 class _StepState:
-    card: StepCard
+    ran: bool = False
     rows_written: int | None = None
     inputs: list[_Output] = field(default_factory=list)
     output: _Output | None = None
 
+    def counts(self) -> tuple[int | None, int | None, str | None]:
+        """rows_in, rows_out and output checksum as far as they are known now (streams count as they are read)."""
+        rows_in = sum(r for r in (o.rows for o in self.inputs) if r is not None)
+        if self.output is not None:
+            return rows_in, self.output.rows, self.output.checksum
+        return rows_in, self.rows_written if self.rows_written is not None else 0, None
 
-class Runner:
-    """Runs one compiled pipeline in a new `run_<ts>` session under `logs_dir`."""
 
-    def __init__(
-        self,
-        registry: ComponentRegistry,
-        connections: Connections,
-        logs_dir: Path,
-        *,
-        environ: Mapping[str, str] | None = None,
-        listeners: tuple[EventListener, ...] = (),
-        checksums: bool = False,
-        step_timeout_s: float | None = None,
-    ) -> None:
-        self.registry = registry
-        self.connections = connections
-        self.logs_dir = logs_dir
-        self.environ = dict(os.environ if environ is None else environ)
-        self.listeners = listeners
-        self.checksums = checksums
-        self.step_timeout_s = step_timeout_s
-        self.masker = registry_masker(registry)
+class LocalExecutor(Executor):
+    """Runs the steps in this process."""
 
-    def run(self, compiled: CompiledPipeline) -> RunResult:
-        with masked_logging(self.masker), run_session(self.logs_dir, self.masker, self.listeners) as (session, log):
-            return self._run(compiled, session, log)
+    mode = "local"
 
-    def _run(self, compiled: CompiledPipeline, session: Session, log: EventLog) -> RunResult:
+    def execute(self, compiled: CompiledPipeline, recorder: RunRecorder) -> None:
         manifest = compiled.manifest
-        clock = Stopwatch()
-        log.event("run_start", {"pipeline": manifest.pipeline.name, "manifest_dir": compiled.directory,
-                                "steps": [s.id for s in manifest.steps]})
-        fingerprint = code_fingerprint(code_packages(self.registry))
-        components = {s.id: self.registry.get(s.component) for s in manifest.steps if s.component in self.registry}
-        log.event("drivers_registered", {
-            "drivers": dict(sorted({c.name: c.spec.driver for c in components.values()}.items())),
-            "driver_code_sha256": fingerprint,
-        })
-        states = {s.id: _StepState(StepCard(step_id=s.id, component=s.component, driver=s.driver, status="skipped"))
-                  for s in manifest.steps}
-        run_error = self._preflight(compiled, components, fingerprint)
+        registry = self.settings.registry
+        used = registry.used_by(s.component for s in manifest.steps)
+        fingerprint = run_fingerprint(c.spec.driver for c in used)
+        recorder.emit(DriversRegistered(drivers={c.name: c.spec.driver for c in used},
+                                        driver_code_sha256=fingerprint))
+        check_manifest(compiled, registry, fingerprint)
+        components = {s.id: registry.get(s.component) for s in manifest.steps}
         consumers = {s.id: sum(s.id in other.needs for other in manifest.steps) for s in manifest.steps}
+        replayed = {need for s in manifest.steps if s.retries.max for need in s.needs}
+        states = {s.id: _StepState() for s in manifest.steps}
         outputs: dict[str, _Output] = {}
+        run_error: OsirisError | None = None
         for step in manifest.steps:
             state = states[step.id]
-            if run_error is not None:
-                reason = "an earlier step failed" if any(st.card.status == "failed" for st in states.values()) \
-                    else run_error.message
-                log.event("step_skipped", {"step_id": step.id, "reason": reason})
-                continue
             try:
-                self._run_step(step, components[step.id], compiled.configs[step.id], session, log, state, outputs,
-                               consumers)
+                self._run_step(step, components[step.id], compiled.configs[step.id], recorder, state, outputs,
+                               consumers, replayed)
             except BaseException as exc:  # native libraries raise BaseExceptions (e.g. Rust panics) too
                 if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
                     raise
@@ -203,67 +183,49 @@ class Runner:
                 if not isinstance(exc, StepTimeout):
                     exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
                 run_error = exc if isinstance(exc, OsirisError) else DriverError(str(exc), step_id=step.id)
-                self._fail_step(step, state, exc, log)
+                self._fail_step(step, exc, recorder)
+                break
             finally:
                 for need in step.needs:
                     consumers[need] -= 1
                     if consumers[need] == 0:
                         outputs.pop(need, None)
-        for state in states.values():
-            self._settle_counts(state)
-        exit_code = 0 if run_error is None else (2 if isinstance(run_error, InputError) else 1)
-        card = RunCard(
-            session_id=session.id, pipeline=manifest.pipeline.name,
-            status="succeeded" if run_error is None else "failed", exit_code=exit_code, duration_ms=clock.ms(),
-            driver_code_sha256=fingerprint, manifest_driver_code_sha256=manifest.fingerprints.driver_code_sha256,
-            error=None if run_error is None else self.masker.mask(str(run_error)),
-            steps=[states[s.id].card for s in manifest.steps],
-        )
-        log.event("run_complete", {"status": card.status, "exit_code": exit_code, "duration_ms": card.duration_ms,
-                                   "steps": card.summary()})
-        write_card(session, card, self.masker)
-        return RunResult(session=session, card=card)
-
-    def _preflight(self, compiled: CompiledPipeline, components: Mapping[str, Component],
-                   fingerprint: str) -> OsirisError | None:
-        """Refuse to run a manifest compiled against other components or other driver code."""
-        recompile = "recompile the pipeline with `osiris compile` (or run the .yaml directly)"
-        manifest = compiled.manifest
         for step in manifest.steps:
-            if step.id not in components:
-                return InputError(f"component '{step.component}' of step '{step.id}' is not installed",
-                                  hint=self.registry.suggest(step.component))
-            spec = components[step.id].spec
-            if manifest.fingerprints.specs.get(spec.name) != spec.fingerprint():
-                return InputError(f"the spec of '{spec.name}' changed since the manifest was compiled",
-                                  hint=recompile)
-        if manifest.fingerprints.driver_code_sha256 != fingerprint:
-            return InputError(
-                f"driver code fingerprint {fingerprint[:12]} differs from the manifest's "
-                f"{manifest.fingerprints.driver_code_sha256[:12]}", hint=recompile)
-        return None
+            state = states[step.id]
+            if not state.ran:
+                continue
+            rows_in, rows_out, checksum = state.counts()
+            card = recorder.step_card(step.id)
+            if (card.rows_in, card.rows_out, card.output_sha256) != (rows_in, rows_out, checksum):
+                recorder.emit(StepCounted(step_id=step.id, rows_in=rows_in, rows_out=rows_out, output_sha256=checksum))
+        if run_error is not None:
+            raise run_error
 
-    def _resolve_config(self, step: ManifestStep, component: Component, raw: Mapping[str, Any]) -> dict[str, Any]:
+    def _resolve_config(self, step: ManifestStep, component: Component, raw: Mapping[str, Any],
+                        recorder: RunRecorder) -> dict[str, Any]:
         config = {k: v for k, v in raw.items() if k != "connection"}
         spec = component.spec
         if spec.connection is None or step.connection is None:
             return config
-        fields = self.connections.resolve(parse_reference(step.connection), environ=self.environ)
-        self.masker.add_connection_fields(fields, spec.secrets)
+        fields = recorder.resolve_connection(self.settings.connections, step.connection,
+                                             environ=self.settings.env(), secret_keys=spec.secrets)
         unknown = sorted(set(fields) - set(spec.connection.fields))
         if unknown:
             raise InputError(f"connection {step.connection} has fields {unknown} that '{spec.name}' does not use",
                              hint=f"allowed fields: {list(spec.connection.fields)}")
         return {**fields, **config}
 
-    def _run_step(self, step: ManifestStep, component: Component, raw_config: Mapping[str, Any], session: Session,
-                  log: EventLog, state: _StepState, outputs: dict[str, _Output], consumers: dict[str, int]) -> None:
+    def _run_step(self, step: ManifestStep, component: Component, raw_config: Mapping[str, Any],
+                  recorder: RunRecorder, state: _StepState, outputs: dict[str, _Output], consumers: dict[str, int],
+                  replayed: set[str]) -> None:
         clock = Stopwatch()
-        log.event("step_start", {"step_id": step.id, "component": step.component, "driver": step.driver})
-        artifacts = session.path / "artifacts" / step.id
+        state.ran = True
+        recorder.emit(StepStart(step_id=step.id, component=step.component, driver=step.driver))
+        artifacts = recorder.session.path / "artifacts" / step.id
         artifacts.mkdir(parents=True, exist_ok=True)
-        config = self._resolve_config(step, component, raw_config)
-        (artifacts / "cleaned_config.json").write_text(canonical_json(self.masker.mask(config)), encoding="utf-8")
+        config = self._resolve_config(step, component, raw_config, recorder)
+        (artifacts / "cleaned_config.json").write_text(canonical_json(recorder.masker.mask(config)),
+                                                       encoding="utf-8")
         try:
             typed: DriverConfig = component.driver.config_model.model_validate(config)
         except ValidationError as exc:
@@ -277,59 +239,63 @@ class Runner:
         def on_metric(name: str, value: float | int, unit: str | None) -> None:
             if name == ROWS_WRITTEN:
                 state.rows_written = int(value)
-            log.metric(step.id, name, value, unit)
+            recorder.metric(step.id, name, value, unit)
 
         def on_event(name: str, fields: Mapping[str, Any]) -> None:
-            log.event(name, {"step_id": step.id, **fields})
+            try:
+                event = component_event(step.id, name, fields)
+            except (ReservedEventError, ValueError) as exc:
+                raise DriverError(f"emitted an invalid event: {' '.join(str(exc).split())}", step_id=step.id,
+                                  hint="see docs/events.md for component events") from None
+            recorder.emit(event)
 
-        ctx = StepContext(session_id=session.id, artifacts_dir=artifacts, logger=logger.getChild(step.id),
+        ctx = StepContext(session_id=recorder.session.id, artifacts_dir=artifacts, logger=logger.getChild(step.id),
                           emit_metric=on_metric, emit_event=on_event)
-        driver = component.driver()
-        with _time_limit(self.step_timeout_s, step.id):
-            produced = driver.run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
-        main = produced.get(MAIN_OUTPUT)
-        if consumers[step.id] and main is None:
-            raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it", step_id=step.id,
-                              hint="use a component that produces data for those steps")
-        if main is not None:
-            state.output = self._keep(main, consumers[step.id], step.id)
-            if consumers[step.id]:
-                outputs[step.id] = state.output
-        state.card.status = "succeeded"
-        state.card.duration_ms = clock.ms()
-        self._settle_counts(state)
-        log.metric(step.id, "duration_ms", state.card.duration_ms, "ms")
+        attempt = 1
+        while True:
+            state.rows_written = None
+            try:
+                with _time_limit(self.settings.step_timeout_s, step.id):
+                    produced = component.driver().run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
+                    main = produced.get(MAIN_OUTPUT)
+                    if consumers[step.id] and main is None:
+                        raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it",
+                                          step_id=step.id, hint="use a component that produces data for those steps")
+                    if main is not None:
+                        state.output = self._keep(main, consumers[step.id], step.id, replayed)
+                break
+            except OsirisError as exc:
+                if not exc.transient or attempt > step.retries.max:
+                    raise
+                delay = step.retries.delay_s(attempt)
+                recorder.emit(StepRetry(step_id=step.id, attempt=attempt, error=exc.render(),
+                                        error_type=type(exc).__name__, delay_s=delay))
+                time.sleep(delay)
+                attempt += 1
+        if state.output is not None and consumers[step.id]:
+            outputs[step.id] = state.output
+        duration_ms = clock.ms()
+        recorder.metric(step.id, "duration_ms", duration_ms, "ms")
+        rows_in, rows_out, checksum = state.counts()
         streaming = state.output is not None and state.output.counter is not None
-        log.event("step_complete", {"step_id": step.id, "rows_in": state.card.rows_in,
-                                    "rows_out": None if streaming else state.card.rows_out,
-                                    "streaming": streaming, "duration_ms": state.card.duration_ms})
+        recorder.emit(StepComplete(step_id=step.id, rows_in=rows_in, rows_out=None if streaming else rows_out,
+                                   streaming=streaming, duration_ms=duration_ms,
+                                   output_sha256=None if streaming else checksum))
 
-    def _keep(self, data: ArrowData, consumers: int, step_id: str) -> _Output:
-        """Streams with one consumer stay streams (counted); otherwise they are read into a table once."""
-        if isinstance(data, pa.RecordBatchReader) and consumers == 1:
-            counter = _RowCounter(checksum=DataChecksum(data.schema) if self.checksums else None)
+    def _keep(self, data: ArrowData, consumers: int, step_id: str, replayed: set[str]) -> _Output:
+        """A stream with one consumer that reads it once stays a stream (counted as it is read).
+
+        Otherwise it is read into a table once: for several consumers, and for a consumer with `retries` (each of
+        its attempts reads the same rows again).
+        """
+        if isinstance(data, pa.RecordBatchReader) and consumers == 1 and step_id not in replayed:
+            counter = _RowCounter(checksum=DataChecksum(data.schema) if self.settings.checksums else None)
             return _Output(_counting(data, counter, step_id), counter)
         table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
-        return _Output(table, table_checksum=table_checksum(table) if self.checksums else None)
+        return _Output(table, table_checksum=table_checksum(table) if self.settings.checksums else None)
 
     @staticmethod
-    def _settle_counts(state: _StepState) -> None:
-        rows_in = [o.rows for o in state.inputs]
-        state.card.rows_in = sum(r for r in rows_in if r is not None) if state.inputs else 0
-        if state.card.status == "skipped":
-            state.card.rows_in = None
-        elif state.output is not None:
-            state.card.rows_out = state.output.rows
-            state.card.output_sha256 = state.output.checksum
-        else:
-            state.card.rows_out = state.rows_written if state.rows_written is not None else 0
-
-    def _fail_step(self, step: ManifestStep, state: _StepState, exc: BaseException, log: EventLog) -> None:
-        state.card.status = "failed"
+    def _fail_step(step: ManifestStep, exc: BaseException, recorder: RunRecorder) -> None:
         message = exc.render() if isinstance(exc, OsirisError) else f"{type(exc).__name__}: {exc}"
-        state.card.error = self.masker.mask(message)
-        state.card.error_type = type(exc).__name__
-        log.event("step_failed", {
-            "step_id": step.id, "error": message, "error_type": type(exc).__name__,
-            "traceback": "".join(traceback.format_exception(exc)),
-        })
+        recorder.emit(StepFailed(step_id=step.id, error=message, error_type=type(exc).__name__,
+                                 traceback="".join(traceback.format_exception(exc))))

@@ -43,6 +43,7 @@ def reject(reason, files, **extra):
     say("bundle_rejected", dict(extra, reason=reason, files=files))
     sys.exit(@EXIT@)
 bundle_zip, target, expected, deps = sys.argv[1:5]
+deps = os.path.abspath(deps) if deps else ""
 with open(bundle_zip, "rb") as handle:
     data = handle.read()
 actual = hashlib.sha256(data).hexdigest()
@@ -83,9 +84,10 @@ BOOTSTRAP_SOURCE = (_BOOTSTRAP_TEMPLATE.replace("@EXIT@", str(EXIT_BUNDLE_REJECT
 
 def bootstrap_command(python: str, bundle_zip: str, target_dir: str, bundle_sha256: str, deps_dir: str | None,
                       worker_args: Sequence[str]) -> str:
-    """The shell command that verifies the bundle and starts the worker with `worker_args`.
+    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker`) with `worker_args`.
 
-    `deps_dir` (absolute) goes on the worker's import path after the bundle (`--e2b-install-deps`).
+    `deps_dir` (relative to the working directory, or absolute) goes on the worker's import path after the bundle
+    (`--e2b-install-deps`).
     """
     words = [python, *PYTHON_FLAGS, "-c", BOOTSTRAP_SOURCE, bundle_zip, target_dir, bundle_sha256, deps_dir or "",
              *worker_args]

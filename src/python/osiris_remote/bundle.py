@@ -1,9 +1,12 @@
-"""The driver bundle: built from the code this process runs, or loaded from a file, and checked both ways.
+"""The bundle: built from the code this process runs, or loaded from a file, and checked both ways.
 
-A bundle's sha256 is its identity. Its manifest lists every file's sha256; its fingerprint — over the
-engine's and drivers' files only — is the same number the compiler records and the run engine checks.
-Every `Bundle` has been verified file by file: a zip that is malformed, has no valid manifest, or holds a file
-whose bytes differ from its manifest entry (or that the manifest does not list) never becomes one.
+A bundle carries what a run executes (`bundle_format`): the run packages of the pipeline's components, built-in
+or third-party, and the worker. Its sha256 is its identity. Its manifest lists every file's sha256; its
+fingerprint — over the run packages' files — is the number the compiler records, the engine checks and the
+worker reports. Every `Bundle` has been verified file by file: a zip that is malformed, has no valid manifest, or
+holds a file whose bytes differ from its manifest entry (or that the manifest does not list) never becomes one.
+`bundle_for` then checks that a bundle is exactly the one this host would build for a run, and that the worker
+will find every component of it in the bundle's files (`osiris_remote.worker.components`).
 """
 
 from __future__ import annotations
@@ -11,24 +14,37 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from osiris_core.errors import InputError, Location
-from osiris_core.fingerprint import fingerprint_of, package_files
+from osiris_core.errors import InputError, Location, SpecError
+from osiris_core.fingerprint import fingerprint_of, package_files, run_packages
 from osiris_core.input_files import MiB, describe_size, read_regular_file
-from osiris_remote.bundle_format import BUNDLE_PACKAGES, MANIFEST_NAME, bundle_bytes, bundle_sha256
+from osiris_core.registry import Component
+from osiris_core.spec import ComponentSpec, parse_spec
+from osiris_remote.bundle_format import (
+    DEFAULT_PACKAGES,
+    MANIFEST_NAME,
+    WORKER_PACKAGE,
+    bundle_bytes,
+    bundle_sha256,
+    bundled,
+    file_manifest,
+)
+from osiris_remote.worker.components import component_spec_paths
 
 MAX_BUNDLE_BYTES = 64 * MiB
 """A bundle file (`--bundle`); the real one is well under 1 MiB."""
 MAX_BUNDLE_CONTENT_BYTES = 256 * MiB
 """What a bundle's files may add up to once decompressed (a bound against zip bombs)."""
 _REBUILD = "rebuild it with `./pants package src/python/osiris_remote:bundle` (or drop --bundle)"
+_BUILT = "built from the running code"
+_DROP = "drop --bundle: the host builds the bundle each pipeline needs"
 _SHOWN = 5
 
 
@@ -58,10 +74,18 @@ class Bundle:
     def sha256(self) -> str:
         return bundle_sha256(self.data)
 
-    def fingerprint(self, packages: Iterable[str]) -> str:
-        """The code fingerprint of `packages` as this bundle carries them."""
-        prefixes = tuple(f"{p}/" for p in packages)
-        return fingerprint_of({p: s for p, s in self.manifest.items() if p.startswith(prefixes)})
+    @cached_property
+    def run_packages(self) -> list[str]:
+        """The top-level packages the bundle carries besides the worker's."""
+        return sorted({_top(path) for path in self.manifest} - {WORKER_PACKAGE})
+
+    def fingerprint(self) -> str:
+        """The code fingerprint of its run packages (`osiris_core.fingerprint.run_fingerprint`)."""
+        return fingerprint_of({p: s for p, s in self.manifest.items() if _top(p) != WORKER_PACKAGE})
+
+    def read(self, path: str) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
+            return archive.read(path)
 
     def differences(self, expected: dict[str, str]) -> list[str]:
         """Paths whose sha256 in this bundle differs from `expected` (path → sha256), or that only one side has."""
@@ -70,6 +94,10 @@ class Bundle:
     def tampered_files(self) -> list[str]:
         """Files whose bytes differ from the bundle's manifest; always empty for a `Bundle` (see `parse_bundle`)."""
         return _tampered(self.data, self.manifest)
+
+
+def _top(path: str) -> str:
+    return PurePosixPath(path).parts[0]
 
 
 def _fail(origin: str, message: str) -> InputError:
@@ -129,12 +157,71 @@ def parse_bundle(data: bytes, origin: str) -> Bundle:
     return Bundle(data, origin=origin, manifest=files)
 
 
-def build_bundle() -> Bundle:
-    """The bundle of the code this process runs (installed wheels or a source tree)."""
-    return parse_bundle(bundle_bytes(package_files(BUNDLE_PACKAGES)), origin="built from the running code")
+def bundle_files(packages: Iterable[str]) -> dict[str, bytes]:
+    """`package/relative/path` → bytes of what a bundle of run `packages` carries, as this process runs them."""
+    wanted = set(packages)
+    return {path: data for path, data in package_files(wanted | {WORKER_PACKAGE}).items() if bundled(path, wanted)}
+
+
+def build_bundle(packages: Iterable[str] = DEFAULT_PACKAGES) -> Bundle:
+    """The bundle of run `packages` from the code this process runs (installed wheels or a source tree)."""
+    return parse_bundle(bundle_bytes(bundle_files(packages)), origin=_BUILT)
 
 
 def load_bundle(path: Path) -> Bundle:
     """A `--bundle` file: a regular file of at most `MAX_BUNDLE_BYTES`, verified file by file."""
     return parse_bundle(read_regular_file(path, limit=MAX_BUNDLE_BYTES, what="bundle"), origin=str(path))
 
+
+
+def bundle_for(components: Sequence[Component], given: Bundle | None = None) -> Bundle:
+    """The bundle a run of `components` ships: their run packages and the worker, as this host runs them.
+
+    Without `given` it is built from this process's code; a `given` bundle (`--bundle`) must be that same bundle,
+    file for file. Either way the worker must find each component in the bundle's files.
+    """
+    packages = run_packages(component.spec.driver for component in components)
+    files = bundle_files(packages)
+    bundle = given or parse_bundle(bundle_bytes(files), origin=_BUILT)
+    missing = sorted(set(packages) - set(bundle.run_packages))
+    if missing:
+        raise InputError(f"the bundle ({bundle.origin}) does not carry {', '.join(missing)}, which this pipeline's "
+                         "components run", hint=_DROP)
+    extra = sorted(set(bundle.run_packages) - set(packages))
+    if extra:
+        raise InputError(f"the bundle ({bundle.origin}) carries {', '.join(extra)}, which this pipeline does not run",
+                         hint=_DROP)
+    expected = file_manifest(files)
+    host_fp = fingerprint_of({p: s for p, s in expected.items() if _top(p) != WORKER_PACKAGE})
+    if bundle.fingerprint() != host_fp:
+        raise InputError(f"the bundle ({bundle.origin}) carries driver code {bundle.fingerprint()[:12]} but this "
+                         f"host runs {host_fp[:12]}", hint="rebuild the bundle from this code (or drop --bundle)")
+    differing = bundle.differences(expected)
+    if differing:
+        raise InputError(f"the bundle ({bundle.origin}) differs from the code this host runs: {shown(differing)}",
+                         hint="rebuild the bundle from this code (or drop --bundle)")
+    _check_components(bundle, components)
+    return bundle
+
+
+def _check_components(bundle: Bundle, components: Sequence[Component]) -> None:
+    """Every component must be a `spec.yaml` of the bundle (what the worker loads), with the host's spec."""
+    specs: dict[str, tuple[str, ComponentSpec]] = {}
+    for path in component_spec_paths(bundle.manifest):
+        try:
+            spec = parse_spec(bundle.read(path).decode("utf-8"), origin=path)
+        except (SpecError, UnicodeDecodeError) as exc:
+            said = exc.render() if isinstance(exc, SpecError) else str(exc)
+            raise InputError(f"the bundle's {path} is not a component spec: {said}",
+                             hint="every spec.yaml in a component package must be a component's spec") from None
+        if spec.name in specs:
+            raise InputError(f"the bundle's {specs[spec.name][0]} and {path} both declare '{spec.name}'",
+                             hint="keep one spec per component")
+        specs[spec.name] = (path, spec)
+    for component in components:
+        found = specs.get(component.name)
+        if found is None or found[1].fingerprint() != component.spec.fingerprint():
+            package = component.spec.driver.split(".", 1)[0]
+            raise InputError(f"component '{component.name}' cannot run in a sandbox: no spec.yaml of package "
+                             f"'{package}' holds its spec", hint="ship the spec as a spec.yaml file in the "
+                             "component's package, beside its driver (docs/components.md)")

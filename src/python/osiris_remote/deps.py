@@ -4,13 +4,13 @@ The install set is the dependency closure of
 
 * `CORE_REQUIREMENTS`: what the engine itself imports (`osiris_core`: pydantic, pyyaml, pyarrow, jsonschema;
   the worker and the bootstrap add nothing beyond the standard library);
-* `WORKER_IMPORT_REQUIREMENTS`: the worker builds `osiris_drivers.registry.default_registry()`, and that module
-  imports *every* built-in driver module, whatever the manifest uses. Driver modules import their libraries
-  lazily, inside the functions that use them (psycopg2, pymysql, connectorx, supabase, httpx), except the two
-  DuckDB ones, which `import duckdb` at module level. So duckdb is needed by every sandbox run, and a run that
-  uses no DuckDB step still installs it; making those imports lazy would drop it from such runs.
-  tests/remote/test_install_deps.py walks the worker's module-level import graph and fails when a module-level
-  third-party import is not covered here;
+* `WORKER_IMPORT_REQUIREMENTS`: the worker loads every component of the packages the bundle carries
+  (`osiris_remote.worker.components`), so with any built-in component it imports *every* built-in driver module,
+  whatever the manifest uses. Driver modules import their libraries lazily, inside the functions that use them
+  (psycopg2, pymysql, connectorx, supabase, httpx), except the two DuckDB ones, which `import duckdb` at module
+  level. So duckdb is needed by every sandbox run, and a run that uses no DuckDB step still installs it; making
+  those imports lazy would drop it from such runs. tests/remote/test_install_deps.py walks the module-level import
+  graph of the worker and of the built-in drivers and fails when a third-party import is not covered here;
 * the `requirements` of each component the manifest uses (its `spec.yaml` names the PyPI projects its driver
   imports; the same test checks each driver's imports are covered by them).
 

@@ -1,8 +1,9 @@
-"""The worker: runs a compiled pipeline inside the sandbox with the same engine, streaming every record.
+"""The worker: runs a compiled pipeline inside the sandbox with the local engine, streaming every record.
 
-Started by the bootstrap from verified bundle files. Everything it reports goes to stdout as protocol
-lines (`osiris_remote.protocol`): a hello with its code fingerprint, each event and metric as the engine
-writes it (already masked), and finally the run card and where the session's archive is.
+Started by the bootstrap from verified bundle files. Its components are those the bundle carries
+(`osiris_remote.worker.components`). Everything it reports goes to stdout as protocol lines
+(`osiris_remote.worker.protocol`): a hello with the fingerprint of the code it runs, each event and metric as its
+run recorder writes it (already masked), and at the end the session id and where the session's archive is.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from osiris_core.compiler import code_packages
 from osiris_core.connections import Connections
 from osiris_core.errors import OsirisError
-from osiris_core.fingerprint import code_fingerprint
+from osiris_core.events import Logged
+from osiris_core.execution import ExecutionSettings
+from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import load_compiled
-from osiris_core.runner import Runner
-from osiris_drivers.registry import default_registry
-from osiris_remote.protocol import encode
+from osiris_core.runner import LocalExecutor
+from osiris_remote.worker.components import bundle_root, bundled_registry
+from osiris_remote.worker.protocol import encode
 
 ARCHIVE_NAME = "session.tar.gz"
 EXIT_FINGERPRINT_MISMATCH = 4
@@ -29,6 +31,10 @@ EXIT_FINGERPRINT_MISMATCH = 4
 def say(kind: str, payload: dict[str, Any]) -> None:
     sys.stdout.write(encode(kind, payload))
     sys.stdout.flush()
+
+
+def forward(logged: Logged) -> None:
+    say("record", logged.record)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,8 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    registry = default_registry()
-    fingerprint = code_fingerprint(code_packages(registry))
+    try:
+        registry = bundled_registry(bundle_root())
+    except OsirisError as exc:  # before the hello, the host shows stderr
+        print(f"osiris worker: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    fingerprint = run_fingerprint(component.spec.driver for component in registry)
     say("hello", {"driver_code_sha256": fingerprint, "python": sys.version.split()[0]})
     if fingerprint != args.expected_fingerprint:
         say("fingerprint_mismatch", {"sandbox": fingerprint, "host": args.expected_fingerprint})
@@ -56,15 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except OsirisError as exc:
         say("worker_error", {"error": exc.render(), "exit_code": exc.exit_code})
         return exc.exit_code
-    runner = Runner(registry, connections, args.logs, listeners=(lambda record: say("record", record),),
-                    checksums=args.checksums, step_timeout_s=args.step_timeout)
-    result = runner.run(compiled)
+    settings = ExecutionSettings(registry, connections, args.logs, listeners=(forward,), checksums=args.checksums,
+                                 step_timeout_s=args.step_timeout)
+    result = LocalExecutor(settings).run(compiled)
     archive = args.logs / ARCHIVE_NAME
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(result.session.path, arcname=result.session.id)
-    say("run_card", {"card": result.card.model_dump(mode="json"), "archive": str(archive)})
+    say("finished", {"session": result.session.id, "archive": str(archive), "exit_code": result.exit_code})
     return result.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,10 @@
-"""The worker → host wire format: one JSON object per stdout line, marked so other output cannot pass for it."""
+"""The worker → host wire format: one JSON object per stdout line, marked so other output cannot pass for it.
+
+Kinds, in the only order the host accepts: `bundle_verified` (or `bundle_rejected`) from the bootstrap; `hello`
+(`driver_code_sha256`) from the worker; then `record` (an event or metric exactly as the worker's run recorder
+wrote it, masked), `worker_error` (the run could not start) and last `finished` (`session`, `archive`,
+`exit_code`). The bootstrap writes the same mark with its own copy of `encode` (it may import nothing).
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,96 @@
+"""Executors: one interface to run a compiled pipeline, here or in a sandbox, through one run recorder.
+
+`osiris_core.runner.LocalExecutor` runs the steps in this process; `osiris_remote.proxy.SandboxExecutor` runs them
+in a sandbox. `Executor.run` opens the `RunRecorder` (session, `run_start`), lets the executor do its part
+(`execute`) and finishes the run with whatever error stopped it, so both write the same events and the same card.
+The CLI picks an executor by name (`osiris_cli.executors`).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from osiris_core.connections import Connections
+from osiris_core.errors import InputError, OsirisError, RunError
+from osiris_core.events import EventListener
+from osiris_core.fingerprint import run_fingerprint
+from osiris_core.manifest import CompiledPipeline
+from osiris_core.masking import masked_logging
+from osiris_core.recorder import RunRecorder, RunResult
+from osiris_core.registry import ComponentRegistry
+from osiris_core.run_session import registry_masker
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """What every executor needs, wherever it runs the steps."""
+
+    registry: ComponentRegistry
+    connections: Connections
+    logs_dir: Path
+    """Where the run's session (`run_<ts>/`) is written."""
+    environ: Mapping[str, str] | None = None
+    """Where `${VAR}` references of connections are looked up (default: this process's environment)."""
+    listeners: tuple[EventListener, ...] = ()
+    checksums: bool = False
+    """Checksum every step's output rows (`StepCard.output_sha256`), as `osiris parity` does."""
+    step_timeout_s: float | None = None
+    """Fail a step attempt that runs longer than this."""
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ if self.environ is None else self.environ)
+
+
+class Executor(ABC):
+    """Runs compiled pipelines; `mode` is what the run card's `execution.mode` says."""
+
+    mode: ClassVar[str]
+
+    def __init__(self, settings: ExecutionSettings) -> None:
+        self.settings = settings
+
+    def run(self, compiled: CompiledPipeline) -> RunResult:
+        """Run `compiled` in a new session; the result's card says how it went (it never raises for a failed run)."""
+        registry = self.settings.registry
+        used = registry.used_by(step.component for step in compiled.manifest.steps)
+        fingerprint = run_fingerprint(component.spec.driver for component in used)
+        masker = registry_masker(registry)
+        with masked_logging(masker), RunRecorder.open(
+                self.settings.logs_dir, masker, compiled, driver_code_sha256=fingerprint,
+                execution={"mode": self.mode}, listeners=self.settings.listeners) as recorder:
+            try:
+                self.execute(compiled, recorder)
+            except KeyboardInterrupt:
+                recorder.finish(RunError("interrupted", hint="the run was stopped (Ctrl-C)"))
+                raise
+            except OsirisError as exc:
+                return recorder.finish(exc)
+            except Exception as exc:  # whatever else failed, the session still gets its card
+                return recorder.finish(RunError(f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}",
+                                                hint="see events.jsonl"))
+            return recorder.finish(None)
+
+    @abstractmethod
+    def execute(self, compiled: CompiledPipeline, recorder: RunRecorder) -> None:
+        """Run the steps, reporting through `recorder`; raise the error that stopped the run."""
+
+
+def check_manifest(compiled: CompiledPipeline, registry: ComponentRegistry, fingerprint: str) -> None:
+    """Refuse (`InputError`) a manifest compiled against other components or other code than `fingerprint`."""
+    recompile = "recompile the pipeline with `osiris compile` (or run the .yaml directly)"
+    manifest = compiled.manifest
+    for step in manifest.steps:
+        if step.component not in registry:
+            raise InputError(f"component '{step.component}' of step '{step.id}' is not installed",
+                             hint=registry.suggest(step.component))
+        spec = registry.get(step.component).spec
+        if manifest.fingerprints.specs.get(spec.name) != spec.fingerprint():
+            raise InputError(f"the spec of '{spec.name}' changed since the manifest was compiled", hint=recompile)
+    if manifest.fingerprints.driver_code_sha256 != fingerprint:
+        raise InputError(f"driver code fingerprint {fingerprint[:12]} differs from the manifest's "
+                         f"{manifest.fingerprints.driver_code_sha256[:12]}", hint=recompile)
