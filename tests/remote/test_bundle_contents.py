@@ -45,7 +45,7 @@ def test_the_bundle_has_no_proxy_backend_sandbox_server_bootstrap_or_cli_module(
     remote = sorted(n for n in names if n.startswith("osiris_remote/"))
     assert remote[0] == "osiris_remote/__init__.py"
     assert all(n.startswith("osiris_remote/worker/") for n in remote[1:]), remote
-    assert {"osiris_remote/worker/__main__.py", "osiris_remote/worker/main.py", "osiris_remote/worker/protocol.py",
+    assert {"osiris_remote/worker/main.py", "osiris_remote/worker/protocol.py",
             "osiris_remote/worker/components.py"} <= set(remote)
 
 
@@ -70,7 +70,7 @@ def _module_file(module: str) -> Path | None:
 
 def test_the_worker_imports_only_the_engine_and_itself_and_all_of_it_is_in_the_bundle() -> None:
     seen: set[str] = set()
-    todo = ["osiris_remote.worker.main", "osiris_remote.worker.__main__"]
+    todo = ["osiris_remote.worker.main"]
     while todo:
         module = todo.pop()
         if module in seen:

@@ -29,7 +29,7 @@ PYTHON_FLAGS = ("-I", "-u")
 
 WORKER_START = (
     "import runpy, sys; n = int(sys.argv[1]); sys.path[:0] = sys.argv[2:2 + n]; del sys.argv[1:2 + n]; "
-    "runpy.run_module('osiris_remote.worker', run_name='__main__', alter_sys=True)"
+    "runpy.run_module('osiris_remote.worker.main', run_name='__main__', alter_sys=True)"
 )
 """The worker's entry: the import path is exactly the folders it is given, in front of the interpreter's own."""
 
@@ -84,7 +84,7 @@ BOOTSTRAP_SOURCE = (_BOOTSTRAP_TEMPLATE.replace("@EXIT@", str(EXIT_BUNDLE_REJECT
 
 def bootstrap_command(python: str, bundle_zip: str, target_dir: str, bundle_sha256: str, deps_dir: str | None,
                       worker_args: Sequence[str]) -> str:
-    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker`) with `worker_args`.
+    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker.main`) with `worker_args`.
 
     `deps_dir` (relative to the working directory, or absolute) goes on the worker's import path after the bundle
     (`--e2b-install-deps`).

@@ -74,3 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         tar.add(result.session.path, arcname=result.session.id)
     say("finished", {"session": result.session.id, "archive": str(archive), "exit_code": result.exit_code})
     return result.exit_code
+
+
+if __name__ == "__main__":  # the bootstrap runs this module (a package `__main__` would be no import's dependency)
+    sys.exit(main())
