@@ -84,7 +84,8 @@ BOOTSTRAP_SOURCE = (_BOOTSTRAP_TEMPLATE.replace("@EXIT@", str(EXIT_BUNDLE_REJECT
 
 def bootstrap_command(python: str, bundle_zip: str, target_dir: str, bundle_sha256: str, deps_dir: str | None,
                       worker_args: Sequence[str]) -> str:
-    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker.main`) with `worker_args`.
+    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker.main`) with
+    `worker_args`.
 
     `deps_dir` (relative to the working directory, or absolute) goes on the worker's import path after the bundle
     (`--e2b-install-deps`).
