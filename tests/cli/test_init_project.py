@@ -79,8 +79,8 @@ def test_connections_cover_every_family_and_field_the_specs_declare(project: Pat
     for family, fields in declared.items():
         for field in fields:
             variable = f"{family}_{field}".upper()
-            assert re.search(rf"^      (# )?{field}: \$\{{{variable}(:-[^}}]*)?\}}$", by_family[family], re.MULTILINE), \
-                (family, field)
+            line = rf"^      (# )?{field}: \$\{{{variable}(:-[^}}]*)?\}}$"
+            assert re.search(line, by_family[family], re.MULTILINE), (family, field)
 
 
 def test_the_generated_connections_work_against_real_servers(

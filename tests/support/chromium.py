@@ -9,6 +9,7 @@ the loaded page, and can take a screenshot. Every wait is bounded.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -88,10 +89,8 @@ class Chromium:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._send("Browser.close")
-        except (OSError, TimeoutError, RuntimeError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
