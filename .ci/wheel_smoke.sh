@@ -24,4 +24,7 @@ PIP_CONFIG_FILE=/dev/null "$work/venv/bin/pip" install --quiet --disable-pip-ver
 "$work/venv/bin/osiris" components list | grep -q '^example.sequence'
 "$work/venv/bin/osiris" run examples/plugin/pipeline.yaml
 test "$(cat output/numbers.csv)" = "$(printf 'n\n10\n11\n12\n13\n14')"
+# `osiris init` ships its skeleton as package data: the sample pipeline runs from the installed wheel.
+"$work/venv/bin/osiris" init "$work/project"
+(cd "$work/project" && "$work/venv/bin/osiris" run pipelines/director_stats.yaml && test -s output/director_stats.csv)
 echo "wheel smoke test: ok"

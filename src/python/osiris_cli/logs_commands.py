@@ -1,4 +1,4 @@
-"""`osiris logs list|show|gc|html` and `osiris init`: thin printers over `osiris_cli.api`."""
+"""`osiris logs list|show|gc|html`: thin printers over `osiris_cli.api`."""
 
 from __future__ import annotations
 
@@ -88,19 +88,6 @@ def cmd_logs_html(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_init(app: App, args: argparse.Namespace) -> int:
-    result = api.init(app, args.directory)
-    if app.json:
-        emit_json(result)
-        return EXIT_OK
-    for path in result["created"]:
-        print(f"Created {path}")
-    if result["kept"]:
-        print(f"Kept (already there, not overwritten): {', '.join(result['kept'])}")
-    print(f"Next: {result['next']}")
-    return EXIT_OK
-
-
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -146,9 +133,3 @@ def add_logs_commands(add: AddCommand, logs: Subparsers) -> None:
     p.add_argument("session", help="run session id, e.g. run_20260101T000000_000000Z")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="where to write it (default: report.html in the session's directory; '-' for stdout)")
-
-
-def add_init_command(add: AddCommand, sub: Subparsers) -> None:
-    p = add("init", cmd_init, "create a project skeleton with a sample pipeline that runs at once (never "
-            "overwrites a file)", sub)
-    p.add_argument("directory", nargs="?", default=".", metavar="DIR", help="where (default: the current directory)")

@@ -23,8 +23,8 @@ from osiris_cli.commands import (
     cmd_sandbox_serve,
     cmd_validate,
 )
-from osiris_cli.logs_commands import add_init_command, add_logs_commands
-from osiris_cli.mcp_server import add_mcp_command
+from osiris_cli.logs_commands import add_logs_commands
+from osiris_cli.project_commands import add_init_command, add_mcp_command
 from osiris_cli.remote_commands import add_sandbox_flags
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text

@@ -10,7 +10,6 @@ are pointed at standard error, so nothing a driver or library prints can corrupt
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
@@ -26,7 +25,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.stdio import stdio_server
 from mcp.types import ToolAnnotations
 
-from osiris_cli import __version__, api
+from osiris_cli import api
 from osiris_cli.app import App
 from osiris_cli.redact import mask_strings, secrets_masker
 from osiris_core.errors import OsirisError
@@ -148,7 +147,7 @@ async def _serve(server: FastMCP, protocol: TextIO) -> None:
         await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
 
 
-def cmd_mcp(app: App, args: argparse.Namespace) -> int:
+def serve_stdio(app: App) -> int:
     """Serve until the client closes standard input."""
     server = build_server(app)
     sys.stdout.flush()
@@ -164,7 +163,3 @@ def cmd_mcp(app: App, args: argparse.Namespace) -> int:
         os.close(saved)
         protocol.close()
     return 0
-
-
-def add_mcp_command(add: Callable[..., argparse.ArgumentParser], sub: Any) -> None:
-    add("mcp", cmd_mcp, f"serve the Osiris tools to AI assistants over MCP (stdio; osiris {__version__})", sub)
