@@ -115,6 +115,23 @@ def test_failed_run_report_shows_error_hint_and_escapes_everything(project: Path
     assert seen["edges"] == 2  # extract → join, missing → join
 
 
+def test_sandbox_run_report_names_the_place_and_the_bundle(project: Path, browser: Chromium,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(REPO_ROOT / "examples", project / "examples")
+    assert main(["run", "examples/movies_local.yaml", "--sandbox", "local", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    _report(card["session_id"], project / "sandbox.html", capsys)
+    visit = browser.visit(project / "sandbox.html", VISIBLE)
+    seen = visit.value
+    assert visit.problems() == []
+    assert seen["facts"]["Execution"] == "sandbox (local)"
+    assert seen["facts"]["Bundle sha256"] == card["execution"]["bundle_sha256"]
+    assert seen["facts"]["Sandbox session"] == card["execution"]["sandbox_session"]
+    assert [row[4] for row in seen["rows"]] == [f"{s['rows_out']:,}" for s in card["steps"]]
+    # The sandbox recorded its own manifest path; the graph comes from the host's compile session instead.
+    assert seen["edges"] == 4
+
+
 def test_the_browser_check_sees_console_errors_and_fetches(tmp_path: Path, browser: Chromium) -> None:
     """The checks above can fail: a page that logs an error, throws, and loads from the network is caught."""
     page = tmp_path / "bad.html"

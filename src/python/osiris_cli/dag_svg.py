@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from itertools import pairwise
 from typing import Any
 
 NODE_H = 64
@@ -15,6 +14,8 @@ PAD = 16
 CHAR_W = 7.9
 """Width of one character of the 13px monospace step id, for sizing the boxes."""
 MAX_CHARS = 34
+WRAP = 4
+"""Steps per row when the graph is unknown."""
 STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "skipped": "#8c959f", "started": "#bf8700",
                   "not started": "#afb8c1"}
 
@@ -37,24 +38,37 @@ def shorten(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _layout(steps: Sequence[Mapping[str, Any]], needs: Mapping[str, Sequence[str]]) -> tuple[list[Box], float,
-                                                                                              float, float]:
+def _grid(steps: Sequence[Mapping[str, Any]], needs: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[int, int]]:
+    """(column, row) per step: by depth in the graph, or without `needs` in execution order, WRAP to a row."""
     order = [str(s["step_id"]) for s in steps]
+    if needs is None:
+        return {step_id: (i % WRAP, i // WRAP) for i, step_id in enumerate(order)}
     depth = _depths(order, needs)
-    columns: dict[int, list[Mapping[str, Any]]] = {}
-    for step in steps:
-        columns.setdefault(depth[str(step["step_id"])], []).append(step)
+    rows: dict[int, int] = {}
+    place = {}
+    for step_id in order:
+        column = depth[step_id]
+        place[step_id] = (column, rows.get(column, 0))
+        rows[column] = rows.get(column, 0) + 1
+    return place
+
+
+def _layout(steps: Sequence[Mapping[str, Any]], needs: Mapping[str, Sequence[str]] | None) -> tuple[
+        list[Box], float, float, float]:
+    place = _grid(steps, needs)
     longest = max(max(len(shorten(str(s["step_id"]))), len(shorten(str(s.get("component") or "")))) for s in steps)
     node_w = max(190.0, longest * CHAR_W + 28)
-    tallest = max(len(c) for c in columns.values())
+    columns = 1 + max(c for c, _ in place.values())
+    per_column = [sum(1 for c, _ in place.values() if c == column) for column in range(columns)]
+    tallest = max(per_column)
     height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y
     boxes = []
-    for column, members in sorted(columns.items()):
-        used = len(members) * NODE_H + (len(members) - 1) * GAP_Y
-        top = (height - used) / 2
-        for row, step in enumerate(members):
-            boxes.append(Box(step, PAD + column * (node_w + GAP_X), top + row * (NODE_H + GAP_Y)))
-    width = PAD * 2 + len(columns) * node_w + (len(columns) - 1) * GAP_X
+    for step in steps:
+        column, row = place[str(step["step_id"])]
+        used = per_column[column] * NODE_H + (per_column[column] - 1) * GAP_Y
+        top = (height - used) / 2 if needs is not None else PAD  # a graph's columns are centred
+        boxes.append(Box(step, PAD + column * (node_w + GAP_X), top + row * (NODE_H + GAP_Y)))
+    width = PAD * 2 + columns * node_w + (columns - 1) * GAP_X
     return boxes, node_w, width, height
 
 
@@ -67,10 +81,7 @@ def render_dag(steps: Sequence[Mapping[str, Any]], needs: Mapping[str, Sequence[
     """An `<svg>` of the steps; without `needs` (manifest unavailable) they stand in execution order, unlinked."""
     if not steps:
         return ""
-    drawn: Mapping[str, Sequence[str]] = needs or {}
-    if needs is None:  # in execution order, one per column, with no edges: the real ones are unknown
-        order = [str(s["step_id"]) for s in steps]
-        needs = {b: [a] for a, b in pairwise(order)}
+    drawn: Mapping[str, Sequence[str]] = needs or {}  # without needs, no edges: the real ones are unknown
     boxes, node_w, width, height = _layout(steps, needs)
     where = {str(b.step["step_id"]): b for b in boxes}
     parts = [f'<svg class="dag" role="img" aria-label="pipeline graph" viewBox="0 0 {width:.0f} {height:.0f}" '

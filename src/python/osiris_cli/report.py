@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from osiris_cli.redact import mask_strings
-from osiris_cli.sessions import read_events, read_json_file, session_dir, summarize
+from osiris_cli.sessions import read_events, read_json_file, session_dir, started_at, summarize
 from osiris_core.errors import InputError, OsirisError
-from osiris_core.manifest import MANIFEST_FILE, load_manifest
+from osiris_core.manifest import MANIFEST_FILE, Manifest, load_manifest
 from osiris_core.masking import Masker
 from osiris_core.run_session import RUN_CARD_FILE
+from osiris_core.session import list_sessions
 
 HINT_SEPARATOR = " — "
 """How `OsirisError.render` joins a message and its hint."""
+MAX_COMPILES_SEARCHED = 200
 _STATUS_BY_EVENT = {"step_complete": "succeeded", "step_failed": "failed", "step_skipped": "skipped"}
 
 
@@ -37,22 +39,59 @@ def _ts(event: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _manifest_needs(logs_dir: Path, manifest_dir: Any) -> tuple[dict[str, list[str]] | None, str | None]:
-    """The `needs` of each step from the compiled manifest the run started from, or why it is unavailable."""
+def _needs_of(manifest: Manifest) -> dict[str, list[str]]:
+    return {s.id: list(s.needs) for s in manifest.steps}
+
+
+def _recorded_needs(logs_dir: Path, manifest_dir: Any) -> tuple[dict[str, list[str]] | None, str | None]:
+    """The `needs` of each step from the manifest the run recorded in `run_start`, or why there are none."""
     if not isinstance(manifest_dir, str) or not manifest_dir:
         return None, "the run did not record its manifest"
     recorded = Path(manifest_dir)
     candidates = [recorded / MANIFEST_FILE]
-    if recorded.name == "compiled":  # a compile session: also look for it under this --logs-dir
+    if recorded.name == "compiled" and recorded.parent.name:  # a compile session: look under this --logs-dir too
         candidates.append(logs_dir / recorded.parent.name / "compiled" / MANIFEST_FILE)
     for candidate in candidates:
         if candidate.is_file():
             try:
-                manifest = load_manifest(candidate)
+                return _needs_of(load_manifest(candidate)), None
             except OsirisError as exc:
                 return None, f"its manifest cannot be read ({exc.message})"
-            return {s.id: list(s.needs) for s in manifest.steps}, None
-    return None, f"its manifest {recorded / MANIFEST_FILE} no longer exists"
+    return None, f"its manifest {recorded / MANIFEST_FILE} is not on this machine"
+
+
+def _compiled_before(logs_dir: Path, run: str, pipeline: Any, step_ids: list[str]) -> tuple[str, dict[str,
+                                                                                                    list[str]]] | None:
+    """The newest compile session before `run` of the same pipeline with the same steps, and its `needs` (a
+    sandbox run records the manifest's path inside the sandbox, not here)."""
+    begun = started_at(run)
+    for path in list_sessions(logs_dir)[:MAX_COMPILES_SEARCHED]:
+        moment = started_at(path.name)
+        if moment is None or begun is None or moment > begun or not path.name.startswith("compile_"):
+            continue
+        manifest = path / "compiled" / MANIFEST_FILE
+        try:
+            loaded = load_manifest(manifest) if manifest.is_file() else None
+        except OsirisError:
+            continue
+        if loaded is not None and loaded.pipeline.name == pipeline and [s.id for s in loaded.steps] == step_ids:
+            return path.name, _needs_of(loaded)
+    return None
+
+
+def _graph(logs_dir: Path, run: str, start: dict[str, Any], step_ids: list[str]) -> tuple[
+        dict[str, list[str]] | None, str | None]:
+    """The steps' `needs` and a note on where they come from (or why they are missing)."""
+    needs, note = _recorded_needs(logs_dir, start.get("manifest_dir"))
+    if needs is not None and list(needs) != step_ids:
+        needs, note = None, "its manifest does not match the run's steps"
+    if needs is not None:
+        return needs, None
+    found = _compiled_before(logs_dir, run, start.get("pipeline"), step_ids)
+    if found is None:
+        return None, f"Step links unavailable: {note}."
+    return found[1], (f"Step links from {found[0]}, the latest compile of this pipeline with these steps before "
+                      f"the run ({note}).")
 
 
 def _steps_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,9 +160,7 @@ def run_report(logs_dir: Path, session: str, masker: Masker) -> dict[str, Any]:
     start = next((e for e in events if e["event"] == "run_start"), {})
     steps = list(card["steps"]) if card else _steps_from_events(events)
     step_ids = [str(s["step_id"]) for s in steps]
-    needs, dag_note = _manifest_needs(logs_dir, start.get("manifest_dir"))
-    if needs is not None and set(needs) != set(step_ids):
-        needs, dag_note = None, "its manifest does not match the run's steps"
+    needs, dag_note = _graph(logs_dir, path.name, start, step_ids)
     failure = next((e for e in events if e["event"] == "step_failed"), None)
     execution = card.get("execution", {}) if card else {}
     report = {

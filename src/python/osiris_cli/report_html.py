@@ -204,7 +204,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f'<p class="sub">Osiris run report · session <span class="mono">{escape(report["session"])}</span></p>',
         _facts(report), _error(report),
         '<h2>Pipeline</h2><div class="graph">', graph, "</div>",
-        f'<p class="note">Step links unavailable: {escape(str(note))}.</p>' if note else "",
+        f'<p class="note">{escape(str(note))}</p>' if note else "",
         "<h2>Steps</h2>", _steps_table(report["steps"]),
         "<h2>Timeline</h2>", _timeline(report),
         "<h2>Configs <small class=\"note\">(as the steps received them, secrets masked)</small></h2>",
