@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -9,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -35,12 +35,12 @@ def _server(project: Path) -> StdioServerParameters:
 
 def _with_session(project: Path, body: Callable[[ClientSession], Awaitable[None]]) -> None:
     async def main() -> None:
-        with anyio.fail_after(120):
+        async with asyncio.timeout(120):
             async with stdio_client(_server(project)) as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 await body(session)
 
-    anyio.run(main)
+    asyncio.run(main())
 
 
 def _text(result: CallToolResult) -> str:

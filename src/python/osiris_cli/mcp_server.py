@@ -10,16 +10,14 @@ are pointed at standard error, so nothing a driver or library prints can corrupt
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import sys
 from collections.abc import Callable
-from io import TextIOWrapper
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import anyio
-import anyio.to_thread
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.stdio import stdio_server
@@ -62,7 +60,7 @@ class OsirisTools:
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `function(app, ...)` in a thread; results and errors masked, errors as one-line ToolErrors."""
         try:
-            result = await anyio.to_thread.run_sync(functools.partial(function, self.app, *args, **kwargs))
+            result = await asyncio.to_thread(functools.partial(function, self.app, *args, **kwargs))
         except OsirisError as exc:
             raise ToolError(self._mask(exc.render())) from None
         except Exception as exc:
@@ -141,10 +139,15 @@ def build_server(app: App) -> FastMCP:
 
 
 async def _serve(server: FastMCP, protocol: TextIO) -> None:
-    stdin = anyio.wrap_file(TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
-    async with stdio_server(stdin, anyio.wrap_file(protocol)) as (read_stream, write_stream):
-        low_level = server._mcp_server  # FastMCP runs stdio only on the process's stdout; we pass our own
-        await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
+    # `stdio_server` wraps whatever `sys.stdout` is when it is entered: the protocol's stream, then stderr again.
+    sys.stdout = protocol
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            sys.stdout = sys.stderr
+            low_level = server._mcp_server  # FastMCP's own stdio runner would take the process's stdout
+            await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
+    finally:
+        sys.stdout = sys.stderr
 
 
 def serve_stdio(app: App) -> int:
@@ -153,10 +156,10 @@ def serve_stdio(app: App) -> int:
     sys.stdout.flush()
     saved = os.dup(1)
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    original, sys.stdout = sys.stdout, sys.stderr
+    os.dup2(2, 1)  # whatever writes to descriptor 1 now (drivers, native code) lands on stderr
+    original = sys.stdout
     try:
-        anyio.run(_serve, server, protocol)
+        asyncio.run(_serve(server, protocol))
     finally:
         sys.stdout = original
         os.dup2(saved, 1)

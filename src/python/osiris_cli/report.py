@@ -21,6 +21,8 @@ from osiris_core.session import list_sessions
 HINT_SEPARATOR = " — "
 """How `OsirisError.render` joins a message and its hint."""
 MAX_COMPILES_SEARCHED = 200
+MAX_EVENTS = 2000
+"""Events a report lists (the first ones; the total is given)."""
 _STATUS_BY_EVENT = {"step_complete": "succeeded", "step_failed": "failed", "step_skipped": "skipped"}
 
 
@@ -181,7 +183,9 @@ def run_report(logs_dir: Path, session: str, masker: Masker) -> dict[str, Any]:
         "dag_note": dag_note,
         "timeline": _timeline(events),
         "configs": _configs(path, step_ids, masker),
-        "events": [{k: v for k, v in e.items() if k not in ("session", "traceback")} for e in events],
+        "events": [{k: v for k, v in e.items() if k not in ("session", "traceback")}
+                   for e in events[:MAX_EVENTS]],
+        "events_total": len(events),
     }
     result: dict[str, Any] = mask_strings(masker, report)
     return result

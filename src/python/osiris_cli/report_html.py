@@ -17,7 +17,6 @@ from osiris_cli.dag_svg import STATUS_COLOURS, render_dag
 from osiris_cli.sessions import human_duration
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
-MAX_EVENTS_SHOWN = 2000
 STYLE = """
 :root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; }
 * { box-sizing: border-box; }
@@ -174,8 +173,8 @@ def _configs(report: Mapping[str, Any]) -> str:
 
 
 def _events(report: Mapping[str, Any]) -> str:
-    events: Sequence[Mapping[str, Any]] = report.get("events") or []
-    shown = events[:MAX_EVENTS_SHOWN]
+    shown: Sequence[Mapping[str, Any]] = report.get("events") or []
+    total = int(report.get("events_total") or len(shown))
     rows = []
     for event in shown:
         rest = {k: v for k, v in event.items() if k not in ("ts", "event", "step_id")}
@@ -184,8 +183,8 @@ def _events(report: Mapping[str, Any]) -> str:
                     f'<td class="mono">{escape(str(event.get("event")))}</td>'
                     f'<td class="mono">{escape(str(event.get("step_id") or ""))}</td>'
                     f'<td class="mono">{escape(detail[:400] + ("…" if len(detail) > 400 else ""))}</td></tr>')
-    more = f" (first {len(shown)} of {len(events)})" if len(events) > len(shown) else ""
-    return (f"<details><summary>{len(events)} events{more}</summary><table><thead><tr><th>Time (UTC)</th>"
+    more = f" (the first {len(shown)} shown)" if total > len(shown) else ""
+    return (f"<details><summary>{total} events{more}</summary><table><thead><tr><th>Time (UTC)</th>"
             f"<th>Event</th><th>Step</th><th>Details</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
             "</details>")
 
