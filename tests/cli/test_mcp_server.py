@@ -154,3 +154,15 @@ def test_discover_is_not_available_yet_but_checks_the_reference(workspace: Path)
         assert unknown.isError and "no connection family 'oracle'" in _text(unknown)
 
     _with_session(workspace, body)
+
+
+def test_a_broken_connections_file_is_a_located_error_not_a_dead_server(workspace: Path) -> None:
+    (workspace / "osiris_connections.yaml").write_text(f"connections:\n  mysql: [{SECRET}]\n", encoding="utf-8")
+
+    async def body(session: ClientSession) -> None:
+        broken = await session.call_tool("connections_list", {})
+        assert broken.isError and "osiris_connections.yaml:2:" in _text(broken)
+        assert SECRET not in _text(broken)
+        assert any(c["name"] == "duckdb.writer" for c in _data(await session.call_tool("components_list", {})))
+
+    _with_session(workspace, body)

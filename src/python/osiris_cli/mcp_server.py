@@ -28,6 +28,7 @@ from osiris_cli.app import App
 from osiris_cli.redact import mask_strings, secrets_masker
 from osiris_core.errors import OsirisError
 from osiris_core.masking import Masker
+from osiris_core.run_session import registry_masker
 
 T = TypeVar("T")
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
@@ -49,13 +50,12 @@ class OsirisTools:
         self.app = app
 
     def masker(self) -> Masker:
-        return secrets_masker(self.app.registry(), self.app.connections())
-
-    def _safe_masker(self) -> Masker | None:
+        """Knows the secret fields and every resolvable connection's secrets; by pattern only if the
+        connections file itself is broken."""
         try:
-            return self.masker()
-        except OsirisError:  # the connections file itself is broken: mask by pattern only
-            return None
+            return secrets_masker(self.app.registry(), self.app.connections())
+        except OsirisError:
+            return registry_masker(self.app.registry())
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `function(app, ...)` in a thread; results and errors masked, errors as one-line ToolErrors."""
@@ -66,12 +66,10 @@ class OsirisTools:
         except Exception as exc:
             raise ToolError(self._mask(f"internal error ({type(exc).__name__}): {exc} — please report this")) \
                 from None
-        masker = self._safe_masker()
-        return result if masker is None else mask_strings(masker, result)
+        return mask_strings(self.masker(), result)  # type: ignore[no-any-return]
 
     def _mask(self, text: str) -> str:
-        masker = self._safe_masker() or Masker()
-        return str(masker.mask(" ".join(text.split())))
+        return str(self.masker().mask(" ".join(text.split())))
 
 
 def build_server(app: App) -> FastMCP:
