@@ -13,7 +13,7 @@ GAP_Y = 20
 PAD = 16
 CHAR_W = 7.9
 """Width of one character of the 13px monospace step id, for sizing the boxes."""
-MAX_CHARS = 34
+MAX_CHARS = 30
 WRAP = 4
 """Steps per row when the graph is unknown."""
 STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "skipped": "#8c959f", "started": "#bf8700",

@@ -37,6 +37,7 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .error .hint { margin-top: 6px; }
 .note { color: var(--muted); font-style: italic; }
 .graph { overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); padding: 8px; }
+svg.dag { display: block; max-width: 100%; height: auto; }
 svg.dag text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 svg.dag text.id { font-size: 13px; font-weight: 700; fill: #1f2328; }
 svg.dag text.component { font-size: 11px; fill: #59636e; }
