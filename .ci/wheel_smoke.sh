@@ -26,4 +26,7 @@ PIP_CONFIG_FILE=/dev/null "$work/venv/bin/pip" install --quiet --disable-pip-ver
 test "$(cat output/numbers.csv)" = "$(printf 'n\n10\n11\n12\n13\n14')"
 # ...and runs in the sandbox too: the bundle carries the plugin's package, the worker loads it from there.
 "$work/venv/bin/osiris" parity examples/plugin/pipeline.yaml
+# `osiris init` ships its skeleton as package data: the sample pipeline runs from the installed wheel.
+"$work/venv/bin/osiris" init "$work/project"
+(cd "$work/project" && "$work/venv/bin/osiris" run pipelines/director_stats.yaml && test -s output/director_stats.csv)
 echo "wheel smoke test: ok"

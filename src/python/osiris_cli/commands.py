@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -23,8 +22,8 @@ from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.oml import load_pipeline
 from osiris_core.recorder import RunResult
-from osiris_core.run_session import RUN_CARD_FILE, STATUS_FILE, read_card, registry_masker
-from osiris_core.session import last_compile, list_sessions
+from osiris_core.run_session import read_card, registry_masker
+from osiris_core.session import last_compile
 from osiris_drivers.doctor import Verdict, check_connection
 from osiris_remote.bundle import Bundle, bundle_for, load_bundle
 
@@ -225,44 +224,3 @@ def cmd_connections_doctor(app: App, args: argparse.Namespace) -> int:
         print(table(["connection", "status", "verdict"],
                     [(r["connection"], "OK" if r["ok"] else "FAIL", r["message"]) for r in rows]))
     return EXIT_OK if all(v.ok for v in verdicts) else EXIT_RUN_FAILED
-
-
-def cmd_logs_list(app: App, args: argparse.Namespace) -> int:
-    sessions = list_sessions(app.logs_dir)[: args.limit]
-    rows = []
-    for path in sessions:
-        status_file = path / STATUS_FILE
-        status = json.loads(status_file.read_text(encoding="utf-8"))["status"] if status_file.is_file() else ""
-        rows.append({"session": path.name, "kind": path.name.split("_", 1)[0], "status": status,
-                     "path": str(path)})
-    if app.json:
-        emit_json(rows)
-    else:
-        print(table(["session", "kind", "status"], [(r["session"], r["kind"], r["status"]) for r in rows]))
-    return EXIT_OK
-
-
-def cmd_logs_show(app: App, args: argparse.Namespace) -> int:
-    path = app.logs_dir / args.session
-    if not path.is_dir():
-        raise InputError(f"no session '{args.session}' in {app.logs_dir}", hint="see `osiris logs list`")
-    if (path / RUN_CARD_FILE).is_file():
-        card = read_card(path)
-        if app.json:
-            emit_json(card)
-        else:
-            print_run_card(card)
-        if args.events:
-            sys.stdout.write((path / "events.jsonl").read_text(encoding="utf-8"))
-        return EXIT_OK
-    meta_file = path / "compiled" / "meta.json"
-    if meta_file.is_file():
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        if app.json:
-            emit_json(meta)
-        else:
-            print(f"Compile session {meta['session_id']} of {meta['source']}")
-            print(f"Manifest: {path / 'compiled' / 'manifest.yaml'}")
-        return EXIT_OK
-    raise InputError(f"session '{args.session}' has no run card or compile metadata",
-                     hint="it may still be running or was interrupted")

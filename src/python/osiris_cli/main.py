@@ -18,13 +18,13 @@ from osiris_cli.commands import (
     cmd_components_show,
     cmd_connections_doctor,
     cmd_connections_list,
-    cmd_logs_list,
-    cmd_logs_show,
     cmd_parity,
     cmd_run,
     cmd_sandbox_serve,
     cmd_validate,
 )
+from osiris_cli.logs_commands import add_logs_commands
+from osiris_cli.project_commands import add_init_command, add_mcp_command
 from osiris_cli.remote_commands import add_sandbox_flags
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
@@ -122,11 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser("logs", help="inspect sessions under logs/").add_subparsers(
         dest="logs_command", required=True, metavar="ACTION")
-    add("list", cmd_logs_list, "list sessions, newest first", logs).add_argument(
-        "--limit", type=int, default=20, help="how many sessions to list (default 20)")
-    p = add("show", cmd_logs_show, "show a session's run card or compile metadata", logs)
-    p.add_argument("session", help="session id, e.g. run_20260101T000000_000000Z")
-    p.add_argument("--events", action="store_true", help="also print events.jsonl")
+    add_logs_commands(add, logs)
+    add_init_command(add, sub)
+    add_mcp_command(add, sub)
     return parser
 
 
