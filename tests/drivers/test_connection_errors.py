@@ -54,11 +54,9 @@ def write_pg(pg_db: PostgresDatabase, tmp: Path, **config: Any) -> None:
 def test_a_refused_postgres_port_says_so_and_may_be_retried(pg_db: PostgresDatabase, tmp_path: Path,
                                                            client: str) -> None:
     port = closed_port()
+    run = read_pg if client == "extractor" else write_pg
     with pytest.raises(DriverError) as info:
-        if client == "extractor":
-            read_pg(pg_db, tmp_path, port=port, table="anything")
-        else:
-            write_pg(pg_db, tmp_path, port=port, table="anything")
+        run(pg_db, tmp_path, port=port, table="anything")
     error = str(info.value)
     assert f"cannot connect to PostgreSQL at 127.0.0.1:{port} (Connection refused)" in error
     assert "check host and port" in error

@@ -78,7 +78,8 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_components_never_import_other_components() -> None:
     """Shared code lives in a family's modules or in osiris_drivers.sql, not in a sibling component."""
-    components = {f"osiris_drivers.{f.parent.name}.{f.name}": f for family in FAMILIES for f in component_folders(family)}
+    components = {f"osiris_drivers.{f.parent.name}.{f.name}": f
+                  for family in FAMILIES for f in component_folders(family)}
     for package, folder in components.items():
         for path in folder.rglob("*.py"):
             for module in _imported_modules(path):

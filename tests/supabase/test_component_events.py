@@ -25,7 +25,8 @@ SCHEMES = {"file", "duckdb", "mysql", "postgresql", "http", "https"}
 PG_PASSWORD = "events-pg-Pw-31"
 
 
-def connections(project: Path, mysql_db: MySQLDatabase, pg_db: PostgresDatabase, server: PostgrestServer) -> Connections:
+def connections(project: Path, mysql_db: MySQLDatabase, pg_db: PostgresDatabase,
+                server: PostgrestServer) -> Connections:
     pg = {"host": pg_db.host, "port": pg_db.port, "database": pg_db.database, "user": pg_db.user,
           "password": PG_PASSWORD}  # trust authentication: the password is never checked, only carried
     dsn = f"postgresql://{pg_db.user}:{PG_PASSWORD}@{pg_db.host}:{pg_db.port}/{pg_db.database}"
