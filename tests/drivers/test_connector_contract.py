@@ -66,7 +66,7 @@ def test_each_component_config_extends_its_familys_settings(registry: ComponentR
 
 
 def _imported_modules(path: Path) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
