@@ -104,6 +104,11 @@ class ConnectionSettings(DriverConfig):
                 hint=f"fields: {', '.join(cls.model_fields)}; check the {cls.family} connection in "
                      "osiris_connections.yaml") from None
 
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """`at host:port`, `in <file>`: where the data lives, for messages (never a credential)."""
+
     @abstractmethod
     def check(self) -> str:
         """One real round trip; a short verdict without secrets. Client errors propagate (see `doctor`)."""

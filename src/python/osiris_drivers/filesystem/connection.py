@@ -25,6 +25,10 @@ class FileSettings(ConnectionSettings):
     path: str = Field(min_length=1)
 
     @property
+    def where(self) -> str:
+        return f"in {self.path}"
+
+    @property
     def target(self) -> str:
         """`file:///absolute/path`."""
         return file_uri(self.path)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from osiris_core.driver import ArrowData, StepContext
-from osiris_drivers.connection import ConnectionSettings, Problem
+from osiris_drivers.connection import ConnectionSettings
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.sql.dialect import TableName
@@ -101,25 +101,16 @@ class CopyWriter(TransactionalWriter):
     dialect = POSTGRES
 
     def __init__(self, step_id: str, options: TableWriteOptions, table: TableName, data: ArrowData,
-                 ctx: StepContext, *, dsn: str, settings: ConnectionSettings, where: str) -> None:
-        super().__init__(step_id, options, table, data, ctx)
+                 ctx: StepContext, *, dsn: str, settings: ConnectionSettings) -> None:
+        super().__init__(step_id, options, table, data, ctx, settings=settings)
         self._dsn = dsn
-        self._settings = settings
-        self._where = where
         self._connection: contextlib.ExitStack | None = None
         self._cursor: psycopg2.extensions.cursor | None = None
-
-    @property
-    def where(self) -> str:
-        return self._where
 
     @property
     def cursor(self) -> psycopg2.extensions.cursor:
         assert self._cursor is not None
         return self._cursor
-
-    def explain(self, exc: BaseException) -> Problem:
-        return self._settings.explain(exc, "write")
 
     def open(self) -> None:
         with contextlib.ExitStack() as stack:

@@ -25,8 +25,8 @@ INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 class PostgresSource(SqlSource):
     dialect = POSTGRES
 
-    def __init__(self, step_id: str, settings: ConnectionSettings, *, dsn: str, where: str) -> None:
-        super().__init__(step_id, settings, where)
+    def __init__(self, step_id: str, settings: ConnectionSettings, *, dsn: str, where: str | None = None) -> None:
+        super().__init__(step_id, settings, where=where)
         self._dsn = dsn
         self._url = ""
 

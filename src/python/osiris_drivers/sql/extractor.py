@@ -65,10 +65,11 @@ class SqlSource(ABC):
     PANIC_HINT: ClassVar[str] = "CAST such columns to text in the query"
     """What to do about a value ConnectorX cannot convert."""
 
-    def __init__(self, step_id: str, settings: ConnectionSettings, where: str) -> None:
+    def __init__(self, step_id: str, settings: ConnectionSettings, *, where: str | None = None) -> None:
         self.step_id = step_id
         self.settings = settings
-        self.where = where
+        """The connection family's settings: how its client's errors read, what to scrub."""
+        self.where = settings.where if where is None else where
         """`at host:port`, for messages."""
 
     # ------------------------------------------------------------------------------------------------ hooks

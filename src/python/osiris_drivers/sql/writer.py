@@ -27,7 +27,7 @@ from pydantic import Field
 
 from osiris_core.driver import ArrowData, DriverConfig, StepContext
 from osiris_core.errors import DriverError, OsirisError
-from osiris_drivers.connection import Problem
+from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
 
 WriteMode = Literal["append", "upsert", "replace"]
@@ -67,9 +67,11 @@ class TableWriter(ABC):
     dialect: ClassVar[Dialect]
 
     def __init__(self, step_id: str, options: TableWriteOptions, table: TableName, data: ArrowData,
-                 ctx: StepContext) -> None:
+                 ctx: StepContext, *, settings: ConnectionSettings) -> None:
         self.step_id = step_id
         self.options = options
+        self.settings = settings
+        """The connection family's settings: where the table lives, how its client's errors read."""
         self.table = table
         self.data = data
         self.ctx = ctx
@@ -79,9 +81,9 @@ class TableWriter(ABC):
     # ------------------------------------------------------------------------------------------------ hooks
 
     @property
-    @abstractmethod
     def where(self) -> str:
         """`at host:port` / `in file`: where the table lives, for messages (never a credential)."""
+        return self.settings.where
 
     @property
     def label(self) -> str:
@@ -100,9 +102,9 @@ class TableWriter(ABC):
     def columns(self) -> list[str] | None:
         """The target's column names in order, or None when it does not exist."""
 
-    @abstractmethod
     def explain(self, exc: BaseException) -> Problem:
-        """A client error as a one-line Problem (the family's `ConnectionSettings.explain(exc, "write")`)."""
+        """A client error as a one-line Problem, as the family explains it to a writer."""
+        return self.settings.explain(exc, "write")
 
     def check_existing(self, plan: Plan) -> None:  # noqa: B027 (a hook most writers leave empty)
         """Extra checks on an existing target that the write keeps (MySQL: a unique key for upsert)."""
@@ -121,12 +123,12 @@ class TableWriter(ABC):
         """Check the input, connect, write; every failure a one-line DriverError."""
         self.check_input()
         try:
-            self.open()
-        except OsirisError:
-            raise
-        except Exception as exc:
-            raise self.explain(exc).error(self.step_id) from None
-        try:
+            try:
+                self.open()
+            except OsirisError:
+                raise
+            except Exception as exc:
+                raise self.explain(exc).error(self.step_id) from None
             return self.write()
         finally:
             self.close()

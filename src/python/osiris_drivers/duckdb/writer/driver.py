@@ -9,7 +9,6 @@ import duckdb
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
-from osiris_drivers.connection import Problem
 from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
 from osiris_drivers.sql.writer import TableWriteOptions, TransactionalWriter
@@ -27,13 +26,9 @@ class DuckDBTableWriter(TransactionalWriter):
     dialect = DUCKDB
 
     def __init__(self, step_id: str, config: DuckDBWriterConfig, data: ArrowData, ctx: StepContext) -> None:
-        super().__init__(step_id, config, config.table_name(config.table), data, ctx)
+        super().__init__(step_id, config, config.table_name(config.table), data, ctx, settings=config)
         self.config = config
         self._con: duckdb.DuckDBPyConnection | None = None
-
-    @property
-    def where(self) -> str:
-        return self.config.where
 
     @property
     def label(self) -> str:
@@ -43,9 +38,6 @@ class DuckDBTableWriter(TransactionalWriter):
     def con(self) -> duckdb.DuckDBPyConnection:
         assert self._con is not None
         return self._con
-
-    def explain(self, exc: BaseException) -> Problem:
-        return self.config.explain(exc, "write")
 
     def open(self) -> None:
         self._con = self.config.connect()

@@ -39,7 +39,7 @@ class MySQLSource(SqlSource):
                   "query")
 
     def __init__(self, step_id: str, settings: MySQLSettings) -> None:
-        super().__init__(step_id, settings, settings.where)
+        super().__init__(step_id, settings)
         self.mysql = settings
 
     def prepare(self) -> None:

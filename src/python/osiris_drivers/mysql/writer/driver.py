@@ -58,17 +58,13 @@ class MySQLTableWriter(SwapWriter):
 
     def __init__(self, step_id: str, config: MySQLWriterConfig, data: pa.Table | pa.RecordBatchReader,
                  ctx: StepContext, *, use_load_data: bool) -> None:
-        super().__init__(step_id, config, config.table_name(config.table), data, ctx)
+        super().__init__(step_id, config, config.table_name(config.table), data, ctx, settings=config)
         self.config = config
         self.use_load_data = use_load_data
         self.stage_table = MYSQL.quote_ident(MYSQL.helper_name(self.table.name, STAGE_SUFFIX))
         """TEMPORARY: private to this session."""
         self.tmpdir: Path | None = None
         self._session: SafeConnection | None = None
-
-    @property
-    def where(self) -> str:
-        return self.config.where
 
     @property
     def session(self) -> SafeConnection:

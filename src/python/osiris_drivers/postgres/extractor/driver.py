@@ -22,7 +22,7 @@ class PostgresExtractor(Driver[PostgresExtractorConfig]):
     def run(self, *, step_id: str, config: PostgresExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         table = TableName(config.schema_, config.table) if config.table is not None else None
-        source = PostgresSource(step_id, config, dsn=config.dsn, where=config.where)
+        source = PostgresSource(step_id, config, dsn=config.dsn)
         reader = source.read(config, table)
         target = config.target(table.schema, table.name) if table else config.target() + "#query"
         ctx.source_opened(target, columns=reader.schema.names)

@@ -26,6 +26,6 @@ class PostgresWriter(Driver[PostgresWriterConfig]):
             ctx: StepContext) -> StepOutputs:
         table = TableName(config.schema_, config.table)
         rows = CopyWriter(step_id, config, table, single_input(step_id, inputs), ctx, dsn=config.dsn,
-                          settings=config, where=config.where).run()
+                          settings=config).run()
         report_written(ctx, config.target(table.schema, table.name), rows)
         return {}

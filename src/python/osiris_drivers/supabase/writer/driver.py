@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
-from osiris_drivers.connection import Problem
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.copy import CopyWriter, copy_into
 from osiris_drivers.postgres.dialect import POSTGRES
@@ -40,18 +39,11 @@ class StagedSupabaseWriter(StagedWriter):
 
     def __init__(self, step_id: str, config: SupabaseWriterConfig, table: TableName, data: ArrowData,
                  ctx: StepContext, *, channel: DdlChannel) -> None:
-        super().__init__(step_id, config, table, data, ctx)
+        super().__init__(step_id, config, table, data, ctx, settings=config)
         self.config = config
         self.channel = channel
         self.with_batch_column = not config.pg_dsn
         self.after_stage_ddl = "" if config.pg_dsn else RELOAD_SCHEMA_SQL
-
-    @property
-    def where(self) -> str:
-        return self.config.where
-
-    def explain(self, exc: BaseException) -> Problem:
-        return self.config.explain(exc, "write")
 
     def open(self) -> None:
         """Every statement opens its own session on the channel."""
@@ -90,8 +82,7 @@ class SupabaseWriter(Driver[SupabaseWriterConfig]):
                   write_mode=config.write_mode)
         writer: TableWriter
         if config.pg_dsn and isinstance(channel, Psycopg2Channel):
-            writer = CopyWriter(step_id, config, table, data, ctx, dsn=config.pg_dsn, settings=config,
-                                where=config.where)
+            writer = CopyWriter(step_id, config, table, data, ctx, dsn=config.pg_dsn, settings=config)
         else:
             writer = StagedSupabaseWriter(step_id, config, table, data, ctx, channel=channel)
         rows = writer.run()
