@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from osiris_core.arrow_values import python_safe
-from osiris_drivers.sql.dialect import Dialect, UnsupportedType
+from osiris_drivers.sql.dialect import Dialect, UnsupportedType, hex_encode
 
 MAX_MYSQL_DECIMAL = (65, 30)
 KEY_TEXT = "VARCHAR(255)"
@@ -126,23 +126,6 @@ def _normalised(values: pa.Array) -> pa.Array:
     elif pa.types.is_binary_view(arrow) or pa.types.is_fixed_size_binary(arrow):
         values = values.cast(pa.large_binary())
     return values
-
-
-def hex_encode(values: pa.Array) -> pa.Array:
-    """Binary → lower-case hex text (for `UNHEX` in LOAD DATA), vectorised; nulls stay null."""
-    data = values.cast(pa.large_binary()) if not pa.types.is_large_binary(values.type) else values
-    validity, offsets_buffer, data_buffer = data.buffers()
-    del validity
-    offsets = pa.Array.from_buffers(pa.int64(), len(data) + 1, [None, offsets_buffer], offset=data.offset)
-    first = offsets[0].as_py() if len(offsets) else 0
-    last = offsets[-1].as_py() if len(offsets) else 0
-    raw = data_buffer.slice(first, last - first).to_pybytes() if data_buffer is not None and last > first else b""
-    new_offsets = pc.multiply(pc.subtract(offsets, first), 2)
-    encoded = pa.Array.from_buffers(pa.large_string(), len(data),
-                                    [None, new_offsets.buffers()[1], pa.py_buffer(raw.hex().encode("ascii"))])
-    if data.null_count:
-        encoded = pc.if_else(pc.is_valid(data), encoded, pa.scalar(None, pa.large_string()))
-    return encoded
 
 
 def to_text(values: pa.Array) -> pa.Array:

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from osiris_core.driver import ArrowData, StepContext
 from osiris_drivers.connection import ConnectionSettings
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.dialect import POSTGRES
-from osiris_drivers.sql.dialect import TableName
+from osiris_drivers.sql.dialect import TableName, hex_encode
 from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import batches
 
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
 COPY_READ_SIZE = 1 << 20
 
 
-def _hex_bytea(values: list[bytes | None]) -> pa.Array:
-    return pa.array([None if v is None else "\\x" + v.hex() for v in values], pa.string())
+def _hex_bytea(values: pa.Array) -> pa.Array:
+    """bytea's text input `\\x<hex>`, vectorised."""
+    prefix = pa.scalar("\\x", pa.large_string())
+    result: pa.Array = pc.binary_join_element_wise(prefix, hex_encode(values), pa.scalar("", pa.large_string()))
+    return result
 
 
 def _json_text(values: list[Any]) -> pa.Array:
@@ -48,7 +52,7 @@ def _csv_column(column: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(kind):
         return _csv_column(column.cast(kind.value_type))
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        return _hex_bytea(column.to_pylist())
+        return _hex_bytea(column)
     if pa.types.is_nested(kind):
         return _json_text(column.to_pylist())
     return column

@@ -156,3 +156,21 @@ class Dialect:
     def text_select(self, name: str) -> str:
         """`name` as exact text, under its own name."""
         return f"{self.TEXT_CAST.format(self.quote_ident(name))} AS {self.quote_ident(name)}"
+
+
+def hex_encode(values: pa.Array) -> pa.Array:
+    """Binary → lower-case hex text, vectorised (no per-row Python); nulls stay null. How bulk loads send bytes
+    as text: MySQL's `UNHEX`, PostgreSQL's `\\x…` bytea input."""
+    data = values.cast(pa.large_binary()) if not pa.types.is_large_binary(values.type) else values
+    validity, offsets_buffer, data_buffer = data.buffers()
+    del validity
+    offsets = pa.Array.from_buffers(pa.int64(), len(data) + 1, [None, offsets_buffer], offset=data.offset)
+    first = offsets[0].as_py() if len(offsets) else 0
+    last = offsets[-1].as_py() if len(offsets) else 0
+    raw = data_buffer.slice(first, last - first).to_pybytes() if data_buffer is not None and last > first else b""
+    new_offsets = pc.multiply(pc.subtract(offsets, first), 2)
+    encoded = pa.Array.from_buffers(pa.large_string(), len(data),
+                                    [None, new_offsets.buffers()[1], pa.py_buffer(raw.hex().encode("ascii"))])
+    if data.null_count:
+        encoded = pc.if_else(pc.is_valid(data), encoded, pa.scalar(None, pa.large_string()))
+    return encoded
