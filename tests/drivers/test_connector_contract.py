@@ -149,13 +149,15 @@ def test_a_missing_client_library_names_the_package_to_install(monkeypatch: pyte
     assert problem.hint.startswith("pip install pymysql")
 
 
-@pytest.mark.parametrize("client", ["extractor", "writer", "doctor"])
-def test_every_mysql_client_explains_a_missing_pymysql(env: Env, project: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      client: str) -> None:
+@pytest.mark.parametrize(("client", "module", "project_name"), [
+    ("extractor", "pymysql", "pymysql"), ("writer", "pymysql", "pymysql"), ("doctor", "pymysql", "pymysql"),
+    ("extractor", "connectorx", "connectorx")])
+def test_every_mysql_client_explains_a_missing_library(env: Env, project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       client: str, module: str, project_name: str) -> None:
     from osiris_drivers.doctor import check_connection
 
     (project / "rows.csv").write_text("id\n1\n", encoding="utf-8")
-    monkeypatch.setitem(sys.modules, "pymysql", None)
+    monkeypatch.setitem(sys.modules, module, None)
     if client == "doctor":
         verdict = check_connection("@mysql.test", "mysql", env.db.fields)
         assert not verdict.ok
@@ -164,7 +166,7 @@ def test_every_mysql_client_explains_a_missing_pymysql(env: Env, project: Path, 
         error = failed_error(env.run([extract("read", table="t"), write_csv("out", "read", "o.csv")]), "read")
     else:
         error = failed_error(env.run([extract_csv("rows", "rows.csv"), write_mysql("write", "rows", "t")]), "write")
-    assert "needs the Python package 'pymysql'" in error and "pip install pymysql" in error
+    assert f"needs the Python package '{project_name}'" in error and f"pip install {project_name}" in error
 
 
 def _specs_requirement(registry: ComponentRegistry, name: str) -> Any:
@@ -180,6 +182,7 @@ def test_the_install_hint_names_what_the_spec_requires(registry: ComponentRegist
              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "import_client"
              and isinstance(node.args[0], ast.Constant)
              for kw in node.keywords if kw.arg == "project" and isinstance(kw.value, ast.Constant)}
-    assert calls == {("pymysql", "pymysql"), ("psycopg2", "psycopg2-binary"), ("supabase", "supabase")}
+    assert calls == {("pymysql", "pymysql"), ("psycopg2", "psycopg2-binary"), ("supabase", "supabase"),
+                     ("connectorx", "connectorx")}
     required = {p for name in (*SQL_WRITERS, *SQL_EXTRACTORS) for p in _specs_requirement(registry, name)}
     assert {project for _, project in calls} <= required

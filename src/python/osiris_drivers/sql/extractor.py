@@ -19,7 +19,7 @@ from pydantic import Field
 
 from osiris_core.driver import DriverConfig
 from osiris_core.errors import DriverError
-from osiris_drivers.connection import ConnectionSettings, one_line
+from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
 from osiris_drivers.sql.connectorx import guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
@@ -104,6 +104,10 @@ class SqlSource(ABC):
     def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
         """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
         check_source(self.step_id, options)
+        try:
+            import_client("connectorx", project="connectorx", family=self.settings.family)
+        except ClientMissing as exc:
+            raise self.settings.failure(exc, step_id=self.step_id, role="read") from None
         self.prepare()
         if table is None:
             sql = (options.query or "").strip().rstrip(";").strip()

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
+from osiris_drivers.connection import ClientMissing
 from osiris_drivers.postgres.connection import dsn_address
 from osiris_drivers.postgres.source import PostgresSource
 from osiris_drivers.sql.dialect import TableName
@@ -49,7 +50,10 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
         """All pages as one table (types unified across pages); large reads belong on pg_dsn."""
         resource = postgrest_resource(step_id, table.name)
         select = ",".join(postgrest_field(c) for c in config.columns) if config.columns else "*"
-        client = config.rest_client(config.key(step_id), table.schema)
+        try:
+            client = config.rest_client(config.key(step_id), table.schema)
+        except ClientMissing as exc:
+            raise config.failure(exc, step_id=step_id, role="read") from None
 
         def pages() -> Iterator[list[dict[str, Any]]]:
             offset = 0
