@@ -22,8 +22,10 @@ def test_demo_runs_and_reports_outputs(demo: Path, capsys: pytest.CaptureFixture
     assert main(["run", str(demo)]) == 0
     out = capsys.readouterr().out
     assert "Status: succeeded (5 succeeded)" in out
-    assert "Output: write-director-stats-csv wrote 10 rows → output/director_stats.csv" in out
-    assert "Output: write-director-stats-duckdb wrote 10 rows → output/osiris.duckdb#director_stats" in out
+    output = Path.cwd() / "output"  # targets are credential-free URIs (osiris_core.targets)
+    assert f"Output: write-director-stats-csv wrote 10 rows → {(output / 'director_stats.csv').as_uri()}" in out
+    assert (f"Output: write-director-stats-duckdb wrote 10 rows → duckdb://{output / 'osiris.duckdb'}"
+            "#main.director_stats") in out
     assert (demo.parent.parent / "output/director_stats.csv").is_file()
 
 

@@ -55,7 +55,7 @@ def read_direct(path: Path, **config: Any) -> pa.Table:
     data = outputs[MAIN_OUTPUT]
     assert isinstance(data, pa.RecordBatchReader)
     table = data.read_all()
-    assert recorder.events == [("source_opened", {"path": str(path), "columns": table.schema.names})]
+    assert recorder.events == [("source_opened", {"target": path.absolute().as_uri(), "columns": table.schema.names})]
     return table
 
 
@@ -532,7 +532,7 @@ def test_rows_written_metric_and_run_card(registry: ComponentRegistry, project: 
     assert step(run, "write-out").rows_in == rows
     assert step(run, "read-in").rows_out == rows
     written = [e for e in events(run) if e["event"] == "output_written"]
-    assert written == [{**written[0], "step_id": "write-out", "target": "out.csv", "rows": rows}]
+    assert written == [{**written[0], "step_id": "write-out", "target": (project / "out.csv").as_uri(), "rows": rows}]
 
 
 def test_rows_written_with_two_writers_of_one_source(registry: ComponentRegistry, project: Path) -> None:
@@ -577,7 +577,7 @@ def test_writer_streams_batches(project: Path) -> None:
     recorder = write_direct(pa.RecordBatchReader.from_batches(schema, iter(batches)), target)
     assert target.read_text(encoding="utf-8") == "n\n" + "".join(f"{i}\n" for i in range(50))
     assert recorder.metrics == [(ROWS_WRITTEN, 50, "rows")]
-    assert recorder.events == [("output_written", {"target": str(target), "rows": 50})]
+    assert recorder.events == [("output_written", {"target": target.as_uri(), "rows": 50})]
 
 
 def test_writer_needs_exactly_one_input(project: Path) -> None:

@@ -524,7 +524,7 @@ def test_writer_direct_call_reports_metric_and_event(tmp_path: Path) -> None:
                                  ctx=recorder.context(tmp_path))
     assert outputs == {}
     assert recorder.metrics == [(ROWS_WRITTEN, 2, "rows")]
-    assert recorder.events == [("output_written", {"target": f"{path}#t", "rows": 2})]
+    assert recorder.events == [("output_written", {"target": f"duckdb://{path}#main.t", "rows": 2})]
     with pytest.raises(DriverError, match="needs exactly one input, got 2"):
         DuckDBWriter().run(step_id="w", config=config, inputs={"a": pa.table({"a": [1]}), "b": pa.table({"a": [1]})},
                            ctx=recorder.context(tmp_path))

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from osiris_core.errors import DriverError
-from osiris_drivers.mysql.connection import MySQLConnectionError, check_mysql
+from osiris_drivers.connection import ConnectionFailed
+from osiris_drivers.mysql.connection import MySQLSettings
 from tests.support.databases import MySQLDatabase
 from tests.support.mysql_env import (
     EXPECTED_FIRST_ROW,
@@ -131,9 +132,9 @@ def test_streams_in_many_batches(env: Env, tmp_path: Path) -> None:
 def test_tables_with_an_integer_key_are_read_in_key_pages(env: Env, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages bound ConnectorX's read-ahead; they must add up to exactly the table, in key order."""
-    import osiris_drivers.mysql.extractor.driver as extractor
+    from osiris_drivers.sql import pages
 
-    monkeypatch.setattr(extractor, "PAGE_ROWS", 1_000)
+    monkeypatch.setattr(pages, "PAGE_ROWS", 1_000)
     create_numbers(env.db, 2_500)
     whole = extract_direct(env.db, tmp_path, table="numbers").read_all()
     assert whole.column_names == ["n", "label"]
@@ -149,6 +150,11 @@ def test_tables_with_an_integer_key_are_read_in_key_pages(env: Env, tmp_path: Pa
 
 
 # ------------------------------------------------------------------------------------ credentials and failures
+
+
+def check_mysql(fields: dict[str, Any]) -> str:
+    """The doctor's check of a `mysql` connection."""
+    return MySQLSettings.from_connection(fields).doctor()
 
 
 @pytest.fixture
@@ -193,7 +199,7 @@ def test_bad_credentials(env: Env) -> None:
     assert "check user and password" in error
     assert step(run, "out").status == "skipped"
     assert secret not in env.logs_text()
-    with pytest.raises(MySQLConnectionError, match="access denied") as info:
+    with pytest.raises(ConnectionFailed, match="access denied") as info:
         check_mysql({**env.db.fields, "password": secret})
     assert secret not in str(info.value)
     assert not info.value.transient
@@ -211,7 +217,7 @@ def test_unreachable_host(env: Env, tmp_path: Path) -> None:
     with pytest.raises(DriverError) as info:
         extract_direct(env.db, tmp_path, port=port, query="SELECT 1")
     assert info.value.transient
-    with pytest.raises(MySQLConnectionError, match="cannot connect") as check:
+    with pytest.raises(ConnectionFailed, match="cannot connect") as check:
         check_mysql({**env.db.fields, "port": port})
     assert check.value.transient
 
@@ -231,7 +237,7 @@ def test_check_mysql_verdict(mysql_db: MySQLDatabase) -> None:
     verdict = check_mysql({**mysql_db.fields, "default": True})
     assert verdict.startswith("ok: MariaDB ")
     assert f"127.0.0.1:{mysql_db.port}/{mysql_db.database}" in verdict
-    with pytest.raises(MySQLConnectionError, match=r"database 'nope_db' does not exist"):
+    with pytest.raises(ConnectionFailed, match=r"database 'nope_db' does not exist"):
         check_mysql({**mysql_db.fields, "database": "nope_db"})
 
 

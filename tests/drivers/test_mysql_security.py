@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from osiris_core.errors import DriverError
-from osiris_drivers.connectorx_reader import guarded_batches, open_stream
 from osiris_drivers.doctor import check_connection
-from osiris_drivers.mysql.connection import SESSION_TIME_ZONE, MySQLSettings, connectorx_url
+from osiris_drivers.mysql.connection import SESSION_TIME_ZONE, MySQLSettings
+from osiris_drivers.sql.connectorx import guarded_batches, open_stream
 from tests.support.databases import MySQLDatabase
 from tests.support.mysql_env import Env, extract, sql, write_mysql
 from tests.support.rogue_mysql_server import RogueMySQLProcess, RogueMySQLServer
@@ -89,7 +89,7 @@ def test_the_connectorx_stream_sends_no_file_either(tmp_path: Path, secret_file:
             return DriverError(str(exc), step_id="read")
 
         def read_all() -> None:
-            reader = open_stream(connectorx_url(settings), "SELECT 1", describe,
+            reader = open_stream(settings.connectorx_url(), "SELECT 1", describe,
                                  pre_execution_query=[SESSION_TIME_ZONE])
             list(guarded_batches(reader, describe))
 
@@ -189,7 +189,7 @@ def test_a_host_that_could_carry_url_parameters_is_refused(host: str) -> None:
 @pytest.mark.parametrize("host", ["db.internal", "127.0.0.1", "::1", "[fe80::1]", "my_db-1.example.com"])
 def test_host_names_and_addresses_are_accepted(host: str) -> None:
     settings = MySQLSettings.model_validate({"host": host, "database": "d", "user": "u@x", "password": "p@ss/?#"})
-    assert connectorx_url(settings).startswith("mysql://u%40x:p%40ss%2F%3F%23@")
+    assert settings.connectorx_url().startswith("mysql://u%40x:p%40ss%2F%3F%23@")
 
 
 def test_a_pipeline_with_an_injected_host_stops_before_any_connection(env: Env, csv_rows: dict[str, Any]) -> None:

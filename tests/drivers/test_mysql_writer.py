@@ -180,7 +180,7 @@ def test_create_if_missing_false(env: Env, mode: str) -> None:
     sql(env.db, "DROP TABLE IF EXISTS absent")
     run = write_values(env, "SELECT 1 AS id", "absent", write_mode=mode, primary_key=["id"], create_if_missing=False)
     error = failed_error(run, "write")
-    assert f"table {env.db.database}.absent at 127.0.0.1:{env.db.port} does not exist" in error
+    assert f"table {env.db.database}.absent does not exist at 127.0.0.1:{env.db.port}" in error
     assert "create_if_missing: true" in error
     assert rows_written_metrics(run, "write") == []
     assert sql(env.db, "SHOW TABLES LIKE 'absent'") == []
@@ -221,7 +221,7 @@ def test_direct_call_reports_metric_and_event(mysql_db: MySQLDatabase, tmp_path:
     write_direct(mysql_db, tmp_path, pa.table({"a": [1, 2]}), table="direct", recorder=recorder)
     assert recorder.metrics == [(ROWS_WRITTEN, 2, "rows")]
     assert recorder.events == [("output_written", {
-        "target": f"mysql://127.0.0.1:{mysql_db.port}/{mysql_db.database}#direct", "rows": 2})]
+        "target": f"mysql://127.0.0.1:{mysql_db.port}/{mysql_db.database}/direct", "rows": 2})]
     write_direct(mysql_db, tmp_path, pa.table({"a": pa.array([], pa.int64())}), table="direct",
                  write_mode="replace", recorder=recorder)
     assert recorder.metrics[-1] == (ROWS_WRITTEN, 0, "rows")

@@ -1,4 +1,5 @@
-"""`osiris connections doctor` against the real servers: OK for good connections, actionable FAIL otherwise."""
+"""`osiris connections doctor` against the real servers: every family's own check, OK for good connections,
+an actionable FAIL in the family's words otherwise."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import socket
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -24,9 +26,14 @@ def closed_port() -> int:
 def test_doctor_checks_every_connection_for_real(project: Path, pg_db: PostgresDatabase, mysql_db: MySQLDatabase,
                                                 postgrest: PostgrestServer, capsys: pytest.CaptureFixture[str]) -> None:
     pg_fields = {"host": pg_db.host, "port": pg_db.port, "database": pg_db.database, "user": pg_db.user}
+    down_port = closed_port()
+    duckdb.connect(str(project / "local.duckdb")).close()
+    (project / "rows.csv").write_text("id\n1\n", encoding="utf-8")
     (project / "osiris_connections.yaml").write_text(yaml.safe_dump({"connections": {
+        "duckdb": {"local": {"path": str(project / "local.duckdb")}, "gone": {"path": str(project / "gone.duckdb")}},
+        "filesystem": {"rows": {"path": str(project / "rows.csv")}},
         "mysql": {"main": mysql_db.fields},
-        "postgres": {"main": pg_fields, "down": {**pg_fields, "port": closed_port(), "password": "pg-d0wn-pw"}},
+        "postgres": {"main": pg_fields, "down": {**pg_fields, "port": down_port, "password": "pg-d0wn-pw"}},
         "supabase": {
             "main": {"url": postgrest.url, "service_role_key": SERVICE_KEY, "sql_url": postgrest.sql_url,
                      "pg_dsn": pg_db.dsn},
@@ -40,6 +47,10 @@ def test_doctor_checks_every_connection_for_real(project: Path, pg_db: PostgresD
     assert verdicts["@supabase.main"]["ok"]
     assert "PostgREST ok; HTTP SQL ok; pg_dsn: connected" in verdicts["@supabase.main"]["message"]
     assert not verdicts["@postgres.down"]["ok"]
+    assert verdicts["@postgres.down"]["message"].startswith(  # the family's words, not libpq's raw text
+        f"cannot connect to PostgreSQL at 127.0.0.1:{down_port} (Connection refused) — check host and port")
+    assert verdicts["@duckdb.local"]["ok"] and verdicts["@filesystem.rows"]["ok"]
+    assert not verdicts["@duckdb.gone"]["ok"] and "no DuckDB file at" in verdicts["@duckdb.gone"]["message"]
     assert not verdicts["@supabase.badkey"]["ok"]
     assert "Invalid API key — check url and key" in verdicts["@supabase.badkey"]["message"]
     text = json.dumps(verdicts)

@@ -147,9 +147,9 @@ def test_postgres_numeric_values_stay_exact(project: Path, registry: ComponentRe
 def test_postgres_tables_with_an_integer_key_are_read_in_key_pages(
         project: Path, registry: ComponentRegistry, pg_db: PostgresDatabase, postgrest: PostgrestServer,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from osiris_drivers.postgres import extract
+    from osiris_drivers.sql import pages
 
-    monkeypatch.setattr(extract, "PAGE_ROWS", 1_000)
+    monkeypatch.setattr(pages, "PAGE_ROWS", 1_000)
     seed_types(pg_db)
     conns = connections(project, pg_db, postgrest, with_pg_dsn=True)
     run = run_pipeline(registry, project, [

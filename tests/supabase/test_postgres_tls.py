@@ -17,7 +17,7 @@ from osiris_core.connections import Connections
 from osiris_core.registry import ComponentRegistry
 from osiris_drivers.doctor import check_connection
 from osiris_drivers.postgres.connection import (
-    PostgresConnectionFields,
+    PostgresSettings,
     TlsUnsupported,
     connectorx_url,
     dsn_from_fields,
@@ -51,12 +51,12 @@ def test_any_user_password_and_database_round_trip(value: str) -> None:
 @pytest.mark.parametrize("host", ["h sslmode=disable", "h/db?sslmode=disable", "h:5433", "h#x", "u@h", "", "h\n"])
 def test_a_host_field_that_is_not_a_host_is_refused(host: str) -> None:
     with pytest.raises(ValidationError, match="host"):
-        PostgresConnectionFields.model_validate({"host": host, "database": "d", "user": "u"})
+        PostgresSettings.model_validate({"host": host, "database": "d", "user": "u"})
 
 
 @pytest.mark.parametrize("host", ["db.internal", "10.0.0.7", "::1", "fe80::1%eth0", "/var/run/postgresql"])
 def test_host_names_addresses_and_socket_directories_are_accepted(host: str) -> None:
-    fields = PostgresConnectionFields.model_validate({"host": host, "database": "d", "user": "u"})
+    fields = PostgresSettings.model_validate({"host": host, "database": "d", "user": "u"})
     assert psycopg2.extensions.parse_dsn(fields.dsn)["host"] == host
 
 

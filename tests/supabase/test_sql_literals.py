@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 
 from osiris_core.connections import Connections
 from osiris_core.registry import ComponentRegistry
-from osiris_drivers.postgres.sql import quote_ident, quote_literal
+from osiris_drivers.postgres.dialect import POSTGRES, quote_literal
 from tests.supabase.conftest import SERVICE_KEY
 from tests.support.databases import PostgresDatabase, drop_postgres_database, fresh_postgres_database
 from tests.support.postgrest_server import PostgrestServer
 from tests.support.runs import assert_succeeded, failed_error, run_pipeline, step
 
+quote_ident = POSTGRES.quote_ident
 EVIL_TABLE = "evil\\'; DROP TABLE victim; --"
 """Under standard_conforming_strings = off, `'evil\\''` ends after `evil'` and the DROP runs."""
 EVIL_SCHEMA = "sch\\'ema"

@@ -96,7 +96,8 @@ def test_missing_table_without_create_if_missing(project: Path, registry: Compon
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     for variant in VARIANTS[:3]:
         connections = write_connections(project, pg_db, postgrest, with_pg_dsn=variant.with_pg_dsn)
-        config = {"table": "nowhere", "write_mode": "append", "ddl_channel": variant.ddl_channel}
+        config = {"table": "nowhere", "write_mode": "append", "ddl_channel": variant.ddl_channel,
+                  "create_if_missing": False}
         result = run(pipeline(project, "missing", GOOD, config), registry, connections, project / "logs")
         assert result.exit_code == 1
         error = result.card.steps[-1].error or ""

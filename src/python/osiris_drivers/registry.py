@@ -1,4 +1,5 @@
-"""The explicit registry of built-in components; installed wheels add more through entry points."""
+"""The explicit registry of built-in components and connection families; installed wheels add components through
+entry points."""
 
 from __future__ import annotations
 
@@ -6,15 +7,21 @@ from typing import Any
 
 from osiris_core.driver import Driver
 from osiris_core.registry import Component, ComponentRegistry
+from osiris_drivers.connection import ConnectionSettings
+from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
 from osiris_drivers.duckdb.writer.driver import DuckDBWriter
+from osiris_drivers.filesystem.connection import FileSettings
 from osiris_drivers.filesystem.csv_extractor.driver import CsvExtractor
 from osiris_drivers.filesystem.csv_writer.driver import CsvWriter
+from osiris_drivers.mysql.connection import MySQLSettings
 from osiris_drivers.mysql.extractor.driver import MySQLExtractor
 from osiris_drivers.mysql.writer.driver import MySQLWriter
+from osiris_drivers.postgres.connection import PostgresSettings
 from osiris_drivers.postgres.extractor.driver import PostgresExtractor
 from osiris_drivers.postgres.writer.driver import PostgresWriter
 from osiris_drivers.spec_loader import component_for
+from osiris_drivers.supabase.connection import SupabaseSettings
 from osiris_drivers.supabase.extractor.driver import SupabaseExtractor
 from osiris_drivers.supabase.writer.driver import SupabaseWriter
 
@@ -31,9 +38,23 @@ BUILTIN_DRIVERS: tuple[type[Driver[Any]], ...] = (
     SupabaseWriter,
 )
 
+BUILTIN_FAMILIES: tuple[type[ConnectionSettings], ...] = (
+    DuckDBSettings,
+    FileSettings,
+    MySQLSettings,
+    PostgresSettings,
+    SupabaseSettings,
+)
+"""Each family's settings class: its fields, its doctor check and its error translation."""
+
 
 def builtin_components() -> list[Component]:
     return [component_for(driver) for driver in BUILTIN_DRIVERS]
+
+
+def connection_families() -> dict[str, type[ConnectionSettings]]:
+    """Family name (as in `@family.alias`) → its settings class."""
+    return {family.family: family for family in BUILTIN_FAMILIES}
 
 
 def default_registry(*, entry_points: bool = True) -> ComponentRegistry:

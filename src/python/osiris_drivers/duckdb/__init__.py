@@ -1,0 +1,1 @@
+"""The `duckdb` family: `connection.py`, `dialect.py` and the components `duckdb.processor` and `duckdb.writer`."""

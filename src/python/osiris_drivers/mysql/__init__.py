@@ -1,1 +1,2 @@
-"""MySQL / MariaDB components (`mysql.extractor`, `mysql.writer`) sharing `connection.py` and `types.py`."""
+"""The `mysql` family (MySQL / MariaDB): `connection.py`, `dialect.py`, `client.py` (the LOCAL INFILE guard) and
+the components `mysql.extractor` and `mysql.writer`."""

@@ -1,1 +1,2 @@
-"""PostgreSQL family: shared connection, DDL and COPY loading code; the `postgres.*` components."""
+"""The `postgres` family: `connection.py`, `dialect.py`, COPY loading (`copy.py`) and reading (`source.py`) shared
+with `supabase`, and the components `postgres.extractor` and `postgres.writer`."""

@@ -1,1 +1,2 @@
-"""Supabase family: PostgREST via supabase-py, COPY over `pg_dsn`, DDL over psycopg2 or HTTP SQL."""
+"""The `supabase` family: `connection.py` (PostgREST via supabase-py, the DDL channel), `ddl_channel.py`,
+`rest_stage.py`, and the components `supabase.extractor` and `supabase.writer`; SQL is the `postgres` family's."""

@@ -19,13 +19,11 @@ from pydantic import Field
 from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
 from osiris_core.oml import SINGLE_INPUT_SQL_NAME
+from osiris_drivers.duckdb.connection import EXTERNAL_ACCESS_HINT, is_refusal, memory_connection
+from osiris_drivers.duckdb.dialect import DUCKDB
 
 SINGLE_INPUT_NAME = SINGLE_INPUT_SQL_NAME
 BATCH_ROWS = 122_880
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _arrow_scans(node: Any) -> int:
@@ -46,17 +44,19 @@ def register_inputs(con: duckdb.DuckDBPyConnection, inputs: StepInputs, query: s
     for name, data in inputs.items():
         con.register(f"__osiris_{name}" if name in streams else name, data)
     for name in streams:
-        con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {quote_ident('__osiris_' + name)}")
+        con.execute(f"CREATE TEMP VIEW {DUCKDB.quote_ident(name)} AS "
+                    f"SELECT * FROM {DUCKDB.quote_ident('__osiris_' + name)}")
     if len(inputs) == 1:
-        con.execute(f"CREATE TEMP VIEW {SINGLE_INPUT_NAME} AS SELECT * FROM {quote_ident(next(iter(inputs)))}")
+        con.execute(f"CREATE TEMP VIEW {SINGLE_INPUT_NAME} AS SELECT * FROM {DUCKDB.quote_ident(next(iter(inputs)))}")
     if not streams:
         return
     plan = con.execute(f"EXPLAIN (FORMAT json) {query}").fetchall()
     if len(inputs) == 1 and _arrow_scans(json.loads(plan[0][1])) <= 1:
         return
     for name in streams:
-        con.execute(f"DROP VIEW {quote_ident(name)}")
-        con.execute(f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident('__osiris_' + name)}")
+        con.execute(f"DROP VIEW {DUCKDB.quote_ident(name)}")
+        con.execute(f"CREATE TEMP TABLE {DUCKDB.quote_ident(name)} AS "
+                    f"SELECT * FROM {DUCKDB.quote_ident('__osiris_' + name)}")
         con.unregister(f"__osiris_{name}")
 
 
@@ -66,36 +66,13 @@ class DuckDBProcessorConfig(DriverConfig):
     allow_external_access: bool = False
 
 
-CONFINED = ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
-            "SET enable_external_access = false", "SET lock_configuration = true")
-"""Applied after the spill folder is set (DuckDB refuses to set it once external access is off)."""
-EXTERNAL_ACCESS_HINT = ("this step's SQL may read only its inputs (no files, URLs, ATTACH, COPY, extensions or SET); "
-                        "set allow_external_access: true in the step's config to allow that")
-
-
-def connect(memory_limit: str, spill_dir: str, *, allow_external_access: bool) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to `spill_dir`, never scans Python variables by name, and, unless
-    `allow_external_access`, reaches nothing outside the tables registered on it."""
-    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
-    con.execute("SET python_enable_replacements = false")
-    if not allow_external_access:
-        for statement in CONFINED:
-            con.execute(statement)
-    return con
-
-
-def _is_refusal(exc: duckdb.Error) -> bool:
-    text = str(exc)
-    return isinstance(exc, duckdb.PermissionException) or "configuration has been locked" in text
-
-
 class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
     config_model = DuckDBProcessorConfig
 
     def run(self, *, step_id: str, config: DuckDBProcessorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         spill = tempfile.TemporaryDirectory(prefix="osiris-duckdb-")
-        con = connect(config.memory_limit, spill.name, allow_external_access=config.allow_external_access)
+        con = memory_connection(config.memory_limit, spill.name, allow_external_access=config.allow_external_access)
         try:
             register_inputs(con, inputs, config.query)
             result = con.execute(config.query)
@@ -104,7 +81,7 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
             con.close()
             spill.cleanup()
             available = sorted(inputs) + ([SINGLE_INPUT_NAME] if len(inputs) == 1 else [])
-            hint = EXTERNAL_ACCESS_HINT if _is_refusal(exc) else f"fix the query; tables available: {available}"
+            hint = EXTERNAL_ACCESS_HINT if is_refusal(exc) else f"fix the query; tables available: {available}"
             raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id, hint=hint) from None
 
         def batches() -> Iterator[pa.RecordBatch]:

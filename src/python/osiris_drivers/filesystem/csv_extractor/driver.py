@@ -9,16 +9,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pydantic import Field
 
-from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
 from osiris_core.errors import DriverError
+from osiris_drivers.filesystem.connection import PATH_HINT, FileSettings
 from osiris_drivers.filesystem.dialect import Encoding, OneChar
 
 BLOCK_SIZE = 8 << 20
 """Bytes per read block; types are inferred from the first block, so it is generous."""
 
 
-class CsvExtractorConfig(DriverConfig):
-    path: str = Field(min_length=1)
+class CsvExtractorConfig(FileSettings):
     delimiter: OneChar = ","
     header: bool = True
     column_names: list[str] | None = None
@@ -36,8 +36,7 @@ class CsvExtractor(Driver[CsvExtractorConfig]):
             ctx: StepContext) -> StepOutputs:
         path = Path(config.path)
         if not path.is_file():
-            raise DriverError(f"CSV file not found: {path}", step_id=step_id,
-                              hint="check `path` (relative paths start at the working directory)")
+            raise DriverError(f"CSV file not found: {path}", step_id=step_id, hint=PATH_HINT)
         if not config.header and not config.column_names:
             raise DriverError("header is false but no column_names are given", step_id=step_id,
                               hint="set column_names, or header: true")
@@ -59,9 +58,11 @@ class CsvExtractor(Driver[CsvExtractorConfig]):
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise DriverError(f"cannot parse {path}: {exc}", step_id=step_id,
                               hint="check delimiter, encoding and quoting") from None
+        except OSError as exc:
+            raise config.failure(exc, step_id=step_id, role="read") from None
         undecodable = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
         if undecodable:
             raise DriverError(f"columns {undecodable} of {path} are not valid {config.encoding}", step_id=step_id,
                               hint="set `encoding` to the file's encoding (e.g. latin-1, cp1252, utf-16)")
-        ctx.event("source_opened", path=str(path), columns=reader.schema.names)
+        ctx.source_opened(config.target, columns=reader.schema.names)
         return {MAIN_OUTPUT: reader}

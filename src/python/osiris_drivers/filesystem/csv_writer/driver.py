@@ -6,18 +6,16 @@ import csv
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
-from pydantic import Field
-
 from osiris_core.arrow_values import python_safe
-from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
+from osiris_drivers.filesystem.connection import FileSettings
 from osiris_drivers.filesystem.dialect import Encoding, OneChar
+from osiris_drivers.step_io import batches, report_written
 
 _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
     "minimal": csv.QUOTE_MINIMAL,
@@ -27,8 +25,7 @@ _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
 }
 
 
-class CsvWriterConfig(DriverConfig):
-    path: str = Field(min_length=1)
+class CsvWriterConfig(FileSettings):
     delimiter: OneChar = ","
     header: bool = True
     encoding: Encoding = "utf-8"
@@ -62,10 +59,6 @@ def _file_mode(target: Path) -> int:
     return 0o666 & ~umask
 
 
-def _batches(data: pa.Table | pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    yield from (data.to_batches() if isinstance(data, pa.Table) else data)
-
-
 class CsvWriter(Driver[CsvWriterConfig]):
     config_model = CsvWriterConfig
 
@@ -82,7 +75,7 @@ class CsvWriter(Driver[CsvWriterConfig]):
                                     escapechar=None)
                 if config.header:
                     writer.writerow(data.schema.names)
-                for batch in map(python_safe, _batches(data)):
+                for batch in map(python_safe, batches(data)):
                     columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
                     writer.writerows([_cell(v, config.null_value) for v in row] for row in zip(*columns, strict=True))
                     rows += batch.num_rows
@@ -94,6 +87,5 @@ class CsvWriter(Driver[CsvWriterConfig]):
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
-        ctx.metric(ROWS_WRITTEN, rows, "rows")
-        ctx.event("output_written", target=str(target), rows=rows)
+        report_written(ctx, config.target, rows)
         return {}

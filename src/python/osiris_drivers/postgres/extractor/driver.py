@@ -1,43 +1,19 @@
-"""`postgres.extractor`: a query or a table, streamed as Arrow record batches."""
+"""`postgres.extractor`: a query or a table, streamed as Arrow record batches (the shared SQL extractor with
+PostgreSQL's hooks, `osiris_drivers.postgres.source`)."""
 
 from __future__ import annotations
 
-import pyarrow as pa
 from pydantic import Field
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, StepContext, StepInputs, StepOutputs
-from osiris_core.errors import DriverError
-from osiris_drivers.postgres.connection import PostgresConnectionFields
-from osiris_drivers.postgres.extract import stream_query, stream_table
+from osiris_drivers.postgres.connection import PostgresSettings
+from osiris_drivers.postgres.source import PostgresSource
+from osiris_drivers.sql.dialect import TableName
+from osiris_drivers.sql.extractor import SourceOptions
 
 
-class PostgresExtractorConfig(PostgresConnectionFields):
-    query: str | None = Field(default=None, min_length=1)
+class PostgresExtractorConfig(PostgresSettings, SourceOptions):
     schema_: str = Field(default="public", alias="schema")
-    table: str | None = Field(default=None, min_length=1)
-    columns: list[str] | None = None
-    limit: int | None = Field(default=None, ge=0)
-
-
-def check_source(step_id: str, query: str | None, table: str | None, columns: list[str] | None,
-                 limit: int | None) -> None:
-    """Exactly one of `query` and `table`; `columns` and `limit` only with `table`."""
-    if (query is None) == (table is None):
-        raise DriverError("give exactly one of `query` and `table`", step_id=step_id,
-                          hint="query: SELECT … for SQL, or table: name (with optional columns and limit)")
-    if query is not None and (columns is not None or limit is not None):
-        raise DriverError("`columns` and `limit` go with `table`, not `query`", step_id=step_id,
-                          hint="put them in the SQL instead")
-
-
-def read_source(dsn: str, *, step_id: str, query: str | None, schema: str, table: str | None,
-                columns: list[str] | None, limit: int | None) -> pa.RecordBatchReader:
-    """The rows of `query`, or of `table` (read in key pages when it has an integer primary key)."""
-    check_source(step_id, query, table, columns, limit)
-    if query is not None:
-        return stream_query(dsn, query, step_id)
-    assert table is not None
-    return stream_table(dsn, schema, table, columns, limit, step_id)
 
 
 class PostgresExtractor(Driver[PostgresExtractorConfig]):
@@ -45,5 +21,9 @@ class PostgresExtractor(Driver[PostgresExtractorConfig]):
 
     def run(self, *, step_id: str, config: PostgresExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
-        return {MAIN_OUTPUT: read_source(config.dsn, step_id=step_id, query=config.query, schema=config.schema_,
-                                         table=config.table, columns=config.columns, limit=config.limit)}
+        table = TableName(config.schema_, config.table) if config.table is not None else None
+        source = PostgresSource(step_id, config, dsn=config.dsn)
+        reader = source.read(config, table)
+        target = config.target(table.schema, table.name) if table else config.target() + "#query"
+        ctx.source_opened(target, columns=reader.schema.names)
+        return {MAIN_OUTPUT: reader}

@@ -1,14 +1,22 @@
-"""`postgres.writer`: COPY into PostgreSQL in one transaction."""
+"""`postgres.writer`: COPY into PostgreSQL, DDL and merge in the same transaction (the shared transactional
+skeleton with PostgreSQL's hooks, `osiris_drivers.postgres.copy.CopyWriter`)."""
 
 from __future__ import annotations
 
-from osiris_core.driver import ROWS_WRITTEN, Driver, StepContext, StepInputs, StepOutputs, single_input
-from osiris_drivers.postgres.connection import PostgresConnectionFields
-from osiris_drivers.postgres.loader import TableWriteOptions, load_in_one_transaction
+from pydantic import Field
+
+from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_drivers.postgres.connection import PostgresSettings
+from osiris_drivers.postgres.copy import CopyWriter
+from osiris_drivers.sql.dialect import TableName
+from osiris_drivers.sql.writer import TableWriteOptions
+from osiris_drivers.step_io import report_written
 
 
-class PostgresWriterConfig(PostgresConnectionFields, TableWriteOptions):
+class PostgresWriterConfig(PostgresSettings, TableWriteOptions):
     """Connection fields and table write options."""
+
+    schema_: str = Field(default="public", alias="schema")
 
 
 class PostgresWriter(Driver[PostgresWriterConfig]):
@@ -16,8 +24,8 @@ class PostgresWriter(Driver[PostgresWriterConfig]):
 
     def run(self, *, step_id: str, config: PostgresWriterConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
-        data = single_input(step_id, inputs)
-        rows = load_in_one_transaction(config.dsn, config.plan(step_id), data)
-        ctx.metric(ROWS_WRITTEN, rows, "rows")
-        ctx.event("output_written", target=f"postgres:{config.schema_}.{config.table}", rows=rows)
+        table = TableName(config.schema_, config.table)
+        rows = CopyWriter(step_id, config, table, single_input(step_id, inputs), ctx, dsn=config.dsn,
+                          settings=config).run()
+        report_written(ctx, config.target(table.schema, table.name), rows)
         return {}

@@ -1,7 +1,7 @@
-"""DDL channels: how schema statements reach PostgreSQL — psycopg2 over a DSN, or HTTP SQL with a key.
+"""DDL channels: how SQL reaches a Supabase database — psycopg2 over `pg_dsn`, or HTTP SQL with the service key.
 
-Statements are SQL text: identifiers are double-quoted (`sql.quote_ident`, immune to server settings) and
-string literals are escape strings (`sql.quote_literal`), safe whatever `standard_conforming_strings` is.
+Statements are SQL text: identifiers are double-quoted (`PostgresDialect.quote_ident`, immune to server settings)
+and string literals are escape strings (`quote_literal`), safe whatever `standard_conforming_strings` is.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from osiris_core.masking import scrub_text
-from osiris_drivers.postgres.connection import describe_error, pg_connection
-from osiris_drivers.postgres.sql import quote_literal
+from osiris_drivers.postgres.connection import pg_connection
+from osiris_drivers.postgres.dialect import quote_literal
 
 HTTP_TIMEOUT_S = 60
 
 
 class DdlError(Exception):
-    """A DDL channel could not run a statement; `transient` when a retry may succeed."""
+    """The HTTP SQL channel could not run a statement; `transient` when a retry may succeed."""
 
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
@@ -52,28 +52,23 @@ class DdlChannel(ABC):
 
 
 class Psycopg2Channel(DdlChannel):
+    """psycopg2 over a DSN; its errors propagate (the family's `problem` explains them)."""
+
     name = "psycopg2"
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
 
     def run(self, sql: str) -> list[dict[str, Any]]:
-        import psycopg2
-
-        from osiris_drivers.postgres.connection import is_transient
-
-        try:
-            with pg_connection(self._dsn) as connection:
-                with connection.cursor() as cursor:
-                    cursor.execute(sql)
-                    rows: list[dict[str, Any]] = []
-                    if cursor.description is not None:
-                        names = [d[0] for d in cursor.description]
-                        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-                connection.commit()
-                return rows
-        except psycopg2.Error as exc:
-            raise DdlError(describe_error(exc), transient=is_transient(exc)) from None
+        with pg_connection(self._dsn) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                rows: list[dict[str, Any]] = []
+                if cursor.description is not None:
+                    names = [d[0] for d in cursor.description]
+                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            connection.commit()
+            return rows
 
 
 class HttpSqlChannel(DdlChannel):

@@ -1,4 +1,4 @@
-"""ConnectorX Arrow streams with its failures as DriverErrors.
+"""ConnectorX Arrow streams with their failures as DriverErrors, and what ConnectorX carries exactly.
 
 ConnectorX raises RuntimeErrors, and for values it cannot convert a Rust panic — a BaseException that is not
 an Exception. Both must become one-line step failures; interrupts and exits must not be swallowed.
@@ -6,6 +6,7 @@ an Exception. Both must become one-line step failures; interrupts and exits must
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,9 +17,28 @@ from osiris_core.errors import DriverError
 Describe = Callable[[BaseException, bool], DriverError]
 """(the error, whether it is a panic) → the DriverError to raise instead."""
 
+CONNECTORX_INTEGER_DIGITS = 18
+CONNECTORX_SCALE = 10
+"""ConnectorX rescales every DECIMAL/NUMERIC to scale 10 inside a 28-digit decimal: exact only up to 18 digits
+before the point and 10 after it. Wider columns must travel as text."""
+
+TRANSIENT_TEXT = re.compile(
+    r"connection refused|connection reset|broken pipe|timed out|timeout|too many (connections|clients)|"
+    r"deadlock|serializ|server has gone away|lost connection|terminating connection|closed the connection",
+    re.IGNORECASE)
+"""What a ConnectorX error (text only, no code) says when a retry may help."""
+
+
+def decimal_is_exact(precision: int, scale: int) -> bool:
+    return 0 <= scale <= CONNECTORX_SCALE and precision - scale <= CONNECTORX_INTEGER_DIGITS
+
 
 def is_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
+
+
+def is_transient(exc: BaseException) -> bool:
+    return not is_panic(exc) and bool(TRANSIENT_TEXT.search(str(exc)))
 
 
 def _converted(exc: BaseException) -> bool:

@@ -1,0 +1,161 @@
+"""COPY, PostgreSQL's fast path: Arrow record batches as a `COPY … FROM STDIN (FORMAT csv)` byte stream, and the
+writer that loads with it in one transaction (used by `postgres.writer`, and by `supabase.writer` with pg_dsn).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from osiris_core.driver import ArrowData, StepContext
+from osiris_drivers.connection import ConnectionSettings
+from osiris_drivers.postgres.connection import pg_connection
+from osiris_drivers.postgres.dialect import POSTGRES
+from osiris_drivers.sql.dialect import TableName, hex_encode
+from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
+from osiris_drivers.step_io import batches
+
+if TYPE_CHECKING:
+    import psycopg2.extensions
+
+COPY_READ_SIZE = 1 << 20
+
+
+def _hex_bytea(values: pa.Array) -> pa.Array:
+    """bytea's text input `\\x<hex>`, vectorised."""
+    prefix = pa.scalar("\\x", pa.large_string())
+    result: pa.Array = pc.binary_join_element_wise(prefix, hex_encode(values), pa.scalar("", pa.large_string()))
+    return result
+
+
+def _json_text(values: list[Any]) -> pa.Array:
+    return pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string())
+
+
+def csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Columns pyarrow's CSV writer cannot write as PostgreSQL reads them become text (bytea hex, JSON)."""
+    columns = [_csv_column(column) for column in batch.columns]
+    changed = any(new is not old for new, old in zip(columns, batch.columns, strict=True))
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
+
+
+def _csv_column(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _csv_column(column.cast(kind.value_type))
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return _hex_bytea(column)
+    if pa.types.is_nested(kind):
+        return _json_text(column.to_pylist())
+    return column
+
+
+class CsvCopyStream(io.RawIOBase):
+    """A readable file whose bytes are the batches as CSV: NULL unquoted-empty, strings always quoted."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        super().__init__()
+        self._batches: Iterator[pa.RecordBatch] = iter(batches)
+        self._chunk = b""
+        self._pos = 0
+        self.rows = 0
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_chunk(self) -> bool:
+        for batch in self._batches:
+            sink = io.BytesIO()
+            pacsv.write_csv(csv_ready(batch), sink, self._options)
+            self.rows += batch.num_rows
+            self._chunk, self._pos = sink.getvalue(), 0
+            return True
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes of the current batch's CSV (fewer is allowed); b"" at the end."""
+        if self._pos >= len(self._chunk) and not self._next_chunk():
+            return b""
+        end = len(self._chunk) if size is None or size < 0 else self._pos + size
+        data = self._chunk[self._pos:end]
+        self._pos += len(data)
+        return data
+
+
+def copy_into(cursor: psycopg2.extensions.cursor, table: str, names: Sequence[str], data: ArrowData) -> int:
+    """COPY every input row into `table` (quoted) over `cursor`; the row count."""
+    stream = CsvCopyStream(batches(data))
+    cursor.copy_expert(f"COPY {table} ({POSTGRES.column_list(names)}) FROM STDIN WITH (FORMAT csv)", stream,
+                       COPY_READ_SIZE)
+    return stream.rows
+
+
+class CopyWriter(TransactionalWriter):
+    """DDL, COPY and the merge in one psycopg2 transaction over `dsn`."""
+
+    dialect = POSTGRES
+
+    def __init__(self, step_id: str, options: TableWriteOptions, table: TableName, data: ArrowData,
+                 ctx: StepContext, *, dsn: str, settings: ConnectionSettings) -> None:
+        super().__init__(step_id, options, table, data, ctx, settings=settings)
+        self._dsn = dsn
+        self._connection: contextlib.ExitStack | None = None
+        self._cursor: psycopg2.extensions.cursor | None = None
+
+    @property
+    def cursor(self) -> psycopg2.extensions.cursor:
+        assert self._cursor is not None
+        return self._cursor
+
+    def open(self) -> None:
+        with contextlib.ExitStack() as stack:
+            connection = stack.enter_context(pg_connection(self._dsn))
+            self._cursor = stack.enter_context(connection.cursor())
+            self._connection = stack.pop_all()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+
+    def begin(self) -> None:
+        """psycopg2 opens the transaction at the first statement."""
+
+    def commit(self) -> None:
+        self.cursor.connection.commit()
+
+    def rollback(self) -> None:
+        self.cursor.connection.rollback()
+
+    def execute(self, sql: str) -> int:
+        self.cursor.execute(sql)
+        return int(self.cursor.rowcount)
+
+    def columns(self) -> list[str] | None:
+        self.cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.target,))
+        row = self.cursor.fetchone()
+        if not (row and row[0]):
+            return None
+        self.cursor.execute("SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+                            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (self.target,))
+        return [str(r[0]) for r in self.cursor.fetchall()]
+
+    def load(self, table: str) -> int:
+        return copy_into(self.cursor, table, self.names, self.data)
+
+    def stage(self, table: str) -> tuple[str, int | None]:
+        """A temporary table typed from the input, dropped at commit, loaded by COPY."""
+        stage = POSTGRES.quote_ident(f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}")
+        columns = ", ".join(f"{POSTGRES.quote_ident(f.name)} {t}" for f, t in zip(self.data.schema,
+                                                                                   self.column_types(), strict=True))
+        self.execute(f"CREATE TEMP TABLE {stage} ({columns}) ON COMMIT DROP")
+        return stage, self.load(stage)

@@ -1,0 +1,1 @@
+"""The SQL connectors' shared core: dialects, the writer skeletons, the extractor and its ConnectorX stream."""

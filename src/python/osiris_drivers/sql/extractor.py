@@ -1,0 +1,172 @@
+"""The one core of the SQL extractors: source options and their checks, and the stream.
+
+A query is one ConnectorX stream; a table whose primary key is one integer column is read in key pages
+(`osiris_drivers.sql.pages`), so memory stays bounded whatever its size. Before streaming, the database
+describes the result (a `LIMIT 0` probe, which also fails fast and clearly on bad credentials or names);
+columns ConnectorX would round travel as exact text, and each column is cast to the Arrow type the description
+calls for. An extractor implements only its database's hooks (`SqlSource`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+import pyarrow as pa
+from pydantic import Field
+
+from osiris_core.driver import DriverConfig
+from osiris_core.errors import DriverError
+from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
+from osiris_drivers.sql import pages
+from osiris_drivers.sql.connectorx import guarded_batches, is_transient
+from osiris_drivers.sql.dialect import Dialect, TableName
+
+ColumnName = Annotated[str, Field(min_length=1)]
+TEXT_ALIAS = "__osiris_q"
+
+
+class SourceOptions(DriverConfig):
+    """What every SQL extractor reads: a query, or a table with optional columns and limit."""
+
+    query: str | None = Field(default=None, min_length=1)
+    table: str | None = Field(default=None, min_length=1)
+    columns: list[ColumnName] | None = Field(default=None, min_length=1)
+    limit: int | None = Field(default=None, ge=0)
+
+
+def check_source(step_id: str, options: SourceOptions) -> None:
+    """Exactly one of `query` and `table`; `columns` and `limit` only with `table`."""
+    if (options.query is None) == (options.table is None):
+        raise DriverError("set exactly one of `query` and `table`", step_id=step_id,
+                          hint="query: SELECT …, or table: name (with optional columns and limit)")
+    if options.query is not None and (options.columns is not None or options.limit is not None):
+        raise DriverError("`columns` and `limit` apply to `table` only", step_id=step_id,
+                          hint="select the columns and add LIMIT in the query itself")
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """How one result column travels: its Arrow type after reading, and whether it is fetched as text."""
+
+    name: str
+    target: pa.DataType | None = None
+    """The Arrow type ConnectorX's column is cast to; None keeps ConnectorX's."""
+    as_text: bool = False
+    """Fetched as exact text (ConnectorX would round it), then cast to `target`."""
+
+
+class SqlSource(ABC):
+    """One read: the database's hooks around the shared stream."""
+
+    dialect: ClassVar[Dialect]
+    PANIC_HINT: ClassVar[str] = "CAST such columns to text in the query"
+    """What to do about a value ConnectorX cannot convert."""
+
+    def __init__(self, step_id: str, settings: ConnectionSettings, *, where: str | None = None) -> None:
+        self.step_id = step_id
+        self.settings = settings
+        """The connection family's settings: how its client's errors read, what to scrub."""
+        self.where = settings.where if where is None else where
+        """`at host:port`, for messages."""
+
+    # ------------------------------------------------------------------------------------------------ hooks
+
+    def prepare(self) -> None:  # noqa: B027 (a hook most sources leave empty)
+        """Refuse what the stream cannot honour (TLS modes), before any connection."""
+
+    @abstractmethod
+    def describe(self, sql: str) -> list[ResultColumn]:
+        """The result's columns as the database types them (`sql` wrapped with LIMIT 0)."""
+
+    @abstractmethod
+    def integer_key(self, table: TableName) -> str | None:
+        """The table's primary key column when it is one integer column (so pages can follow it)."""
+
+    @abstractmethod
+    def open(self, sql: str) -> pa.RecordBatchReader:
+        """A ConnectorX stream of `sql` (`osiris_drivers.sql.connectorx.open_stream`, with `stream_failure`)."""
+
+    # ------------------------------------------------------------------------------------------------ shared
+
+    def stream_failure(self, exc: BaseException, panic: bool) -> DriverError:
+        message = self.settings.scrub(one_line(exc))
+        if panic:
+            return DriverError(f"a value from {self.dialect.NAME} {self.where} has no Arrow form: {message}",
+                               step_id=self.step_id, hint=self.PANIC_HINT)
+        transient = is_transient(exc)
+        return DriverError(f"reading from {self.dialect.NAME} {self.where} failed: {message}", step_id=self.step_id,
+                           hint="retry; the server was busy or the connection dropped" if transient
+                           else "check the query and the connection", transient=transient)
+
+    def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
+        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
+        check_source(self.step_id, options)
+        try:
+            import_client("connectorx", project="connectorx", family=self.settings.family)
+        except ClientMissing as exc:
+            raise self.settings.failure(exc, step_id=self.step_id, role="read") from None
+        self.prepare()
+        if table is None:
+            sql = (options.query or "").strip().rstrip(";").strip()
+        else:
+            sql = self.dialect.select_sql(table, options.columns, options.limit)
+        columns = self.describe(sql)
+        select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
+                           for c in columns)
+        key = self.integer_key(table) if table is not None else None
+        if key is None:
+            if any(c.as_text for c in columns):
+                sql = f"SELECT {select} FROM (\n{sql}\n) AS {TEXT_ALIAS}"
+            reader = self.open(sql)
+            schema = self._schema(reader, columns, extra=0)
+            return pa.RecordBatchReader.from_batches(schema, self._cast(reader, columns, schema))
+        assert table is not None
+        page_rows = pages.PAGE_ROWS if options.limit is None else max(1, min(pages.PAGE_ROWS, options.limit))
+        quoted_key = self.dialect.quote_ident(key)
+
+        def page_sql(after: int | None) -> str:
+            where = f" WHERE {quoted_key} > {int(after)}" if after is not None else ""
+            return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}{where} "
+                    f"ORDER BY {quoted_key} LIMIT {page_rows}")
+
+        first = self.open(page_sql(None))
+        schema = self._schema(first, columns, extra=1)
+        with_key = [*columns, ResultColumn(pages.KEY_ALIAS)]
+
+        def read_page(after: int | None) -> Iterator[pa.RecordBatch]:
+            return self._cast(first if after is None else self.open(page_sql(after)), with_key, None)
+
+        return pa.RecordBatchReader.from_batches(schema, pages.keyset_pages(
+            read_page, schema, limit=options.limit, page_rows=page_rows, name=f"osiris-{self.step_id}"))
+
+    def _schema(self, reader: pa.RecordBatchReader, columns: list[ResultColumn], *, extra: int) -> pa.Schema:
+        fields = list(reader.schema)
+        if len(fields) != len(columns) + extra:
+            raise DriverError(f"ConnectorX returned {len(fields) - extra} columns where {self.dialect.NAME} "
+                              f"described {len(columns)}", step_id=self.step_id,
+                              hint="give every column a distinct name")
+        return pa.schema([f if c.target is None else f.with_type(c.target)
+                          for f, c in zip(fields[:len(columns)], columns, strict=True)])
+
+    def _cast(self, reader: pa.RecordBatchReader, columns: list[ResultColumn],
+              schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
+        """Each batch with every column cast to its target (`schema` None: keep the batch's names)."""
+        casting = any(c.target is not None for c in columns)
+        for batch in guarded_batches(reader, self.stream_failure):
+            if not casting:
+                yield batch
+                continue
+            try:
+                arrays = [batch.column(i) if c.target is None else self.dialect.cast_column(batch.column(i), c.target)
+                          for i, c in enumerate(columns)]
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DriverError(f"converting {self.dialect.NAME} values to Arrow failed: {one_line(exc)}",
+                                  step_id=self.step_id,
+                                  hint="CAST the column in a query to a type Arrow can hold") from None
+            if schema is None:
+                yield pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+            else:
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
