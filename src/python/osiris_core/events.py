@@ -176,7 +176,7 @@ class Metric(BaseModel):
 
 
 class ReservedEventError(ValueError):
-    """A component tried to emit an engine event, or a field every record owns."""
+    """A component tried to emit an engine event, a field every record owns, or a typed event in another shape."""
 
 
 def component_event(step_id: str, name: str, fields: Mapping[str, Any]) -> StepEvent:
@@ -190,8 +190,11 @@ def component_event(step_id: str, name: str, fields: Mapping[str, Any]) -> StepE
     if typed is not None:
         try:
             return typed.model_validate({"step_id": step_id, **fields})
-        except ValidationError:
-            pass  # an older driver's own shape (`StepContext.source_opened`/`output_written` give the typed one)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ReservedEventError(f"event '{name}': field '{where}': {first['msg']} (emit it through "
+                                     f"StepContext.{name}())") from None
     return ComponentEvent(step_id=step_id, event=name, data=dict(fields))
 
 

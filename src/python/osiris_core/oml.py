@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from osiris_core import driver
 from osiris_core.errors import CompileError
 from osiris_core.spec import Mode
 from osiris_core.yaml_source import YamlDocument, load_yaml
@@ -17,8 +16,6 @@ OML_VERSIONS = ("0.1.0",)
 STEP_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 MAX_RETRIES = 10
 MAX_BACKOFF_S = 3600.0
-SINGLE_INPUT_SQL_NAME = driver.SINGLE_INPUT_SQL_NAME
-"""Kept here only until every driver imports it from `osiris_core.driver` (drivers need no OML syntax)."""
 RETRIES_HINT = f"write retries: {{max: N (0-{MAX_RETRIES}), backoff_s: seconds (0-{MAX_BACKOFF_S:g})}}"
 
 

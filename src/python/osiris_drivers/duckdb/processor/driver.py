@@ -16,9 +16,16 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
+from osiris_core.driver import (
+    MAIN_OUTPUT,
+    SINGLE_INPUT_SQL_NAME,
+    Driver,
+    DriverConfig,
+    StepContext,
+    StepInputs,
+    StepOutputs,
+)
 from osiris_core.errors import DriverError
-from osiris_core.oml import SINGLE_INPUT_SQL_NAME
 from osiris_drivers.duckdb.connection import EXTERNAL_ACCESS_HINT, is_refusal, memory_connection
 from osiris_drivers.duckdb.dialect import DUCKDB
 
