@@ -1,5 +1,45 @@
-"""Osiris remote execution: the sandbox executor (`proxy`), the bundle, sandbox backends and the local sandbox
-server run on the host; the worker (`osiris_remote.worker`) runs in the sandbox and is all of this package a bundle
-carries."""
+"""Osiris remote execution: the driver bundle, the sandbox executor and backends, the local sandbox
+server, and the worker that runs inside the sandbox.
+
+Public API: the names in `__all__` are what other libraries and users may import (from this package, or from
+the module named in `_PUBLIC`); they are imported on first use, so importing the package is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_PUBLIC: dict[str, str] = {
+    "BACKENDS": "osiris_remote.backends",
+    "SandboxOptions": "osiris_remote.backends",
+    "check_sandbox_env": "osiris_remote.bootstrap",
+    "Bundle": "osiris_remote.bundle",
+    "bundle_for": "osiris_remote.bundle",
+    "load_bundle": "osiris_remote.bundle",
+    "SandboxExecutor": "osiris_remote.proxy",
+    "serve": "osiris_remote.sandbox_server",
+}
+"""Public name → the module that defines it."""
+
+__all__ = [
+    "BACKENDS",
+    "Bundle",
+    "SandboxExecutor",
+    "SandboxOptions",
+    "bundle_for",
+    "check_sandbox_env",
+    "load_bundle",
+    "serve",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
