@@ -16,6 +16,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 import osiris_cli
+import osiris_cli.main  # the server subprocess runs this module: Pants must put it in the sandbox
 from tests.conftest import REPO_ROOT
 
 REQUIRED_TOOLS = {"components_list", "components_show", "connections_list", "discover", "validate", "compile",
