@@ -30,7 +30,7 @@ from osiris_remote.bootstrap import EXIT_BUNDLE_REJECTED, bootstrap_command
 from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle
 from osiris_remote.bundle_format import MANIFEST_NAME
 from osiris_remote.proxy import SandboxExecutor
-from osiris_remote.worker.protocol import decode
+from osiris_remote.worker.protocol import decode, encode_values
 from tests.support import rogue_worker
 
 TAMPERED = "osiris_drivers/filesystem/csv_writer/driver.py"
@@ -135,10 +135,12 @@ def _records(stdout: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _run(sandbox: Sandbox, command: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `command` run in the worker's working directory."""
+    """Exit code, stdout and stderr of `command` run in the worker's working directory (as the host does, with no
+    connection values on its stdin)."""
     out: list[str] = []
     err: list[str] = []
-    code = sandbox.run(command, cwd="osiris/work", env=env or {}, on_stdout=out.append, on_stderr=err.append)
+    code = sandbox.run(command, cwd="osiris/work", env=env or {}, on_stdout=out.append, on_stderr=err.append,
+                       on_start=lambda write: write(encode_values({})))
     return code, "".join(out), "".join(err)
 
 
