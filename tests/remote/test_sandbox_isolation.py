@@ -211,6 +211,26 @@ def test_a_worker_that_does_not_say_hello_first_is_not_trusted(project: Path, mo
     assert not (project / "out.csv").exists()
 
 
+@pytest.mark.parametrize(("mode", "gets_values"), [("greedy", False), ("greedy-trusted", True)])
+def test_only_a_worker_whose_hello_is_trusted_gets_the_connection_values(
+        project: Path, monkeypatch: pytest.MonkeyPatch, mode: str, gets_values: bool) -> None:
+    secret = "pw-Stdin-s3cret"
+    monkeypatch.setenv("PG_PASSWORD", secret)
+    (project / "osiris_connections.yaml").write_text(yaml.safe_dump({"connections": {"postgres": {"main": {
+        "host": "127.0.0.1", "database": "d", "user": "u", "password": "${PG_PASSWORD}"}}}}))
+    (project / "in.csv").write_text("a\n1\n")
+    (project / "p.yaml").write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "greedy", "steps": [
+        {"id": "read", "component": "filesystem.csv_extractor", "mode": "read", "config": {"path": "in.csv"}},
+        {"id": "load", "component": "postgres.writer", "mode": "write", "needs": ["read"],
+         "config": {"connection": "@postgres.main", "table": "t"}}]}))
+    received = project / "received-on-stdin"
+    assert main(["run", "p.yaml", "--sandbox", "local", "--sandbox-python", str(_rogue_python(project)),
+                 "--e2b-env", f"ROGUE_MODE={mode}", "--e2b-env", f"ROGUE_STDIN_FILE={received}"]) != 0
+    assert (secret in received.read_text()) is gets_values
+    if not gets_values:
+        assert "the sandbox runs driver code 000000000000" in latest_card(project)["error"]
+
+
 def test_a_worker_that_never_says_anything_fails_clearly(project: Path) -> None:
     silent = project / "silent-python"
     silent.write_text("#!/bin/sh\necho 'no worker here' >&2\nexit 0\n")
