@@ -161,6 +161,20 @@ def test_the_bootstrap_and_worker_import_nothing_from_the_working_directory_or_t
     assert len((project / "root/home/user/osiris/work/out.csv").read_text().splitlines()) == 3
 
 
+def test_a_worker_given_no_connection_values_runs_nothing(project: Path, registry: ComponentRegistry) -> None:
+    bundle = build_bundle()
+    with open_sandbox(SandboxOptions(backend="local", local_root=project / "root")) as sandbox:
+        _, args = _stage(sandbox, project, registry, bundle.data)
+        command = bootstrap_command(sys.executable, "../bundle.zip", "../bundle", bundle.sha256, None, args)
+        out: list[str] = []
+        code = sandbox.run(command, cwd="osiris/work", env={}, on_stdout=out.append, on_stderr=out.append)
+    records = _records("".join(out))
+    assert [kind for kind, _ in records] == ["bundle_verified", "hello", "worker_error"] and code == 1
+    assert records[-1][1]["error"] == ("the worker got no connection values from the host: no complete line of "
+                                       "connection values on stdin")
+    assert not (project / "root/home/user/osiris/logs").exists()
+
+
 def test_the_sandbox_refuses_a_bundle_whose_files_differ_from_its_manifest(
         project: Path, registry: ComponentRegistry) -> None:
     source = zipfile.ZipFile(io.BytesIO(build_bundle().data))
