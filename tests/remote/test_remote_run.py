@@ -30,6 +30,7 @@ from osiris_remote.bundle_format import DEFAULT_PACKAGES, MANIFEST_NAME, bundle_
 from osiris_remote.proxy import SandboxExecutor
 from tests.conftest import REPO_ROOT
 from tests.support.databases import PostgresDatabase
+from tests.support.sandbox_backends import ObservedLocalBackend, register_backend
 
 TAMPERED = "osiris_drivers/duckdb/processor/driver.py"
 
@@ -215,8 +216,10 @@ def test_per_step_timeout_in_the_sandbox(project: Path) -> None:
     assert "exceeded the per-step timeout of 1 s" in card["steps"][0]["error"]
 
 
-def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, pg_db: PostgresDatabase,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_reaches_the_sandbox_files_artifacts_events_environment_or_process_list(
+        project: Path, pg_db: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets go to the worker on its stdin: not in its environment (/proc/<pid>/environ) nor in the sandbox's
+    process list, which shows every command's environment to any token holder, as envd's List does."""
     secret = "pw-Sandb0x-s3cret"
     unrelated = "unrelated-s3cret-value"
     monkeypatch.setenv("PG_PASSWORD", secret)
@@ -231,13 +234,20 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
         {"id": "load", "component": "postgres.writer", "mode": "write", "needs": ["read"],
          "config": {"connection": "@postgres.main", "table": "secret_test", "write_mode": "replace",
                     "create_if_missing": True}}]}))
+    backend = ObservedLocalBackend()
+    register_backend(monkeypatch, "observed", backend)
     environ_seen: list[dict[str, str]] = []
+    listed: list[str] = []
+    worker_envs: list[dict[str, str]] = []
 
-    def capture_environ(logged: Logged) -> None:
+    def look_while_loading(logged: Logged) -> None:
         if isinstance(logged.item, StepStart) and logged.item.step_id == "load":
             for pid in _worker_pids(sandbox_root):
                 raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
                 environ_seen.append(dict(x.decode().split("=", 1) for x in raw if b"=" in x))
+            processes = backend.servers[0].sandbox().commands.list()  # any holder of the sandbox's token
+            listed.append(repr(processes))
+            worker_envs.extend(dict(p.envs) for p in processes if "osiris" in " ".join(p.args))
 
     sandbox_root = project / "sandbox-root"
     from osiris_drivers.registry import default_registry
@@ -246,9 +256,9 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
     connections = Connections.load(project / "osiris_connections.yaml")
     compiled = compile_file(project / "p.yaml", registry, connections, project / "logs")
     assert compiled.manifest_path is not None
-    settings = ExecutionSettings(registry, connections, project / "logs", listeners=(capture_environ,))
-    result = SandboxExecutor(settings, SandboxOptions(backend="local", local_root=sandbox_root)).run(
-        load_compiled(compiled.manifest_path))
+    settings = ExecutionSettings(registry, connections, project / "logs", listeners=(look_while_loading,))
+    options = SandboxOptions(backend="observed", local_root=sandbox_root, env={"VISIBLE_SETTING": "listed"})
+    result = SandboxExecutor(settings, options).run(load_compiled(compiled.manifest_path))
     assert result.exit_code == 0, result.card.error
     with pg_db.connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM secret_test")
@@ -259,12 +269,13 @@ def test_no_secret_reaches_the_sandbox_files_artifacts_or_events(project: Path, 
                 data = file.read_bytes()
                 assert secret.encode() not in data, file
                 assert unrelated.encode() not in data, file
-    assert environ_seen, "the worker was not observed"
+    assert environ_seen and listed, "the worker was not observed"
     env = environ_seen[0]
-    assert secret in env.values()
-    assert unrelated not in env.values() and "HOST_ONLY_SETTING" not in env
-    assert {k for k in env if k.startswith("OSIRIS_CONN_")} == {
-        f"OSIRIS_CONN_0_{k}" for k in ("HOST", "PORT", "DATABASE", "USER", "PASSWORD")}
+    assert secret not in env.values() and unrelated not in env.values(), "a secret is in the worker's environment"
+    assert "HOST_ONLY_SETTING" not in env and not [k for k in env if k.startswith("OSIRIS_")]
+    assert env["VISIBLE_SETTING"] == "listed"
+    assert worker_envs == [{"VISIBLE_SETTING": "listed"}], "the process list shows a command's environment"
+    assert secret not in listed[0] and unrelated not in listed[0], "a secret is in the sandbox's process list"
 
 
 def test_bundles_are_deterministic_and_verify_themselves() -> None:

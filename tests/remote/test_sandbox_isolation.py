@@ -30,7 +30,7 @@ from osiris_remote.bootstrap import EXIT_BUNDLE_REJECTED, bootstrap_command
 from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle
 from osiris_remote.bundle_format import MANIFEST_NAME
 from osiris_remote.proxy import SandboxExecutor
-from osiris_remote.worker.protocol import decode
+from osiris_remote.worker.protocol import decode, encode_values
 from tests.support import rogue_worker
 
 TAMPERED = "osiris_drivers/filesystem/csv_writer/driver.py"
@@ -135,10 +135,12 @@ def _records(stdout: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _run(sandbox: Sandbox, command: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `command` run in the worker's working directory."""
+    """Exit code, stdout and stderr of `command` run in the worker's working directory (as the host does, with no
+    connection values on its stdin)."""
     out: list[str] = []
     err: list[str] = []
-    code = sandbox.run(command, cwd="osiris/work", env=env or {}, on_stdout=out.append, on_stderr=err.append)
+    code = sandbox.run(command, cwd="osiris/work", env=env or {}, on_stdout=out.append, on_stderr=err.append,
+                       on_start=lambda write: write(encode_values({})))
     return code, "".join(out), "".join(err)
 
 
@@ -157,6 +159,20 @@ def test_the_bootstrap_and_worker_import_nothing_from_the_working_directory_or_t
     assert records[-2][1]["event"] == "run_complete" and records[-2][1]["status"] == "succeeded"
     assert sorted(p.name for p in project.glob("marker*")) == [], "a module from the working directory ran"
     assert len((project / "root/home/user/osiris/work/out.csv").read_text().splitlines()) == 3
+
+
+def test_a_worker_given_no_connection_values_runs_nothing(project: Path, registry: ComponentRegistry) -> None:
+    bundle = build_bundle()
+    with open_sandbox(SandboxOptions(backend="local", local_root=project / "root")) as sandbox:
+        _, args = _stage(sandbox, project, registry, bundle.data)
+        command = bootstrap_command(sys.executable, "../bundle.zip", "../bundle", bundle.sha256, None, args)
+        out: list[str] = []
+        code = sandbox.run(command, cwd="osiris/work", env={}, on_stdout=out.append, on_stderr=out.append)
+    records = _records("".join(out))
+    assert [kind for kind, _ in records] == ["bundle_verified", "hello", "worker_error"] and code == 1
+    assert records[-1][1]["error"] == ("the worker got no connection values from the host: no complete line of "
+                                       "connection values on stdin")
+    assert not (project / "root/home/user/osiris/logs").exists()
 
 
 def test_the_sandbox_refuses_a_bundle_whose_files_differ_from_its_manifest(
@@ -207,6 +223,26 @@ def test_a_worker_that_does_not_say_hello_first_is_not_trusted(project: Path, mo
     events = [json.loads(line)["event"] for line in (session / "events.jsonl").read_text().splitlines()]
     assert "step_start" not in events and "step_complete" not in events
     assert not (project / "out.csv").exists()
+
+
+@pytest.mark.parametrize(("mode", "gets_values"), [("greedy", False), ("greedy-trusted", True)])
+def test_only_a_worker_whose_hello_is_trusted_gets_the_connection_values(
+        project: Path, monkeypatch: pytest.MonkeyPatch, mode: str, gets_values: bool) -> None:
+    secret = "pw-Stdin-s3cret"
+    monkeypatch.setenv("PG_PASSWORD", secret)
+    (project / "osiris_connections.yaml").write_text(yaml.safe_dump({"connections": {"postgres": {"main": {
+        "host": "127.0.0.1", "database": "d", "user": "u", "password": "${PG_PASSWORD}"}}}}))
+    (project / "in.csv").write_text("a\n1\n")
+    (project / "p.yaml").write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "greedy", "steps": [
+        {"id": "read", "component": "filesystem.csv_extractor", "mode": "read", "config": {"path": "in.csv"}},
+        {"id": "load", "component": "postgres.writer", "mode": "write", "needs": ["read"],
+         "config": {"connection": "@postgres.main", "table": "t"}}]}))
+    received = project / "received-on-stdin"
+    assert main(["run", "p.yaml", "--sandbox", "local", "--sandbox-python", str(_rogue_python(project)),
+                 "--e2b-env", f"ROGUE_MODE={mode}", "--e2b-env", f"ROGUE_STDIN_FILE={received}"]) != 0
+    assert (secret in received.read_text()) is gets_values
+    if not gets_values:
+        assert "the sandbox runs driver code 000000000000" in latest_card(project)["error"]
 
 
 def test_a_worker_that_never_says_anything_fails_clearly(project: Path) -> None:

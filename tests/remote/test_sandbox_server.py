@@ -365,12 +365,17 @@ def test_serve_in_the_foreground(tmp_path: Path) -> None:
     assert not token_file.exists()  # the default token file goes with the server
 
 
-def test_listing_processes_never_shows_their_environment(sandbox: Sandbox, server: LocalSandboxServer) -> None:
-    handle = sandbox.commands.run("sleep 30", background=True, envs={"OSIRIS_CONN_0_PASSWORD": "hunter2-secret"})
+def test_listing_processes_shows_their_environment_to_token_holders_as_envd_does(
+        sandbox: Sandbox, server: LocalSandboxServer) -> None:
+    """envd's List returns each command's config as started, `envs` included: never pass a secret that way."""
+    handle = sandbox.commands.run("sleep 30", background=True, envs={"SOME_SETTING": "visible-value"},
+                                  cwd="/home/user")
     try:
-        other_client = server.sandbox()
-        listed = [p for p in other_client.commands.list() if p.pid == handle.pid]
-        assert listed and listed[0].cmd == "/bin/bash"
-        assert "hunter2-secret" not in repr(listed) and not listed[0].envs
+        listed = [p for p in server.sandbox().commands.list() if p.pid == handle.pid]
+        assert listed and listed[0].cmd == "/bin/bash" and listed[0].args == ["-l", "-c", "sleep 30"]
+        assert listed[0].envs == {"SOME_SETTING": "visible-value"} and listed[0].cwd == "/home/user"
+        refused = httpx.post(f"{server.url}/process.Process/List", content=b"{}",
+                             headers={"Content-Type": "application/json"})
+        assert refused.status_code == 401 and "visible-value" not in refused.text
     finally:
         handle.kill()

@@ -12,13 +12,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
-    "main": "osiris_cli.main",
     "run": "osiris_cli.main",
 }
 """Public name → the module that defines it."""
 
 __all__ = [
-    "main",
     "run",
 ]
 

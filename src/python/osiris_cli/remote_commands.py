@@ -10,6 +10,7 @@ from osiris_cli.app import App
 from osiris_cli.output import emit_json, table
 from osiris_core.errors import InputError
 from osiris_remote.backends import BACKENDS, SandboxOptions
+from osiris_remote.backends.e2b import MAX_LIFETIME_S
 from osiris_remote.bootstrap import check_sandbox_env
 
 UNSUPPORTED_E2B_FLAGS = {
@@ -26,7 +27,7 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--e2b", action="store_true", help="same as --sandbox e2b")
     group.add_argument("--e2b-template", default=None, metavar="NAME", help="E2B template for the sandbox")
     group.add_argument("--e2b-timeout", type=int, default=3600, metavar="SECONDS",
-                       help="sandbox lifetime in seconds (default 3600)")
+                       help="sandbox lifetime in seconds (default 3600; E2B: at most 3600 on Hobby, 86400 on Pro)")
     group.add_argument("--step-timeout", type=float, default=None, metavar="SECONDS",
                        help="fail a step that runs longer than this (sandbox runs)")
     group.add_argument("--e2b-env", action="append", default=[], metavar="K=V",
@@ -43,6 +44,11 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--e2b-install-deps", action="store_true",
                        help="before the worker starts, pip-install in the sandbox the locked, hash-checked "
                             "third-party projects this pipeline needs (log: artifacts/_system/pip_install.log)")
+    group.add_argument("--e2b-allow-private-hosts", action="store_true",
+                       help="let connections name this machine, private networks or sockets (refused for E2B "
+                            "runs: a sandbox cannot reach them) — for a template that reaches them over a VPN")
+    group.add_argument("--e2b-like", action="store_true",
+                       help="local sandbox: refuse connections an E2B sandbox could not reach, as --e2b does")
 
 
 def _backend(args: argparse.Namespace) -> str | None:
@@ -65,7 +71,9 @@ def check_execution_flags(args: argparse.Namespace) -> bool:
         sandbox_only = {"--e2b-template": args.e2b_template, "--step-timeout": args.step_timeout,
                         "--bundle": args.bundle, "--sandbox-python": args.sandbox_python,
                         "--e2b-env": args.e2b_env or None, "--sandbox-root": args.sandbox_root,
-                        "--e2b-install-deps": args.e2b_install_deps or None}
+                        "--e2b-install-deps": args.e2b_install_deps or None,
+                        "--e2b-allow-private-hosts": args.e2b_allow_private_hosts or None,
+                        "--e2b-like": args.e2b_like or None}
         given = [flag for flag, value in sandbox_only.items() if value is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
@@ -94,9 +102,19 @@ def sandbox_options(args: argparse.Namespace) -> SandboxOptions:
                          hint="give e.g. --step-timeout 600")
     if args.e2b_timeout <= 0:
         raise InputError("--e2b-timeout must be positive", hint="give the sandbox lifetime in seconds")
+    if backend == "e2b" and args.e2b_timeout > MAX_LIFETIME_S:
+        raise InputError(f"--e2b-timeout {args.e2b_timeout} is longer than any E2B sandbox lives",
+                         hint=f"give at most {MAX_LIFETIME_S} (24 h, the Pro plan's limit; Hobby: 3600)")
+    if args.e2b_like and backend != "local":
+        raise InputError("--e2b-like applies to --sandbox local only", hint="drop it: E2B runs check hosts anyway")
+    private_hosts: bool | None = None  # as the backend's sandboxes do
+    if args.e2b_like:
+        private_hosts = False
+    if args.e2b_allow_private_hosts:
+        private_hosts = True
     return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout, env=env,
                           python=args.sandbox_python, bundle_path=args.bundle, local_root=args.sandbox_root,
-                          install_deps=args.e2b_install_deps)
+                          install_deps=args.e2b_install_deps, reach_private_hosts=private_hosts)
 
 
 def compare_cards(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:
@@ -109,6 +127,8 @@ def compare_cards(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:
     remote_fp = remote["execution"].get("sandbox_driver_code_sha256")
     if local_fp != remote_fp:
         diffs.append(f"driver code fingerprint: local {local_fp} != sandbox {remote_fp}")
+    if remote["status"] != local["status"] and remote.get("error"):
+        diffs.append(f"sandbox run: {remote['error']}")
     local_bundle = local["execution"].get("bundle_sha256")
     remote_bundle = remote["execution"].get("bundle_sha256")
     if local_bundle != remote_bundle:

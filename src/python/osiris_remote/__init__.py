@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, str] = {
     "BACKENDS": "osiris_remote.backends",
     "SandboxOptions": "osiris_remote.backends",
+    "MAX_LIFETIME_S": "osiris_remote.backends.e2b",
     "check_sandbox_env": "osiris_remote.bootstrap",
     "Bundle": "osiris_remote.bundle",
     "bundle_for": "osiris_remote.bundle",
@@ -27,6 +28,7 @@ _PUBLIC: dict[str, str] = {
 __all__ = [
     "BACKENDS",
     "Bundle",
+    "MAX_LIFETIME_S",
     "SandboxExecutor",
     "SandboxOptions",
     "bundle_for",

@@ -84,11 +84,10 @@ BOOTSTRAP_SOURCE = (_BOOTSTRAP_TEMPLATE.replace("@EXIT@", str(EXIT_BUNDLE_REJECT
 
 def bootstrap_command(python: str, bundle_zip: str, target_dir: str, bundle_sha256: str, deps_dir: str | None,
                       worker_args: Sequence[str]) -> str:
-    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker.main`) with
-    `worker_args`.
+    """The shell command that verifies the bundle and starts the worker (`osiris_remote.worker.main`).
 
-    `deps_dir` (relative to the working directory, or absolute) goes on the worker's import path after the bundle
-    (`--e2b-install-deps`).
+    The worker gets `worker_args`; `deps_dir` (relative to the working directory, or absolute) goes on its import
+    path after the bundle (`--e2b-install-deps`).
     """
     words = [python, *PYTHON_FLAGS, "-c", BOOTSTRAP_SOURCE, bundle_zip, target_dir, bundle_sha256, deps_dir or "",
              *worker_args]

@@ -4,6 +4,10 @@ It ships the bundle the run needs (checked against this host's code), the compil
 the worker through the Osiris sandbox protocol (`osiris_remote.backends`), feeds the worker's events into the run
 recorder as they come, and brings artifacts and outputs back. It builds no card and decides no exit code: the run
 recorder does, with the same code as for a local run — also when the worker dies mid-run.
+
+The connections' values (secrets included) go to the worker on its stdin, and only once its hello proved it runs
+this host's code; a sandbox that cannot reach a connection's host (E2B: nothing private,
+`osiris_remote.reachability`) is never opened for it.
 """
 
 from __future__ import annotations
@@ -29,12 +33,20 @@ from osiris_core.input_files import check_regular_file
 from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline, cfg_path
 from osiris_core.recorder import EventOrderError, RunRecorder
 from osiris_core.registry import Component
-from osiris_remote.backends import Sandbox, SandboxLost, SandboxOptions, open_sandbox
+from osiris_remote.backends import (
+    Sandbox,
+    SandboxLost,
+    SandboxOptions,
+    StdinWriter,
+    open_sandbox,
+    refuses_private_hosts,
+)
 from osiris_remote.bootstrap import PYTHON_FLAGS, bootstrap_command, check_sandbox_env
 from osiris_remote.bundle import Bundle, bundle_for, load_bundle
 from osiris_remote.deps import closure, locked, needed_projects, requirements_txt
+from osiris_remote.reachability import check_public_hosts
 from osiris_remote.worker.main import ARCHIVE_NAME
-from osiris_remote.worker.protocol import LineAssembler, decode
+from osiris_remote.worker.protocol import LineAssembler, decode, encode_values
 
 WORKDIR = "osiris"
 """Everything the host sends lives under this folder of the sandbox's home."""
@@ -66,14 +78,19 @@ class _Stream:
     """What the worker has said so far, and how far it is trusted.
 
     The order is fixed: the bootstrap verifies the bundle (`bundle_verified`, or `bundle_rejected`), the worker
-    says `hello` with its code fingerprint, and only then — if that fingerprint is the host's — are its records
-    taken into the run recorder, and its error or its `finished`. Anything out of that order, and any record the
-    recorder refuses, is a protocol violation: from then on nothing the sandbox says is used.
+    says `hello` with its code fingerprint, and only then — if that fingerprint is the host's — does the worker get
+    the connections' values on its stdin, and are its records taken into the run recorder, and its error or its
+    `finished`. Anything out of that order, and any record the recorder refuses, is a protocol violation: from then
+    on nothing the sandbox says is used.
     """
 
     recorder: RunRecorder
     host_fp: str
     bundle_sha256: str
+    values: dict[str, str] = field(default_factory=dict, repr=False)
+    """The connections' values for the worker's stdin (secrets: never shown)."""
+    stdin: StdinWriter | None = field(default=None, repr=False)
+    values_sent: bool = False
     lines: LineAssembler = field(default_factory=LineAssembler)
     stderr: str = ""
     phase: Phase = "bootstrap"
@@ -94,6 +111,16 @@ class _Stream:
     def finish(self) -> None:
         for line in self.lines.flush():
             self._line(line)
+
+    def attach_stdin(self, write: StdinWriter) -> None:
+        """The worker's stdin (`Sandbox.run`'s `on_start`)."""
+        self.stdin = write
+        self._send_values()
+
+    def _send_values(self) -> None:
+        if self.phase == "trusted" and self.stdin is not None and not self.values_sent:
+            self.values_sent = True
+            self.stdin(encode_values(self.values))
 
     def _violate(self, what: str) -> None:
         self.violation = self.recorder.masker.mask(what)
@@ -119,6 +146,7 @@ class _Stream:
                 return
             self.sandbox_fingerprint = str(payload.get("driver_code_sha256"))
             self.phase = "trusted" if self.sandbox_fingerprint == self.host_fp else "refused"
+            self._send_values()
         elif self.finished is not None:
             self._violate(f"the sandbox worker sent '{kind}' after it finished")
         elif kind == "record":
@@ -185,15 +213,16 @@ class SandboxExecutor(Executor):
         check_manifest(compiled, registry, host_fp)
         bundle = self._bundle(used)
         execution["bundle_sha256"] = bundle.sha256
-        secrets_env, connections_yaml = self._connections_for(compiled, recorder)
+        values, connections_yaml = self._connections_for(compiled, recorder)
         inputs = self._input_files(compiled)
-        stream = _Stream(recorder, host_fp, bundle.sha256)
+        stream = _Stream(recorder, host_fp, bundle.sha256, values)
         with _opened_sandbox(options) as sandbox:
+            execution["sandbox_home"] = sandbox.home
             _transfer("uploading to the sandbox",
                       lambda: self._upload(sandbox, bundle, compiled, connections_yaml, inputs))
             deps_dir = self._install_deps(sandbox, compiled, recorder) if options.install_deps else None
             try:
-                self._run_worker(sandbox, bundle, secrets_env, stream, deps_dir)
+                self._run_worker(sandbox, bundle, stream, deps_dir)
             finally:
                 execution["sandbox_driver_code_sha256"] = stream.sandbox_fingerprint
             if stream.finished is None:
@@ -212,14 +241,20 @@ class SandboxExecutor(Executor):
         return bundle_for(used, given)
 
     def _connections_for(self, compiled: CompiledPipeline, recorder: RunRecorder) -> tuple[dict[str, str], str]:
-        """Env vars with the referenced connections' values, and a connections file that only names them."""
+        """The referenced connections' values by variable name, and a connections file that only names them.
+
+        A connection whose host the sandbox cannot reach is refused here, before the sandbox opens.
+        """
         env: dict[str, str] = {}
         families: dict[str, dict[str, dict[str, str]]] = {}
         refs = sorted({s.connection for s in compiled.manifest.steps if s.connection})
         secret_keys = {k for c in self.settings.registry for k in c.spec.secrets}
+        public_only = refuses_private_hosts(self.options)
         for index, reference in enumerate(refs):
             fields = recorder.resolve_connection(self.settings.connections, reference, environ=self.settings.env(),
                                                  secret_keys=secret_keys)
+            if public_only:
+                check_public_hosts(reference, fields)
             entry: dict[str, str] = {}
             for key, value in fields.items():
                 if value is None:
@@ -321,8 +356,7 @@ class SandboxExecutor(Executor):
                            hint="the lock is for CPython 3.11 wheels; nothing ran")
         return f"../{DEPS_DIR}"
 
-    def _run_worker(self, sandbox: Sandbox, bundle: Bundle, secrets_env: dict[str, str], stream: _Stream,
-                    deps_dir: str | None = None) -> None:
+    def _run_worker(self, sandbox: Sandbox, bundle: Bundle, stream: _Stream, deps_dir: str | None = None) -> None:
         args = ["--manifest", f"../compiled/{MANIFEST_FILE}", "--connections", "../osiris_connections.yaml",
                 "--logs", f"../{LOGS_DIR}", "--expected-fingerprint", stream.host_fp]
         if self.settings.checksums:
@@ -332,8 +366,8 @@ class SandboxExecutor(Executor):
         command = bootstrap_command(self._python(sandbox), "../bundle.zip", "../bundle", bundle.sha256, deps_dir,
                                     args)
         try:
-            sandbox.run(command, cwd=f"{WORKDIR}/{INPUTS_DIR}", env={**self.options.env, **secrets_env},
-                        on_stdout=stream.on_stdout, on_stderr=stream.on_stderr)
+            sandbox.run(command, cwd=f"{WORKDIR}/{INPUTS_DIR}", env=self.options.env, on_stdout=stream.on_stdout,
+                        on_stderr=stream.on_stderr, on_start=stream.attach_stdin)
         except SandboxLost as exc:
             raise RunError(f"lost the sandbox while the worker ran: {exc.message}", hint=exc.hint) from None
         finally:

@@ -4,7 +4,7 @@ sandbox executor (`osiris_remote.proxy`) speaks nothing else.
 Adding a backend — say Docker — takes one new module and one registration line. The module,
 `osiris_remote/backends/docker.py`::
 
-    class DockerSandbox:            # implements base.Sandbox: put/get/exists/make_dir/run/kill, default_python
+    class DockerSandbox:            # implements base.Sandbox: put/get/exists/make_dir/run/kill, default_python, home
         ...
 
     @contextmanager
@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from typing import Final
 
 from osiris_core.errors import InputError
-from osiris_remote.backends.base import Sandbox, SandboxLost, SandboxOpener, SandboxOptions
+from osiris_remote.backends.base import Sandbox, SandboxLost, SandboxOpener, SandboxOptions, StdinWriter
 from osiris_remote.backends.e2b import open_e2b
 from osiris_remote.backends.local import open_local
 
@@ -33,6 +33,15 @@ BACKENDS: Final[dict[str, SandboxOpener]] = {
     "local": open_local,
     "e2b": open_e2b,
 }
+PUBLIC_NETWORK_ONLY: Final = frozenset({"e2b"})
+"""Backends whose sandboxes reach only the public internet: not this machine, its private networks or sockets."""
+
+
+def refuses_private_hosts(options: SandboxOptions) -> bool:
+    """Whether connections to hosts the sandbox cannot reach are refused before it opens (`reach_private_hosts`)."""
+    if options.reach_private_hosts is not None:
+        return not options.reach_private_hosts
+    return options.backend in PUBLIC_NETWORK_ONLY
 
 
 def open_sandbox(options: SandboxOptions) -> AbstractContextManager[Sandbox]:
@@ -43,4 +52,5 @@ def open_sandbox(options: SandboxOptions) -> AbstractContextManager[Sandbox]:
     return opener(options)
 
 
-__all__ = ["BACKENDS", "Sandbox", "SandboxLost", "SandboxOptions", "open_sandbox"]
+__all__ = ["BACKENDS", "PUBLIC_NETWORK_ONLY", "Sandbox", "SandboxLost", "SandboxOptions", "StdinWriter", "open_sandbox",
+           "refuses_private_hosts"]

@@ -1,9 +1,12 @@
 """The Osiris sandbox protocol: all the sandbox executor asks of a sandbox, whatever backend provides it.
 
-Paths are relative to the sandbox's working home (`osiris/bundle.zip`); each backend maps them to wherever that
-is (`/home/user` on E2B, a folder on this machine for `local`). `put` and `get` stream, so large inputs and
-outputs never sit in memory whole. `run` returns the command's exit code (a non-zero one is no error of the
-sandbox) and raises `SandboxLost` when the sandbox itself is gone or unreachable.
+Paths are relative to the sandbox user's home (`osiris/bundle.zip`), which the backend asks the sandbox for once
+(`home`: `/home/user` on E2B's base template, another folder for a template with another user, a folder on this
+machine for `local`). `put` and `get` stream, with no deadline on the whole transfer, so large inputs and outputs
+never sit in memory whole nor fail for taking long. `run` returns the command's exit code (a non-zero one is no
+error of the sandbox) and raises `SandboxLost` when the sandbox itself is gone or unreachable; with `on_start` the
+command gets a stdin pipe, the only way anything secret reaches it (an environment variable is visible to every
+process listing: envd's `List` returns each command's `envs`, and envd logs `Start` requests).
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ class SandboxLost(RunError):
     """The sandbox stopped answering: it expired, was killed, or cannot be reached."""
 
 
+StdinWriter = Callable[[bytes], None]
+"""Writes to a running command's stdin."""
+
+
 class Sandbox(Protocol):
     """One open sandbox."""
 
     @property
     def default_python(self) -> str:
         """The interpreter to run when `--sandbox-python` is not given."""
+
+    @property
+    def home(self) -> str:
+        """The absolute path of the sandbox user's home, as the sandbox reports it: where relative paths live."""
 
     def put(self, path: str, data: bytes | BinaryIO) -> None:
         """Write a file (parent folders are created), from bytes or an open binary file read to its end."""
@@ -40,8 +51,12 @@ class Sandbox(Protocol):
         """Create a folder and its parents (an existing one is fine)."""
 
     def run(self, command: str, *, cwd: str, env: Mapping[str, str], on_stdout: Callable[[str], None],
-            on_stderr: Callable[[str], None]) -> int:
-        """Run a shell command in `cwd` with `env` added, streaming its output as it comes; its exit code."""
+            on_stderr: Callable[[str], None], on_start: Callable[[StdinWriter], None] | None = None) -> int:
+        """Run a shell command in `cwd` with `env` added, streaming its output as it comes; its exit code.
+
+        With `on_start`, the command gets a stdin pipe, and `on_start` is called once it runs with a writer to it
+        (which `on_stdout` may call). A write that fails ends the command and says why on `on_stderr`.
+        """
 
     def kill(self) -> None:
         """End the sandbox and everything running in it (idempotent)."""
@@ -68,6 +83,11 @@ class SandboxOptions:
     install_deps: bool = False
     """Before the worker starts, pip-install in the sandbox the locked, hash-checked third-party projects the
     manifest needs (`osiris_remote.deps`); the interpreter must have pip."""
+    reach_private_hosts: bool | None = None
+    """Whether the sandbox reaches this machine, its private networks and Unix sockets: None as the backend does
+    (`backends.PUBLIC_NETWORK_ONLY`: E2B does not); False refuses connections to such hosts before the sandbox
+    opens (`osiris_remote.reachability`; `--e2b-like` for the local sandbox); True skips that check
+    (`--e2b-allow-private-hosts`, for an E2B template on a VPN)."""
 
 
 SandboxOpener = Callable[[SandboxOptions], AbstractContextManager[Sandbox]]

@@ -60,8 +60,10 @@ blocks on its pipe, ``process_service.MAX_QUEUED_CHUNKS``).
 Filesystem mapping
 ------------------
 Sandbox paths are virtual and absolute: ``/`` is the sandbox root directory ``root``
-and ``/a/b`` is ``<root>/a/b``. The default user is ``user`` with home ``/home/user``
-(``<root>/home/user``, created at start-up); ``user="root"`` has home ``/root``.
+and ``/a/b`` is ``<root>/a/b``. The default user (whom a request naming none acts as) is
+``user`` with home ``/home/user`` (``<root>/home/user``, created at start-up), as on E2B's
+base template; ``LocalSandboxServer(root, user=...)`` makes it another, as a custom
+template may (``root`` has home ``/root``, any other name ``/home/<name>``).
 Relative paths and ``~`` resolve against the user's home, as in envd. A ``..`` that would
 climb above ``/`` is rejected, and no path (including through symlinks) may resolve to
 a host path outside ``root``; a symlink leading outside the root is listed without its
@@ -73,7 +75,9 @@ Commands run as real host processes as the server's OS user, in their own sessio
 umask 077, cwd = the resolved ``cwd`` (default ``<root>/home/user``) and a clean
 environment: ``PATH`` (``path_env``), ``HOME`` (= the host path of the user's home),
 ``USER``/``LOGNAME`` (sandbox user name), ``LANG=C.UTF-8``, the server ``envs``, then the
-per-command ``envs``. Nothing from the server's own environment is passed on. The SDK's
+per-command ``envs``. Nothing from the server's own environment is passed on. Like
+envd, ``List`` returns each running command's config as started, ``envs`` included, to
+any client with the token: a secret never belongs in a command's ``envs``. The SDK's
 ``/bin/bash -l -c <cmd>`` runs as ``/bin/bash --noprofile --norc -c <cmd>``: no profile or rc
 file in the sandbox home is ever run. Note that this is *not* isolation: commands can see
 the whole host filesystem under its real paths, so an absolute sandbox path such as

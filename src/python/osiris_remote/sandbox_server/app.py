@@ -16,7 +16,7 @@ from .client import SANDBOX_ID
 from .files_http import FilesEndpoint, Receive, Scope, Send, send_empty, send_json
 from .filesystem_service import FilesystemService
 from .limits import SandboxLimits
-from .paths import SandboxLayout
+from .paths import DEFAULT_USER, SandboxLayout
 from .process_service import DEFAULT_PATH, ProcessManager, ProcessService
 
 ENVD_VERSION = "0.5.7"
@@ -31,7 +31,7 @@ class SandboxApp:
     ``policy`` holds the access token and the address the server is bound to (see
     ``access``). After ``lifetime`` seconds (None: no limit) every sandbox process is killed
     and every request is answered 502 "sandbox ... was not found", as E2B does for a sandbox
-    past its timeout.
+    past its timeout. ``user`` is the default user (``SandboxLayout.user``).
     """
 
     def __init__(
@@ -43,12 +43,13 @@ class SandboxApp:
         path_env: str = DEFAULT_PATH,
         lifetime: float | None = None,
         limits: SandboxLimits | None = None,
+        user: str = DEFAULT_USER,
     ) -> None:
         if lifetime is not None and not lifetime > 0:
             raise ValueError(f"sandbox lifetime must be a positive number of seconds, not {lifetime}")
         self.policy = policy
         self.limits = limits or SandboxLimits()
-        self.layout = SandboxLayout.create(root)
+        self.layout = SandboxLayout.create(root, user)
         self.lifetime = lifetime
         self._deadline = None if lifetime is None else time.monotonic() + lifetime
         self._expired = False

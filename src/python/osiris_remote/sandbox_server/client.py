@@ -19,7 +19,7 @@ SANDBOX_ID = "debug_sandbox_id"
 """The id of a debug-mode sandbox (what ``Sandbox.create(debug=True)`` uses)."""
 
 
-def _options(url: str, token: str) -> dict[str, Any]:
+def _options(url: str, token: str, request_timeout: float | None) -> dict[str, Any]:
     from e2b import ConnectionConfig
     from e2b.envd.versions import ENVD_DEBUG_FALLBACK
 
@@ -28,7 +28,8 @@ def _options(url: str, token: str) -> dict[str, Any]:
         "E2b-Sandbox-Id": SANDBOX_ID,
         "E2b-Sandbox-Port": str(ConnectionConfig.envd_port),
     }
-    config = ConnectionConfig(debug=True, sandbox_url=url, extra_sandbox_headers=headers)
+    config = ConnectionConfig(debug=True, sandbox_url=url, extra_sandbox_headers=headers,
+                              request_timeout=request_timeout)
     return {
         "sandbox_id": SANDBOX_ID,
         "sandbox_domain": None,
@@ -39,17 +40,18 @@ def _options(url: str, token: str) -> dict[str, Any]:
     }
 
 
-def connect_sandbox(url: str, token: str) -> Sandbox:
-    """A ``Sandbox`` talking to the server at ``url`` (e.g. ``LocalSandboxServer.url``) with ``token``."""
+def connect_sandbox(url: str, token: str, *, request_timeout: float | None = None) -> Sandbox:
+    """A ``Sandbox`` talking to the server at ``url`` (e.g. ``LocalSandboxServer.url``) with ``token``;
+    ``request_timeout`` is the SDK's default deadline of a call (None: its own, 60 s)."""
     from e2b import Sandbox
 
-    sandbox: Sandbox = Sandbox(**_options(url, token))
+    sandbox: Sandbox = Sandbox(**_options(url, token, request_timeout))
     return sandbox
 
 
-def connect_async_sandbox(url: str, token: str) -> AsyncSandbox:
+def connect_async_sandbox(url: str, token: str, *, request_timeout: float | None = None) -> AsyncSandbox:
     """The ``AsyncSandbox`` twin of ``connect_sandbox``."""
     from e2b import AsyncSandbox
 
-    sandbox: AsyncSandbox = AsyncSandbox(**_options(url, token))
+    sandbox: AsyncSandbox = AsyncSandbox(**_options(url, token, request_timeout))
     return sandbox

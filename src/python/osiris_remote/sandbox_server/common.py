@@ -21,20 +21,20 @@ from connectrpc.request import Headers, RequestContext
 from e2b.envd.filesystem import filesystem_pb
 from protobuf.wkt import Timestamp
 
-from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, validate_username
+from .paths import SandboxLayout, SandboxPathError, validate_username
 
 METADATA_XATTR_PREFIX = "user.e2b."
 """User metadata is stored as extended attributes with this prefix, like envd does."""
 
 
-def user_from_basic_auth(authorization: str | None) -> str:
+def user_from_basic_auth(authorization: str | None, default: str) -> str:
     """The user named by an ``Authorization: Basic base64("<user>:")`` header.
 
     The SDK sends this header (with an empty password) when a call passes ``user=``;
-    without it envd acts as its default user.
+    without it envd acts as its default user (``default``).
     """
     if not authorization:
-        return DEFAULT_USER
+        return default
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "basic":
         raise ConnectError(Code.UNAUTHENTICATED, "unsupported authorization scheme")
@@ -42,15 +42,15 @@ def user_from_basic_auth(authorization: str | None) -> str:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as e:
         raise ConnectError(Code.UNAUTHENTICATED, "malformed basic authorization") from e
-    username = decoded.partition(":")[0] or DEFAULT_USER
+    username = decoded.partition(":")[0] or default
     try:
         return validate_username(username)
     except SandboxPathError as e:
         raise ConnectError(Code.UNAUTHENTICATED, f"invalid username: '{username}'") from e
 
 
-def user_from_headers(headers: Headers) -> str:
-    return user_from_basic_auth(headers.get("authorization"))
+def user_from_headers(headers: Headers, default: str) -> str:
+    return user_from_basic_auth(headers.get("authorization"), default)
 
 
 @contextmanager

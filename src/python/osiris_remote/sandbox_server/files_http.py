@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 
 from .common import write_metadata
 from .limits import MiB, SandboxLimits
-from .paths import DEFAULT_USER, SandboxLayout, SandboxPathError, make_private_dirs, validate_username
+from .paths import SandboxLayout, SandboxPathError, make_private_dirs, validate_username
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -320,7 +320,7 @@ class FilesEndpoint:
 
     def _resolve(self, path: str, query: dict[str, str]) -> tuple[str, Path]:
         try:
-            username = validate_username(query.get("username") or DEFAULT_USER)
+            username = validate_username(query.get("username") or self._layout.user)
             vpath = self._layout.resolve(path, username)
             return vpath, self._layout.to_host(vpath)
         except SandboxPathError as e:

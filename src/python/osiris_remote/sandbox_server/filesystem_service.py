@@ -106,7 +106,7 @@ class FilesystemService(Filesystem):
         self._streams = 0
 
     def _resolve(self, path: str, ctx: RequestContext[Any, Any]) -> str:
-        return self._layout.resolve(path, user_from_headers(ctx.request_headers))
+        return self._layout.resolve(path, user_from_headers(ctx.request_headers, self._layout.user))
 
     def _dir_watcher(
         self, path: str, recursive: bool, include_entry: bool, ctx: RequestContext[Any, Any]

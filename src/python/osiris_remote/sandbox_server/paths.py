@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_USER = "user"
-"""The user envd acts as when the request names none (the E2B default user)."""
+"""The user envd acts as when the request names none, on E2B's base template (a layout may have another)."""
 
 _USERNAME_RE = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
 
@@ -61,17 +61,22 @@ def validate_username(username: str) -> str:
 
 @dataclass(frozen=True)
 class SandboxLayout:
-    """The mapping between the sandbox's virtual filesystem and ``root`` on the host."""
+    """The mapping between the sandbox's virtual filesystem and ``root`` on the host.
+
+    ``user`` is the sandbox's default user, whom requests naming no user act as (a custom E2B template may have
+    another than ``user``; ``root``'s home is ``/root``).
+    """
 
     root: Path
+    user: str = DEFAULT_USER
 
     @classmethod
-    def create(cls, root: Path) -> SandboxLayout:
+    def create(cls, root: Path, user: str = DEFAULT_USER) -> SandboxLayout:
         """The layout of ``root``, created if needed; the root is made private (0700)."""
         make_private_dirs(root)
-        layout = cls(Path(os.path.realpath(root)))
+        layout = cls(Path(os.path.realpath(root)), validate_username(user))
         os.chmod(layout.root, 0o700)
-        layout.ensure_home(DEFAULT_USER)
+        layout.ensure_home(layout.user)
         return layout
 
     # -- users -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ with a PTY), except that a bash or sh is never a login shell and bash reads no r
 (``containment.without_login_shell``), in a new session (its own process group), with
 umask 077, and:
 
-* cwd: the requested ``cwd`` resolved as a sandbox path (default: the user's home,
+* cwd: the requested ``cwd`` resolved as a sandbox path (default: the user's home, e.g.
   ``/home/user`` -> ``<root>/home/user``); it must exist;
 * a clean environment: ``PATH``, ``HOME`` (host path of the user's home), ``USER``,
   ``LOGNAME``, ``LANG``, then the server-wide ``envs``, then the per-command ``envs``
@@ -321,6 +321,11 @@ class ProcessManager:
     def processes(self) -> list[ManagedProcess]:
         return list(self._processes.values())
 
+    @property
+    def user(self) -> str:
+        """The sandbox's default user (``SandboxLayout.user``)."""
+        return self._layout.user
+
     def find(self, selector: pb.ProcessSelector | None) -> ManagedProcess:
         match selector.selector if selector is not None else None:
             case Oneof(field="pid", value=pid):
@@ -514,12 +519,6 @@ async def _stream_events(
         yield event
 
 
-def _without_envs(config: pb.ProcessConfig) -> pb.ProcessConfig:
-    if config.has_field("cwd"):
-        return pb.ProcessConfig(cmd=config.cmd, args=list(config.args), cwd=config.cwd)
-    return pb.ProcessConfig(cmd=config.cmd, args=list(config.args))
-
-
 _SIGNALS = {pb.Signal.SIGKILL: signal.SIGKILL, pb.Signal.SIGTERM: signal.SIGTERM}
 
 
@@ -532,17 +531,15 @@ class ProcessService(Process):
     async def list(
         self, request: pb.ListRequest, ctx: RequestContext[pb.ListRequest, pb.ListResponse]
     ) -> pb.ListResponse:
-        # Environment variables carry the worker's secrets: List shows each command without them.
+        # As envd does: each command's config as started, its `envs` included (so never pass a secret that way).
         return pb.ListResponse(
-            processes=[pb.ProcessInfo(config=_without_envs(p.config), pid=p.pid, tag=p.tag)
-                       for p in self._manager.processes]
+            processes=[pb.ProcessInfo(config=p.config, pid=p.pid, tag=p.tag) for p in self._manager.processes]
         )
 
     async def start(
         self, request: pb.StartRequest, ctx: RequestContext[pb.StartRequest, pb.StartResponse]
     ) -> AsyncIterator[pb.StartResponse]:
-        username = user_from_headers(ctx.request_headers)
-        proc, queue = self._manager.start(request, username)
+        proc, queue = self._manager.start(request, user_from_headers(ctx.request_headers, self._manager.user))
         remaining_ms = ctx.timeout_ms
         if remaining_ms is not None:
             loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ from .access import AccessPolicy, is_loopback, new_token
 from .app import SandboxApp
 from .client import connect_sandbox
 from .limits import SandboxLimits
+from .paths import DEFAULT_USER
 from .process_service import DEFAULT_PATH
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ class LocalSandboxServer:
     sandbox like E2B's timeout: its processes are killed and later requests refused.
     ``envs`` are environment variables every command gets (what
     ``Sandbox.create(envs=...)`` would set; debug mode drops those), ``path_env`` is the
-    commands' initial ``PATH``. Use as a context manager or call ``stop()``.
+    commands' initial ``PATH``, ``user`` the default user (as a custom template's: ``root``
+    has home ``/root``, any other name ``/home/<name>``). Use as a context manager or call ``stop()``.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class LocalSandboxServer:
         lifetime: float | None = None,
         limits: SandboxLimits | None = None,
         log_level: str = "warning",
+        user: str = DEFAULT_USER,
     ) -> None:
         self.root = Path(root)
         self._socket = _bind(host, port)
@@ -98,7 +101,7 @@ class LocalSandboxServer:
         self.token = new_token()
         try:
             self.app = SandboxApp(self.root, AccessPolicy(self.token, host, self.port), envs=envs,
-                                  path_env=path_env, lifetime=lifetime, limits=limits)
+                                  path_env=path_env, lifetime=lifetime, limits=limits, user=user)
         except BaseException:
             self._socket.close()
             raise
@@ -122,9 +125,10 @@ class LocalSandboxServer:
         """The envd base URL, e.g. ``http://127.0.0.1:41234``."""
         return _url(self.host, self.port)
 
-    def sandbox(self) -> Sandbox:
-        """An ``e2b`` SDK ``Sandbox`` connected to this server with its token."""
-        return connect_sandbox(self.url, self.token)
+    def sandbox(self, *, request_timeout: float | None = None) -> Sandbox:
+        """An ``e2b`` SDK ``Sandbox`` connected to this server with its token (``request_timeout``: the SDK's
+        default deadline of a call, 60 s unless given)."""
+        return connect_sandbox(self.url, self.token, request_timeout=request_timeout)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -186,6 +190,7 @@ def serve(
     path_env: str = DEFAULT_PATH,
     limits: SandboxLimits | None = None,
     log_level: str = "info",
+    user: str = DEFAULT_USER,
 ) -> None:
     """Serve the sandbox in the foreground until interrupted (``osiris sandbox serve``).
 
@@ -214,7 +219,7 @@ def serve(
             token_file = temporary = Path(name)
         write_token_file(token_file, token)
         app = SandboxApp(Path(root), AccessPolicy(token, host, actual_port), envs=envs, path_env=path_env,
-                         lifetime=lifetime, limits=limits)
+                         lifetime=lifetime, limits=limits, user=user)
         print(f"osiris sandbox: envd at {_url(host, actual_port)} (root {app.layout.root}); access token in "
               f"{token_file}; connect the e2b SDK with osiris_remote.sandbox_server.connect_sandbox(url, token)",
               file=sys.stderr, flush=True)

@@ -4,15 +4,18 @@ Started by the bootstrap from verified bundle files. Its components are those th
 (`osiris_remote.worker.components`). Everything it reports goes to stdout as protocol lines
 (`osiris_remote.worker.protocol`): a hello with the fingerprint of the code it runs, each event and metric as its
 run recorder writes it (already masked), and at the end the session id and where the session's archive is.
+The connections' values (secrets included) arrive on stdin, one line once the host trusts the hello
+(`protocol.encode_values`); they never pass through the environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from osiris_core.connections import Connections
 from osiris_core.errors import OsirisError
@@ -22,7 +25,7 @@ from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
 from osiris_remote.worker.components import bundle_root, bundled_registry
-from osiris_remote.worker.protocol import encode
+from osiris_remote.worker.protocol import MAX_VALUES_BYTES, decode_values, encode
 
 ARCHIVE_NAME = "session.tar.gz"
 EXIT_FINGERPRINT_MISMATCH = 4
@@ -35,6 +38,16 @@ def say(kind: str, payload: dict[str, Any]) -> None:
 
 def forward(logged: Logged) -> None:
     say("record", logged.record)
+
+
+def read_values(stdin: BinaryIO) -> dict[str, str]:
+    """The connections' values the host writes on stdin; then stdin is /dev/null, so no child inherits the pipe."""
+    try:
+        return decode_values(stdin.readline(MAX_VALUES_BYTES + 1))
+    finally:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,13 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         say("fingerprint_mismatch", {"sandbox": fingerprint, "host": args.expected_fingerprint})
         return EXIT_FINGERPRINT_MISMATCH
     try:
+        values = read_values(sys.stdin.buffer)
+    except ValueError as exc:
+        say("worker_error", {"error": f"the worker got no connection values from the host: {exc}", "exit_code": 1})
+        return 1
+    try:
         compiled = load_compiled(args.manifest)
         connections = Connections.load(args.connections)
     except OsirisError as exc:
         say("worker_error", {"error": exc.render(), "exit_code": exc.exit_code})
         return exc.exit_code
-    settings = ExecutionSettings(registry, connections, args.logs, listeners=(forward,), checksums=args.checksums,
-                                 step_timeout_s=args.step_timeout)
+    settings = ExecutionSettings(registry, connections, args.logs, environ=values, listeners=(forward,),
+                                 checksums=args.checksums, step_timeout_s=args.step_timeout)
     result = LocalExecutor(settings).run(compiled)
     archive = args.logs / ARCHIVE_NAME
     with tarfile.open(archive, "w:gz") as tar:

@@ -1,15 +1,24 @@
-"""The worker → host wire format: one JSON object per stdout line, marked so other output cannot pass for it.
+"""The wire format between host and worker.
 
-Kinds, in the only order the host accepts: `bundle_verified` (or `bundle_rejected`) from the bootstrap; `hello`
+Worker → host: one JSON object per stdout line, marked so other output cannot pass for it. Kinds, in the only
+order the host accepts: `bundle_verified` (or `bundle_rejected`) from the bootstrap; `hello`
 (`driver_code_sha256`) from the worker; then `record` (an event or metric exactly as the worker's run recorder
 wrote it, masked), `worker_error` (the run could not start) and last `finished` (`session`, `archive`,
 `exit_code`). The bootstrap writes the same mark with its own copy of `encode` (it may import nothing).
+
+Host → worker: once the worker's hello is trusted, the host writes one line on its stdin, the values of the
+connections' `${VAR}` references (`encode_values`), secrets included; nothing secret is ever in the worker's
+environment or command line, which every process listing shows.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
+
+MAX_VALUES_BYTES = 16 * 1024 * 1024
+"""The longest line of connection values the worker reads."""
 
 MARK = "\x1eosiris "
 """Record separator + tag: a driver printing to stdout never produces this by accident."""
@@ -30,6 +39,21 @@ def decode(line: str) -> tuple[str, dict[str, Any]] | None:
     if not isinstance(message, dict) or not isinstance(message.get("payload"), dict):
         return None
     return str(message.get("kind")), message["payload"]
+
+
+def encode_values(values: Mapping[str, str]) -> bytes:
+    """The host's one line to the worker: the connections' values by variable name (ASCII: any string survives)."""
+    return json.dumps(dict(values)).encode() + b"\n"
+
+
+def decode_values(line: bytes) -> dict[str, str]:
+    """The values `encode_values` wrote; ValueError for anything else (nothing, a cut line, another shape)."""
+    if not line.endswith(b"\n"):
+        raise ValueError("no complete line of connection values on stdin")
+    values = json.loads(line)
+    if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+        raise ValueError("the connection values on stdin are not an object of strings")
+    return values
 
 
 class LineAssembler:
