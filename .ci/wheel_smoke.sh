@@ -21,7 +21,8 @@ test -s output/director_stats.csv
 # Entry points against installed wheels: a third-party component package adds a component.
 PIP_CONFIG_FILE=/dev/null "$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
   "$work/examples/plugin"
-"$work/venv/bin/osiris" components list | grep -q '^example.sequence'
+components="$("$work/venv/bin/osiris" components list)"
+grep -q '^example.sequence' <<<"$components"
 "$work/venv/bin/osiris" run examples/plugin/pipeline.yaml
 test "$(cat output/numbers.csv)" = "$(printf 'n\n10\n11\n12\n13\n14')"
 # ...and runs in the sandbox too: the bundle carries the plugin's package, the worker loads it from there.

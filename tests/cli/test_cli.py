@@ -145,3 +145,21 @@ def test_unusable_paths_and_values_are_bad_input(demo: Path, capsys: pytest.Capt
         main(["sandbox", "serve", "--port", "99999"])
     assert info.value.code == 2
     assert "99999 is not a TCP port" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_no_error_and_no_message(project: Path) -> None:
+    """`osiris components list | grep -q x` under `set -o pipefail` must not print a misleading path error."""
+    import os
+    import subprocess
+    import sys
+
+    import osiris_cli.main  # noqa: F401  (Pants: the subprocess runs this module)
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if os.path.isabs(p))}
+    child = subprocess.Popen([sys.executable, "-c", "from osiris_cli.main import run; run()", "components", "list"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line is written
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141
+    assert stderr == ""

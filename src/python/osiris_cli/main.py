@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -128,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose output pipe was closed."""
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     app = App(logs_dir=args.logs_dir, connections_path=args.connections, json=args.json,
@@ -138,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OsirisError as exc:
         print(f"error: {scrub_text(exc.render())}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader went away (`osiris … | head`): not an error of ours, and nothing to say
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # a path the user gave (logs dir, sandbox root, port) that cannot be used
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where} — check the path or port you gave", file=sys.stderr)
