@@ -1,7 +1,10 @@
 """The `supabase` family's catalog: with `pg_dsn`, the PostgreSQL catalog (`osiris_drivers.postgres.discover`);
 with only `url` and a key, PostgREST's OpenAPI description (`GET /rest/v1/`, in the schema's profile) with a
-planner's row estimate per table (`HEAD` with `Prefer: count=planned`). Dry-run plans follow the writer's and
-extractor's own choice of path: COPY/psycopg2 over `pg_dsn`, else the DDL channel or PostgREST."""
+planner's row estimate per table (`HEAD` with `Prefer: count=planned`). PostgREST does not say which endpoints are
+views: one it cannot write through is listed as a view, one it can (a simple view) as a table.
+
+Dry-run plans follow the writer's and extractor's own choice of path: COPY/psycopg2 over `pg_dsn`, else the DDL
+channel or PostgREST."""
 
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class SupabaseCatalog(FamilyCatalog[SupabaseSettings]):
         with _rest(settings) as rest:
             relations = [
                 Relation(name, kind, columns, settings.target(chosen, name), schema=chosen,
-                         rows=rest.planned_rows(chosen, name))
+                         rows=rest.planned_rows(chosen, name) if kind == "table" else None)
                 for name, kind, columns in rest.relations(chosen)]
         return Catalog(settings.target(), chosen, (chosen,), tuple(relations))
 
@@ -125,6 +128,12 @@ def _plan_read(step_id: str, config: SupabaseExtractorConfig) -> StepPlan:
                     detail=f"reads table {table} through PostgREST {config.where}: {len(columns)} columns")
 
 
+def _type(prop: dict[str, Any]) -> str:
+    """The column type PostgREST names (`format`), with a `character varying`'s length."""
+    name = str(prop.get("format") or prop.get("type") or "unknown")
+    return f"{name}({prop['maxLength']})" if prop.get("maxLength") is not None else name
+
+
 class _Rest:
     """PostgREST's OpenAPI root and row counts, over one HTTP client."""
 
@@ -147,8 +156,8 @@ class _Rest:
             if path is None:
                 continue  # not an endpoint (a type PostgREST describes)
             required = set(definition.get("required") or ())
-            columns = tuple(Column(column, str(prop.get("format") or prop.get("type") or "unknown"),
-                                   column not in required, PK_MARKER in str(prop.get("description") or ""))
+            columns = tuple(Column(column, _type(prop), column not in required,
+                                   PK_MARKER in str(prop.get("description") or ""))
                             for column, prop in (definition.get("properties") or {}).items())
             found.append((name, "table" if any(m in path for m in WRITE_METHODS) else "view", columns))
         return found
