@@ -22,6 +22,7 @@ from osiris_core.registry import Component
 from osiris_core.spec import parse_spec
 from osiris_drivers.dry_run import plan_step
 from tests.support.databases import MySQLDatabase, PostgresDatabase
+from tests.support.postgrest_openapi import OpenApiPostgrestServer
 
 PASSWORD = "dry-run-pw-2718"
 
@@ -305,3 +306,63 @@ def test_nothing_is_written_even_for_a_missing_duckdb_file(project: Path, capsys
     step = dry_run(capsys, name)["steps"][1]
     assert (step["action"], step["target_exists"]) == ("create", False)
     assert sorted(os.listdir(project)) == ["in.csv", name]  # no folder, no file, no logs
+
+
+# --------------------------------------------------------------------------------------------- Supabase
+
+SUPABASE_KEY = "dry-run-service-key-1123"
+
+
+def test_supabase_steps_are_planned_on_every_path_with_reads_only(project: Path, pg_db: PostgresDatabase,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    connection = pg_db.connect()
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS sb_rows, sb_missing; CREATE TABLE sb_rows (id bigint PRIMARY KEY, "
+                       "name text); INSERT INTO sb_rows VALUES (8, 'old')")
+    server = OpenApiPostgrestServer(pg_db.dsn, api_key=SUPABASE_KEY)
+    try:
+        (project / "in.csv").write_text("id,name\n1,one\n", encoding="utf-8")
+        (project / "osiris_connections.yaml").write_text(yaml.safe_dump({"connections": {"supabase": {
+            "rest": {"url": server.url, "service_role_key": SUPABASE_KEY, "sql_url": server.sql_url},
+            "dsn": {"url": server.url, "service_role_key": SUPABASE_KEY, "pg_dsn": pg_db.dsn},
+        }}}), encoding="utf-8")
+
+        def sb_write(step_id: str, table: str, mode: str, alias: str) -> dict[str, Any]:
+            return {"id": step_id, "component": "supabase.writer", "mode": "write", "needs": ["read"],
+                    "config": {"connection": f"@supabase.{alias}", "table": table, "write_mode": mode,
+                               **({"primary_key": ["id"]} if mode == "upsert" else {})}}
+
+        def sb_read(step_id: str, alias: str, **config: Any) -> dict[str, Any]:
+            return {"id": step_id, "component": "supabase.extractor", "mode": "read",
+                    "config": {"connection": f"@supabase.{alias}", **config}}
+
+        name = pipeline(project, [
+            READ, sb_write("rest-append", "sb_rows", "append", "rest"),
+            sb_write("rest-new", "sb_missing", "replace", "rest"), sb_write("dsn-upsert", "sb_rows", "upsert", "dsn"),
+            sb_write("dsn-new", "sb_missing", "append", "dsn"),
+            sb_read("rest-table", "rest", table="sb_rows"), sb_read("rest-gone", "rest", table="sb_gone"),
+            sb_read("rest-query", "rest", query="SELECT 1"), sb_read("dsn-query", "dsn", query="SELECT id FROM sb_rows"),
+        ])
+        plan = dry_run(capsys, name, code=1)
+        steps = {s["step"]: s for s in plan["steps"]}
+        assert {k: (steps[k]["action"], steps[k]["target_exists"]) for k in
+                ("rest-append", "rest-new", "dsn-upsert", "dsn-new")} == {
+            "rest-append": ("append", True), "rest-new": ("create", False), "dsn-upsert": ("upsert", True),
+            "dsn-new": ("create", False)}
+        assert steps["rest-append"]["target"] == f"{server.url}/public.sb_rows"
+        assert steps["rest-table"]["detail"] == f"reads table public.sb_rows through PostgREST at 127.0.0.1:" \
+                                                f"{server.url.rsplit(':', 1)[1]}: 2 columns"
+        assert "table public.sb_gone is not in PostgREST's schema cache" in steps["rest-gone"]["error"]
+        assert "`query` needs pg_dsn" in steps["rest-query"]["error"]
+        assert steps["dsn-query"]["error"] is None and steps["dsn-query"]["source"] == f"{server.url}/#query"
+        assert SUPABASE_KEY not in json.dumps(plan)
+        assert {method for method, path in server.requests if path.startswith("/rest/")} <= {"GET", "HEAD"}
+        queries = [json.loads(r.body)["query"] for r in server.log if r.path == "/sql"]
+        assert queries and all(q.lstrip().upper().startswith("SELECT") for q in queries)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass('sb_missing') IS NULL, (SELECT count(*) FROM sb_rows), "
+                           "(SELECT count(*) FROM pg_class WHERE relname LIKE '\\_osiris\\_stage\\_%')")
+            assert cursor.fetchone() == (True, 1, 0)
+    finally:
+        server.stop()
+        connection.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from osiris_core.driver import DriverConfig, StepContext, StepPlan
@@ -29,6 +29,9 @@ from osiris_drivers.supabase.connection import SupabaseSettings
 from osiris_drivers.supabase.ddl_channel import DdlChannel, Psycopg2Channel
 from osiris_drivers.supabase.extractor.driver import SupabaseExtractorConfig
 from osiris_drivers.supabase.writer.driver import SupabaseWriterConfig
+
+if TYPE_CHECKING:
+    import httpx
 
 REST_PATH = "/rest/v1/"
 HTTP_TIMEOUT_S = 30
@@ -137,7 +140,7 @@ def _type(prop: dict[str, Any]) -> str:
 class _Rest:
     """PostgREST's OpenAPI root and row counts, over one HTTP client."""
 
-    def __init__(self, settings: SupabaseSettings, client: Any) -> None:
+    def __init__(self, settings: SupabaseSettings, client: httpx.Client) -> None:
         self.settings = settings
         self.client = client
         self.base = settings.url.rstrip("/") + REST_PATH
@@ -147,7 +150,7 @@ class _Rest:
         response = self.client.get(self.base, headers={"Accept": "application/openapi+json",
                                                        "Accept-Profile": schema})
         self._check(response, schema)
-        document = response.json()
+        document: dict[str, Any] = response.json()
         definitions = document.get("definitions") or {}
         paths = document.get("paths") or {}
         found = []
@@ -174,8 +177,8 @@ class _Rest:
         total = str(response.headers.get("Content-Range", "")).rpartition("/")[2]
         return int(total) if total.isdigit() else None
 
-    def _check(self, response: Any, schema: str) -> None:
-        status = int(response.status_code)
+    def _check(self, response: httpx.Response, schema: str) -> None:
+        status = response.status_code
         if status < 400:
             return
         try:
@@ -204,7 +207,9 @@ def _rest(settings: SupabaseSettings) -> Iterator[_Rest]:
     if not key:
         raise InputError("the supabase connection has no key and no pg_dsn",
                          hint="add service_role_key (or anon_key), or pg_dsn, to it in osiris_connections.yaml")
-    httpx = import_client("httpx", project="supabase", family=settings.family)
+    import_client("supabase", project="supabase", family=settings.family)  # httpx comes with the client
+    import httpx
+
     headers = {"apikey": key, "Authorization": f"Bearer {key}"}
     with httpx.Client(headers=headers, timeout=HTTP_TIMEOUT_S, follow_redirects=False) as client:
         yield _Rest(settings, client)
