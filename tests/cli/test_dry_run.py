@@ -341,7 +341,8 @@ def test_supabase_steps_are_planned_on_every_path_with_reads_only(project: Path,
             sb_write("rest-new", "sb_missing", "replace", "rest"), sb_write("dsn-upsert", "sb_rows", "upsert", "dsn"),
             sb_write("dsn-new", "sb_missing", "append", "dsn"),
             sb_read("rest-table", "rest", table="sb_rows"), sb_read("rest-gone", "rest", table="sb_gone"),
-            sb_read("rest-query", "rest", query="SELECT 1"), sb_read("dsn-query", "dsn", query="SELECT id FROM sb_rows"),
+            sb_read("rest-query", "rest", query="SELECT 1"),
+            sb_read("dsn-query", "dsn", query="SELECT id FROM sb_rows"),
         ])
         plan = dry_run(capsys, name, code=1)
         steps = {s["step"]: s for s in plan["steps"]}
