@@ -301,10 +301,17 @@ def test_a_components_own_plan_hook_comes_first() -> None:
 
 def test_nothing_is_written_even_for_a_missing_duckdb_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "in.csv").write_text("id\n1\n", encoding="utf-8")
-    name = pipeline(project, [READ, {"id": "w", "component": "duckdb.writer", "mode": "write", "needs": ["read"],
-                                     "config": {"path": "deep/new.duckdb", "table": "t"}}])
-    step = dry_run(capsys, name)["steps"][1]
-    assert (step["action"], step["target_exists"]) == ("create", False)
+    into_t = {"component": "duckdb.writer", "mode": "write", "needs": ["read"],
+              "config": {"path": "deep/new.duckdb", "table": "t"}}
+    name = pipeline(project, [READ, {"id": "first", **into_t}, {"id": "again", **into_t},
+                              {"id": "csv", "component": "filesystem.csv_writer", "mode": "write", "needs": ["read"],
+                               "config": {"path": "deep/t.csv"}}])
+    first, again, csv = dry_run(capsys, name)["steps"][1:]
+    assert (first["action"], first["target_exists"]) == ("create", False)
+    assert (csv["action"], csv["target_exists"]) == ("create", False)
+    # The second write finds the table the first one creates.
+    assert (again["action"], again["target_exists"]) == ("append", True)
+    assert again["detail"] == "created by step 'first' earlier in this run, then: append"
     assert sorted(os.listdir(project)) == ["in.csv", name]  # no folder, no file, no logs
 
 
@@ -349,7 +356,8 @@ def test_supabase_steps_are_planned_on_every_path_with_reads_only(project: Path,
         assert {k: (steps[k]["action"], steps[k]["target_exists"]) for k in
                 ("rest-append", "rest-new", "dsn-upsert", "dsn-new")} == {
             "rest-append": ("append", True), "rest-new": ("create", False), "dsn-upsert": ("upsert", True),
-            "dsn-new": ("create", False)}
+            "dsn-new": ("append", True)}  # the same table: rest-new creates it first
+        assert steps["dsn-new"]["detail"] == "created by step 'rest-new' earlier in this run, then: append"
         assert steps["rest-append"]["target"] == f"{server.url}/public.sb_rows"
         assert steps["rest-table"]["detail"] == f"reads table public.sb_rows through PostgREST at 127.0.0.1:" \
                                                 f"{server.url.rsplit(':', 1)[1]}: 2 columns"

@@ -10,6 +10,7 @@ run checks it. Each step's config is resolved and validated as the run does, the
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from osiris_cli.executors import executor_name
 from osiris_cli.output import emit_json, table
 from osiris_core.compiler import compile_pipeline
 from osiris_core.connections import Connections, parse_reference
-from osiris_core.driver import DriverConfig, StepPlan
+from osiris_core.driver import DriverConfig, StepPlan, WriteAction
 from osiris_core.errors import InputError, OsirisError
 from osiris_core.execution import check_manifest
 from osiris_core.fingerprint import run_fingerprint
@@ -95,6 +96,17 @@ def _step(step: ManifestStep, plan: StepPlan | None, error: str | None) -> dict[
             "incremental": INCREMENTAL, "error": error}
 
 
+AFTER_CREATE: dict[str | None, WriteAction] = {"append": "append", "upsert": "upsert"}
+"""What a write does to a target an earlier step creates; anything else (replace, a file) replaces it."""
+
+
+def _after(plan: StepPlan, creator: str) -> StepPlan:
+    """A target an earlier step of this run creates exists by the time this step writes it."""
+    action = AFTER_CREATE.get(plan.write_mode, "replace")
+    return replace(plan, action=action, target_exists=True,
+                   detail=f"created by step '{creator}' earlier in this run, then: {action}")
+
+
 def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) -> dict[str, Any]:
     """`{pipeline, dry_run: true, ok, steps: [{step, component, mode, needs, source, target, write_mode, action,
     target_exists, detail, incremental, error}]}`; `ok` is false when a step's plan shows the run would fail."""
@@ -103,6 +115,8 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) ->
     masker = registry_masker(registry)
     steps: list[dict[str, Any]] = []
     columns: dict[str, tuple[str, ...] | None] = {}
+    created: dict[str, str] = {}
+    """target → the step that creates it."""
     with masked_logging(masker):
         for step in compiled.manifest.steps:
             component = registry.get(step.component)
@@ -112,6 +126,12 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) ->
                 plan, error = plan_step(step.id, component, config, known), None
             except OsirisError as exc:
                 plan, error = None, exc.render()
+            written = plan.target if plan is not None and plan.action == "create" else None
+            if plan is not None and written is not None:
+                if written in created:
+                    plan = _after(plan, created[written])
+                else:
+                    created[written] = step.id
             columns[step.id] = plan.columns if plan else None
             steps.append(_step(step, plan, error))
     result: dict[str, Any] = masker.mask({"pipeline": compiled.manifest.pipeline.name, "dry_run": True,

@@ -101,6 +101,6 @@ def choose_schema(schema: str | None, default: str, known: Sequence[str], where:
     """`schema` (or `default`) if the connection can see it; an InputError naming the schemas it can see."""
     chosen = default if schema is None else schema
     if chosen not in known:
-        raise InputError(f"schema '{chosen}' does not exist {where}",
+        raise InputError(f"schema '{chosen}' does not exist {where}, or the connection cannot see it",
                          hint=f"schemas: {', '.join(known) or 'none'}; pass one with --schema")
     return chosen
