@@ -16,11 +16,11 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 import osiris_cli
-import osiris_cli.main  # the server subprocess runs this module: Pants must put it in the sandbox
+from osiris_cli.main import main
 from tests.conftest import REPO_ROOT
 
 REQUIRED_TOOLS = {"components_list", "components_show", "connections_list", "discover", "validate", "compile",
-                  "run", "logs_list", "logs_show"}
+                  "dry_run", "run", "logs_list", "logs_show"}
 SECRET = "hunter2-mcp-secret"
 ENV_SECRET = "env-borne-pw-4242"
 
@@ -147,14 +147,28 @@ def test_no_tool_returns_a_secret(workspace: Path) -> None:
         assert SECRET not in output and ENV_SECRET not in output
 
 
-def test_discover_is_not_available_yet_but_checks_the_reference(workspace: Path) -> None:
+def test_discover_and_dry_run_answer_as_the_cli_json(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with (workspace / "osiris_connections.yaml").open("a", encoding="utf-8") as stream:
+        stream.write("  filesystem:\n    here:\n      path: in.csv\n")
+    expected = {}
+    for argv in (["discover", "@filesystem.here"], ["run", "good.yaml", "--dry-run"]):
+        capsys.readouterr()
+        assert main([*argv, "--json"]) == 0
+        expected[argv[0]] = json.loads(capsys.readouterr().out)
+    assert expected["discover"]["tables"][0]["columns"][0] == {"name": "n", "type": "int64", "nullable": False,
+                                                               "primary_key": False}
+
     async def body(session: ClientSession) -> None:
-        later = await session.call_tool("discover", {"connection": "@mysql.main", "schema": "sales"})
-        assert later.isError and "discovery of @mysql.main schema 'sales' is not available yet" in _text(later)
+        found = _data(await session.call_tool("discover", {"connection": "@filesystem.here"}))
+        assert found == expected["discover"]
+        assert _data(await session.call_tool("dry_run", {"target": "good.yaml"})) == expected["run"]
         unknown = await session.call_tool("discover", {"connection": "@oracle"})
         assert unknown.isError and "no connection family 'oracle'" in _text(unknown)
+        refused = await session.call_tool("discover", {"connection": "@filesystem.here", "schema": "sales"})
+        assert refused.isError and "@filesystem.here: --schema does not apply" in _text(refused)
 
     _with_session(workspace, body)
+    assert not (workspace / "out.csv").exists() and not (workspace / "logs").exists()
 
 
 def test_a_broken_connections_file_is_a_located_error_not_a_dead_server(workspace: Path) -> None:

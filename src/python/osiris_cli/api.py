@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_cli.app import App
+from osiris_cli.dry_run import plan_run
 from osiris_cli.init_project import init_project
 from osiris_cli.report import run_report
 from osiris_cli.report_html import render_html
@@ -25,17 +26,22 @@ from osiris_cli.sessions import (
     session_dir,
     summarize,
 )
+from osiris_cli.starter_pipeline import starter_pipeline
 from osiris_core.compiler import compile_file, compile_pipeline
-from osiris_core.connections import parse_reference
+from osiris_core.connections import ConnectionRef, parse_reference
 from osiris_core.errors import InputError, OsirisError
 from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import MANIFEST_FILE, load_compiled
 from osiris_core.oml import load_pipeline
 from osiris_core.run_session import RUN_CARD_FILE, read_card, registry_masker
 from osiris_core.runner import LocalExecutor
+from osiris_drivers.catalog import Catalog
+from osiris_drivers.discovery import discover_connection
+from osiris_drivers.registry import family_catalogs
 
-__all__ = ["compile_file_json", "components_list", "components_show", "connections_list", "discover", "init",
-           "logs_gc", "logs_html", "logs_list", "logs_show", "report_html", "run", "validate"]
+__all__ = ["compile_file_json", "components_list", "components_show", "connections_list", "discover", "dry_run",
+           "emit_pipeline", "init", "logs_gc", "logs_html", "logs_list", "logs_show", "report_html", "run",
+           "validate"]
 
 
 def init(app: App, directory: str) -> dict[str, Any]:
@@ -164,11 +170,40 @@ def logs_html(app: App, session: str, output: str | None = None) -> dict[str, An
     return {"session": report["session"], "file": str(target), "status": report["status"]}
 
 
-def discover(app: App, connection: str, schema: str | None = None) -> dict[str, Any]:
-    """Tables and columns behind `connection` (`@family.alias`), optionally of one `schema`. Not available yet:
-    the reference is checked, then a clear error says so."""
-    reference = app.connections().normalise(parse_reference(connection))
-    raise InputError(f"discovery of {reference}{f' schema {schema!r}' if schema else ''} is not available yet "
-                     "in this version of osiris",
-                     hint="use `components show` for the fields a step needs; discovery comes in a later release")
+def _discovered(app: App, connection: str, schema: str | None) -> tuple[ConnectionRef, dict[str, Any], Catalog]:
+    connections = app.connections()
+    reference = connections.normalise(parse_reference(connection))
+    fields = connections.resolve(reference)
+    return reference, fields, discover_connection(str(reference), reference.family, fields, schema)
 
+
+def discover(app: App, connection: str, schema: str | None = None) -> dict[str, Any]:
+    """What `connection` (`@family.alias`) holds: `{connection, family, location, schema, schemas, tables:
+    [{schema, name, kind, rows, target, note, columns: [{name, type, nullable, primary_key}]}]}`, read-only.
+    `schema` defaults to the one the family's steps use (MySQL: the connection's database; public; main)."""
+    reference, _, catalog = _discovered(app, connection, schema)
+    return {"connection": str(reference), "family": reference.family, "location": catalog.location,
+            "schema": catalog.schema, "schemas": list(catalog.schemas),
+            "tables": [relation.as_json() for relation in catalog.relations]}
+
+
+def emit_pipeline(app: App, connection: str, tables: list[str], output: str,
+                  schema: str | None = None) -> tuple[dict[str, Any], str]:
+    """A starter pipeline copying `tables` of `connection` into a local DuckDB file, written to `output` (never
+    over an existing file; `-` writes nothing): `{file, pipeline, steps, target}` and the pipeline's text."""
+    reference, fields, catalog = _discovered(app, connection, schema)
+    family = family_catalogs()[reference.family]
+    settings = family.settings.from_connection(fields)
+    emitted = starter_pipeline(reference, family, settings, catalog, tables, app.registry(), app.connections())
+    if output != "-":
+        target = Path(output)
+        if target.exists() or target.is_symlink():
+            raise InputError(f"{target} already exists", hint="give another -o FILE, or remove it first")
+        _write_whole(target, emitted.text)
+    return {"file": output, "pipeline": emitted.name, "steps": emitted.steps, "target": emitted.target}, emitted.text
+
+
+def dry_run(app: App, target: str) -> dict[str, Any]:
+    """The plan of running `target` (pipeline or compiled `manifest.yaml`) without touching data: as
+    `run --dry-run --json`."""
+    return plan_run(app, target)

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from osiris_cli.app import App
+from osiris_cli.dry_run import cmd_dry_run
 from osiris_cli.executors import EXECUTORS, executor_name
 from osiris_cli.output import emit_json, print_run_card, table
 from osiris_cli.remote_commands import compare_cards, print_parity
@@ -108,6 +109,8 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
 
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return cmd_dry_run(app, args)
     executor = executor_name(args)
     manifest_path = _manifest_to_run(app, args)
     outputs: list[OutputWritten] = []

@@ -24,6 +24,7 @@ from osiris_cli.commands import (
     cmd_sandbox_serve,
     cmd_validate,
 )
+from osiris_cli.discover_commands import add_discover_command
 from osiris_cli.logs_commands import add_logs_commands
 from osiris_cli.project_commands import add_init_command, add_mcp_command
 from osiris_cli.remote_commands import add_sandbox_flags
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="PIPELINE.yaml or a compiled manifest.yaml")
     p.add_argument("--last-compile", action="store_true", help="run the manifest of the last `osiris compile`")
     p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (sources, targets, what happens to each) without touching data; exit 1 if "
+                        "it shows the run would fail")
     add_sandbox_flags(p)
 
     p = add("parity", cmd_parity, "run here and in a sandbox, then compare the run cards (exit 1 on any difference)")
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="inspect sessions under logs/").add_subparsers(
         dest="logs_command", required=True, metavar="ACTION")
     add_logs_commands(add, logs)
+    add_discover_command(add, sub)
     add_init_command(add, sub)
     add_mcp_command(add, sub)
     return parser

@@ -34,12 +34,15 @@ T = TypeVar("T")
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 WRITES_SESSION = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False,
                                  openWorldHint=False)
+LOOKS_UP = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True)
+"""Reads databases and files the connections name, changes nothing."""
 RUNS = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=True)
 INSTRUCTIONS = """\
 Osiris compiles and runs data pipelines written in OML (YAML). Typical loop: `components_list` and
 `components_show` to pick components and their config keys, `connections_list` for the `@family.alias`
-references a step may use, write the pipeline file, `validate` it (errors come with file:line and a hint),
-`run` it and read the run card, then `logs_list` / `logs_show` (with events) to debug a failed run.
+references a step may use and `discover` for the tables behind one, write the pipeline file, `validate` it
+(errors come with file:line and a hint), `dry_run` it to see what it would create or replace, `run` it and read
+the run card, then `logs_list` / `logs_show` (with events) to debug a failed run.
 Relative paths are relative to the server's working directory: {cwd}. Sessions live in {logs}."""
 
 
@@ -95,10 +98,11 @@ def build_server(app: App) -> FastMCP:
         '@family.alias'), with secrets masked and ${VAR} references left as written."""
         return await tools.call(api.connections_list)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(annotations=LOOKS_UP)
     async def discover(connection: str, schema: str | None = None) -> dict[str, Any]:
-        """The tables and columns behind a connection ('@family.alias'), optionally of one schema. Not available
-        yet: checks the reference, then says so."""
+        """What a connection ('@family.alias') holds, read-only: its tables and views (or CSV files) with row
+        estimates and columns (type, nullable, primary_key), of one schema (default: the one steps use:
+        MySQL's database, public, DuckDB's main); `schemas` lists the others. As `discover --json`."""
         return await tools.call(api.discover, connection, schema)
 
     @server.tool(annotations=READ_ONLY)
@@ -111,6 +115,13 @@ def build_server(app: App) -> FastMCP:
     async def compile_pipeline(pipeline: str) -> dict[str, Any]:
         """Compile a pipeline into a new compile session: {session, manifest, steps, fingerprints}."""
         return await tools.call(api.compile_file_json, pipeline)
+
+    @server.tool(annotations=LOOKS_UP)
+    async def dry_run(target: str) -> dict[str, Any]:
+        """The plan of running a pipeline file or compiled manifest.yaml, without reading rows or writing
+        anything: per step its source and target, write_mode, action (create, replace, append, upsert),
+        incremental state and the error that would stop the run. As `run --dry-run --json`."""
+        return await tools.call(api.dry_run, target)
 
     @server.tool(annotations=RUNS)
     async def run(target: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
@@ -71,6 +71,27 @@ class StepContext:
         self.emit_event(OUTPUT_WRITTEN, {"target": target, "rows": rows})
 
 
+WriteAction: TypeAlias = Literal["create", "replace", "append", "upsert"]
+"""What a write does to its target: creates it (it is missing), replaces its rows, appends, or upserts by key."""
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What a step would read and write, found without changing anything (`osiris run --dry-run`)."""
+
+    source: str | None = None
+    """What the step reads: a credential-free URI (`osiris_core.targets`); None for steps that read inputs."""
+    target: str | None = None
+    """What the step writes: a credential-free URI; None for steps that write nothing."""
+    columns: tuple[str, ...] | None = None
+    """The step's output columns when they are known without reading a row (a source's header or description)."""
+    write_mode: str | None = None
+    action: WriteAction | None = None
+    target_exists: bool | None = None
+    detail: str = ""
+    """One line: why this action (the table is missing, replace rebuilds it, …)."""
+
+
 class Driver(ABC, Generic[ConfigT]):
     """A component's runtime implementation.
 
@@ -82,6 +103,13 @@ class Driver(ABC, Generic[ConfigT]):
     @abstractmethod
     def run(self, *, step_id: str, config: ConfigT, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
         """Execute one step; return named outputs (downstream steps read `MAIN_OUTPUT`)."""
+
+    def plan(self, *, step_id: str, config: ConfigT, input_columns: tuple[str, ...] | None) -> StepPlan | None:
+        """The dry-run hook (`osiris run --dry-run`): what `run` would read and write, found with read-only
+        look-ups and without reading a row. `input_columns`: the single input's columns when known.
+
+        None (the default) leaves the plan to the component's connection family, if it has one."""
+        return None
 
 
 def single_input(step_id: str, inputs: StepInputs) -> ArrowData:

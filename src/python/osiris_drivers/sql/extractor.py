@@ -17,7 +17,7 @@ from typing import Annotated, ClassVar
 import pyarrow as pa
 from pydantic import Field
 
-from osiris_core.driver import DriverConfig
+from osiris_core.driver import DriverConfig, StepPlan
 from osiris_core.errors import DriverError
 from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
@@ -101,8 +101,8 @@ class SqlSource(ABC):
                            hint="retry; the server was busy or the connection dropped" if transient
                            else "check the query and the connection", transient=transient)
 
-    def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
-        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
+    def _checked_sql(self, options: SourceOptions, table: TableName | None) -> str:
+        """The options checked, the stream's client present, the TLS mode honoured: the SQL to read."""
         check_source(self.step_id, options)
         try:
             import_client("connectorx", project="connectorx", family=self.settings.family)
@@ -110,9 +110,20 @@ class SqlSource(ABC):
             raise self.settings.failure(exc, step_id=self.step_id, role="read") from None
         self.prepare()
         if table is None:
-            sql = (options.query or "").strip().rstrip(";").strip()
-        else:
-            sql = self.dialect.select_sql(table, options.columns, options.limit)
+            return (options.query or "").strip().rstrip(";").strip()
+        return self.dialect.select_sql(table, options.columns, options.limit)
+
+    def dry_run(self, options: SourceOptions, table: TableName | None, source: str) -> StepPlan:
+        """The read, checked without reading a row (`osiris run --dry-run`): the options, then the database
+        describes the result (the `LIMIT 0` probe every read starts with). `source` is its URI."""
+        columns = self.describe(self._checked_sql(options, table))
+        what = f"table {table}" if table is not None else "the query"
+        return StepPlan(source=source, columns=tuple(c.name for c in columns),
+                        detail=f"reads {what} {self.where}: {len(columns)} columns")
+
+    def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
+        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
+        sql = self._checked_sql(options, table)
         columns = self.describe(sql)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)

@@ -25,7 +25,7 @@ from typing import Annotated, Any, ClassVar, Literal, NoReturn
 import pyarrow as pa
 from pydantic import Field
 
-from osiris_core.driver import ArrowData, DriverConfig, StepContext
+from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
@@ -45,6 +45,11 @@ class TableWriteOptions(DriverConfig):
     write_mode: WriteMode = "append"
     primary_key: list[ColumnName] = Field(default_factory=list)
     create_if_missing: bool = True
+
+
+def planned_input(columns: Sequence[str] | None) -> pa.Table:
+    """The stand-in for a dry run's input: no rows, the input's column names when they are known."""
+    return pa.schema([pa.field(name, pa.null()) for name in columns or ()]).empty_table()
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,54 @@ class TableWriter(ABC):
         finally:
             self.close()
 
+    def dry_run(self, target: str, *, input_known: bool) -> StepPlan:
+        """What `run` would do to the target (`osiris run --dry-run`), decided with read-only look-ups: connect,
+        find the table's columns, plan (the same checks and errors as a write). Nothing is created or written.
+
+        The data is `planned_input(columns)`; without `input_known` the input's columns are not checked here
+        (the run checks them)."""
+        self.check_options()
+        try:
+            try:
+                self.open()
+                plan = self.plan(self.columns())
+            except BaseException as exc:
+                self.reraise(exc, started=False)
+        finally:
+            self.close()
+        mode = self.options.write_mode
+        if plan.existing is None:
+            key = f" (primary key {self.options.primary_key})" if self.options.primary_key else ""
+            return StepPlan(target=target, write_mode=mode, action="create", target_exists=False,
+                            detail=f"table {self.label} does not exist {self.where}: created from the input's "
+                                   f"columns{key}, then the rows written")
+        if mode == "replace":
+            if plan.empty:
+                how = "emptied in place (its column types, keys, grants and policies stay)"
+            elif self.dialect.REPLACE_KEEPS_MATCHING_TABLE and not input_known:
+                how = ("emptied in place if the input has exactly its columns, else rebuilt from the input's "
+                       "columns")
+            else:
+                how = "rebuilt from the input's columns"
+            detail = f"table {self.label} exists: {how}, then the new rows written"
+        elif mode == "upsert":
+            detail = f"table {self.label} exists: rows inserted or updated by {self.options.primary_key}"
+        else:
+            detail = f"table {self.label} exists: rows appended"
+        return StepPlan(target=target, write_mode=mode, action=mode, target_exists=True, detail=detail)
+
     def fail(self, message: str, hint: str) -> DriverError:
         return DriverError(message, step_id=self.step_id, hint=hint)
+
+    def check_options(self) -> None:
+        """The write options alone: upsert needs a key."""
+        if self.options.write_mode == "upsert" and not self.options.primary_key:
+            raise self.fail("write_mode upsert needs primary_key", "set primary_key: [column, ...]")
 
     def check_input(self) -> None:
         """Before any connection: one name per column, the key present, the types storable."""
         options, names = self.options, self.names
-        if options.write_mode == "upsert" and not options.primary_key:
-            raise self.fail("write_mode upsert needs primary_key", "set primary_key: [column, ...]")
+        self.check_options()
         missing = [k for k in dict.fromkeys(options.primary_key) if k not in names]
         if missing:
             raise self.fail(f"primary_key columns {missing} are not in the input", f"input columns: {names}")

@@ -1,0 +1,169 @@
+"""`osiris run --dry-run`: the plan of a run — each step's source and target, write mode, what happens to the
+target (created, replaced, appended, upserted) and the incremental state in use — without a session and
+without changing any target.
+
+A pipeline is compiled in memory (no `compile_<ts>` session is written); a manifest is loaded and checked as a
+run checks it. Each step's config is resolved and validated as the run does, then planned by
+`osiris_drivers.dry_run.plan_step` with read-only look-ups. The plan runs here: `--sandbox`/`--e2b` are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from osiris_cli.app import App
+from osiris_cli.executors import executor_name
+from osiris_cli.output import emit_json, table
+from osiris_core.compiler import compile_pipeline
+from osiris_core.connections import Connections, parse_reference
+from osiris_core.driver import DriverConfig, StepPlan, WriteAction
+from osiris_core.errors import InputError, OsirisError
+from osiris_core.execution import check_manifest
+from osiris_core.fingerprint import run_fingerprint
+from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline, ManifestStep, load_compiled
+from osiris_core.masking import Masker, masked_logging
+from osiris_core.oml import load_pipeline
+from osiris_core.registry import Component
+from osiris_core.run_session import registry_masker
+from osiris_core.session import last_compile
+from osiris_drivers.dry_run import plan_step
+
+INCREMENTAL = "full"
+"""Every step reads its whole source: no incremental state exists yet."""
+EXIT_OK = 0
+EXIT_WOULD_FAIL = 1
+
+
+def _compiled(app: App, target: str | None, use_last_compile: bool) -> tuple[CompiledPipeline, Connections]:
+    """The pipeline compiled in memory, or the manifest as a run loads it; and the connections it uses."""
+    if use_last_compile:
+        if target:
+            raise InputError("give either a pipeline/manifest or --last-compile, not both", hint="drop one of them")
+        manifest: Path | None = last_compile(app.logs_dir)
+    elif not target:
+        raise InputError("nothing to plan", hint="give PIPELINE.yaml, a compiled manifest.yaml, or --last-compile")
+    else:
+        path = Path(target)
+        manifest = path / MANIFEST_FILE if path.is_dir() and (path / MANIFEST_FILE).is_file() else (
+            path if path.name == MANIFEST_FILE else None)
+        if manifest is None:
+            connections = app.connections(path.parent)
+            pipeline, document = load_pipeline(path)
+            result = compile_pipeline(pipeline, document, app.registry(), connections)
+            return CompiledPipeline(manifest=result.manifest, configs=result.configs,
+                                    directory=str(path.parent)), connections
+    assert manifest is not None
+    compiled = load_compiled(manifest)
+    registry = app.registry()
+    used = registry.used_by(step.component for step in compiled.manifest.steps)
+    check_manifest(compiled, registry, run_fingerprint(c.spec.driver for c in used))
+    return compiled, app.connections(manifest.parent)
+
+
+def _config(step: ManifestStep, component: Component, raw: dict[str, Any], connections: Connections,
+            masker: Masker) -> DriverConfig:
+    """The step's typed config as the run builds it: connection fields resolved (their secrets masked from now
+    on), then the step's own keys; a bad value is the run's InputError."""
+    config = {key: value for key, value in raw.items() if key != "connection"}
+    spec = component.spec
+    if spec.connection is not None and step.connection is not None:
+        fields = connections.resolve(parse_reference(step.connection))
+        masker.add_connection_fields(fields, spec.secrets)
+        unknown = sorted(set(fields) - set(spec.connection.fields))
+        if unknown:
+            raise InputError(f"connection {step.connection} has fields {unknown} that '{spec.name}' does not use",
+                             hint=f"allowed fields: {list(spec.connection.fields)}")
+        config = {**fields, **config}
+    try:
+        return component.driver.config_model.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
+                         hint=f"see `osiris components show {step.component}`") from None
+
+
+def _step(step: ManifestStep, plan: StepPlan | None, error: str | None) -> dict[str, Any]:
+    return {"step": step.id, "component": step.component, "mode": step.mode, "needs": list(step.needs),
+            "source": plan.source if plan else None, "target": plan.target if plan else None,
+            "write_mode": plan.write_mode if plan else None, "action": plan.action if plan else None,
+            "target_exists": plan.target_exists if plan else None, "detail": plan.detail if plan else "",
+            "incremental": INCREMENTAL, "error": error}
+
+
+AFTER_CREATE: dict[str | None, WriteAction] = {"append": "append", "upsert": "upsert"}
+"""What a write does to a target an earlier step creates; anything else (replace, a file) replaces it."""
+
+
+def _after(plan: StepPlan, creator: str) -> StepPlan:
+    """A target an earlier step of this run creates exists by the time this step writes it."""
+    action = AFTER_CREATE.get(plan.write_mode, "replace")
+    return replace(plan, action=action, target_exists=True,
+                   detail=f"created by step '{creator}' earlier in this run, then: {action}")
+
+
+def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) -> dict[str, Any]:
+    """`{pipeline, dry_run: true, ok, steps: [{step, component, mode, needs, source, target, write_mode, action,
+    target_exists, detail, incremental, error}]}`; `ok` is false when a step's plan shows the run would fail."""
+    compiled, connections = _compiled(app, target, use_last_compile)
+    registry = app.registry()
+    masker = registry_masker(registry)
+    steps: list[dict[str, Any]] = []
+    columns: dict[str, tuple[str, ...] | None] = {}
+    created: dict[str, str] = {}
+    """target → the step that creates it."""
+    with masked_logging(masker):
+        for step in compiled.manifest.steps:
+            component = registry.get(step.component)
+            config = _config(step, component, compiled.configs[step.id], connections, masker)
+            known = columns.get(step.needs[0]) if len(step.needs) == 1 else None
+            try:
+                plan, error = plan_step(step.id, component, config, known), None
+            except OsirisError as exc:
+                plan, error = None, exc.render()
+            written = plan.target if plan is not None and plan.action == "create" else None
+            if plan is not None and written is not None:
+                if written in created:
+                    plan = _after(plan, created[written])
+                else:
+                    created[written] = step.id
+            columns[step.id] = plan.columns if plan else None
+            steps.append(_step(step, plan, error))
+    result: dict[str, Any] = masker.mask({"pipeline": compiled.manifest.pipeline.name, "dry_run": True,
+                                          "ok": all(s["error"] is None for s in steps), "steps": steps})
+    return result
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(f"Dry run — pipeline '{result['pipeline']}': no row was read, nothing was written")
+    rows = []
+    for s in result["steps"]:
+        reads = s["source"] or (", ".join(f"step {need}" for need in s["needs"]) or "-")
+        action = "FAILS" if s["error"] else (s["action"] or "-")
+        rows.append((s["step"], s["component"], reads, s["target"] or "-", s["write_mode"] or "-", action,
+                     s["incremental"]))
+    print(table(["step", "component", "reads", "writes", "write_mode", "action", "incremental"], rows))
+    for s in result["steps"]:
+        if s["error"] or s["detail"]:
+            print(f"  {s['step']}: {s['error'] or s['detail']}")
+    failing = sum(1 for s in result["steps"] if s["error"])
+    print("Plan: ok" if result["ok"] else f"Plan: the run would fail ({failing} step(s) above)")
+
+
+def cmd_dry_run(app: App, args: argparse.Namespace) -> int:
+    """`run --dry-run`: print the plan; exit 1 when it shows the run would fail."""
+    if args.sandbox is not None or args.e2b:
+        raise InputError("--dry-run plans on this machine and does not take --sandbox or --e2b",
+                         hint="drop --sandbox/--e2b: the dry run looks the targets up from here")
+    executor_name(args)  # every other execution flag is checked as for a run
+    result = plan_run(app, args.target, use_last_compile=args.last_compile)
+    if app.json:
+        emit_json(result)
+    else:
+        _print(result)
+    return EXIT_OK if result["ok"] else EXIT_WOULD_FAIL
