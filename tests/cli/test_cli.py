@@ -153,13 +153,13 @@ def test_a_reader_that_stops_early_is_no_error_and_no_message(project: Path) -> 
     import subprocess
     import sys
 
-    import osiris_cli.main  # noqa: F401  (Pants: the subprocess runs this module)
+    import osiris_cli.main  # Pants: the subprocess runs this module
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if os.path.isabs(p))}
+    code_roots = [str(Path(osiris_cli.main.__file__).resolve().parents[1]), str(REPO_ROOT)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(code_roots + [p for p in sys.path if os.path.isabs(p)])}
     child = subprocess.Popen([sys.executable, "-c", "from osiris_cli.main import run; run()", "components", "list"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert child.stdout is not None and child.stderr is not None
     child.stdout.close()  # the reader is gone before the first line is written
     stderr = child.stderr.read().decode()
-    assert child.wait(timeout=60) == 141
-    assert stderr == ""
+    assert (child.wait(timeout=60), stderr) == (141, "")

@@ -151,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               verbose=getattr(args, "verbose", False))
     handler: Command = args.handler
     try:
-        return handler(app, args)
+        code = handler(app, args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's final flush
+        return code
     except OsirisError as exc:
         print(f"error: {scrub_text(exc.render())}", file=sys.stderr)
         return exc.exit_code
