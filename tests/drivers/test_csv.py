@@ -115,18 +115,16 @@ def test_extractor_header_true_with_column_names_replaces_header(registry: Compo
 def test_extractor_header_false_without_column_names_fails_cleanly(registry: ComponentRegistry,
                                                                    project: Path) -> None:
     (project / "in.csv").write_bytes(b"1,2\n")
-    run = run_pipeline(registry, project, [
-        extract("read-in", "in.csv", header=False),
-        write_csv("write-out", "read-in", "out.csv"),
-    ])
-    assert run.card.status == "failed"
-    card = step(run, "read-in")
-    assert card.status == "failed"
-    assert card.error_type == "DriverError"
-    assert card.error is not None
-    assert "header is false but no column_names" in card.error
-    assert step(run, "write-out").status == "skipped"
+    with pytest.raises(CompileError, match="column_names is required when header is false") as info:
+        run_pipeline(registry, project, [
+            extract("read-in", "in.csv", header=False),
+            write_csv("write-out", "read-in", "out.csv"),
+        ])
+    assert str(info.value.location).endswith("csv-test.yaml:11:9")  # the step's `header` key
+    assert info.value.hint == "set column_names, or header: true"
     assert not (project / "out.csv").exists()
+    with pytest.raises(DriverError, match="header is false but no column_names"):  # the driver checks it too
+        read_direct(project / "in.csv", header=False)
 
 
 def test_extractor_column_names_count_mismatch_fails_cleanly(registry: ComponentRegistry, project: Path) -> None:
