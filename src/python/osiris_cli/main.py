@@ -25,7 +25,7 @@ from osiris_cli.commands import (
 )
 from osiris_cli.logs_commands import add_logs_commands
 from osiris_cli.project_commands import add_init_command, add_mcp_command
-from osiris_cli.remote_commands import add_sandbox_flags
+from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
 
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="PIPELINE.yaml or a compiled manifest.yaml")
     p.add_argument("--last-compile", action="store_true", help="use the manifest of the last `osiris compile`")
     p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
+    add_parity_flags(p)
     add_sandbox_flags(p)
 
     sandbox = sub.add_parser("sandbox", help="the local E2B-compatible sandbox server").add_subparsers(
