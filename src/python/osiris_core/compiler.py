@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from pydantic import ValidationError
 
 from osiris_core import __version__
 from osiris_core.canonical import canonical_json, sha256_value
@@ -147,6 +148,7 @@ class _Checker:
             where = ".".join(str(p) for p in path) or "config"
             raise self.fail(f"invalid config for step '{step.id}' at {where}: {error.message}", [*at, *path],
                             hint=f"see `osiris components show {spec.name}`")
+        self.driver_checks(i, step, component)
         config = dict(step.config)
         if spec.connection is None:
             self.rules(i, step, spec, {}, set())
@@ -166,6 +168,22 @@ class _Checker:
         self.rules(i, step, spec, fields, unknown, connection=(str(normalised), ref_at))
         config["connection"] = str(normalised)
         return config, str(normalised)
+
+    def driver_checks(self, i: int, step: Step, component: Component) -> None:
+        """The driver config's own checks (an encoding Python knows, a valid column type, …) of the keys the step
+        sets: what the engine would refuse when the step starts is refused now."""
+        config = {k: v for k, v in step.config.items() if k != "connection"}
+        try:
+            component.driver.config_model.model_validate(config)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = error["loc"]
+                if loc and loc[0] in config:
+                    where = ".".join(str(p) for p in loc)
+                    message = str(error["msg"]).removeprefix("Value error, ")
+                    raise self.fail(f"invalid config for step '{step.id}' at {where}: {message}",
+                                    ["steps", i, "config", *loc],
+                                    hint=f"see `osiris components show {component.name}`") from None
 
     def connection_fields(self, ref: ConnectionRef, spec: ComponentSpec) -> tuple[dict[str, Any], set[str]]:
         """The connection's fields the component uses, `${VAR}` resolved from this environment where set; the
