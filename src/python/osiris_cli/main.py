@@ -24,7 +24,8 @@ from osiris_cli.commands import (
     cmd_validate,
 )
 from osiris_cli.logs_commands import add_logs_commands
-from osiris_cli.project_commands import add_init_command, add_mcp_command
+from osiris_cli.output import one_document
+from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
 from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
@@ -32,6 +33,8 @@ from osiris_core.masking import scrub_text
 Command = Callable[[App, argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+SERVERS = (cmd_sandbox_serve, cmd_mcp)
+"""Commands that own standard output while they serve, and print no JSON document."""
 EPILOG = "Exit codes: 0 success, 1 the run failed, 2 bad input (pipeline, config, flags, connections)."
 
 
@@ -135,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               verbose=getattr(args, "verbose", False))
     handler: Command = args.handler
     try:
-        return handler(app, args)
+        with one_document(app.json and handler not in SERVERS):
+            return handler(app, args)
     except OsirisError as exc:
         print(f"error: {scrub_text(exc.render())}", file=sys.stderr)
         return exc.exit_code
