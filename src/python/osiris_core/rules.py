@@ -73,7 +73,7 @@ def describe(key: str, schema: Mapping[str, Any]) -> str:
     if set(schema) == {"enum"}:
         return f"{key} is one of {', '.join(json.dumps(v) for v in schema['enum'])}"
     if set(schema) == {"pattern"}:
-        return f"{key} matches {json.dumps(schema['pattern'])}"
+        return f"{key} matches /{schema['pattern']}/"
     return f"{key} matches {canonical_json(dict(schema))}"
 
 
