@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from osiris_core.canonical import canonical_json
 
@@ -116,6 +124,12 @@ class Rule(BaseModel):
         if len(given) != 1:
             raise ValueError(f"a rule has exactly one of {', '.join(CONSTRAINTS)} (got {given or 'none'})")
         return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """As a spec writes it: the constraint, and `when`/`hint` only when given."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None and v != {}}
 
     @property
     def kind(self) -> str:
