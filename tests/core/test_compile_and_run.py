@@ -271,5 +271,6 @@ def test_a_stream_that_breaks_is_blamed_on_the_step_that_produced_it(project: Pa
          "config": {"query": "SELECT sum(n) AS total FROM input_df"}}])
     assert result.exit_code == 1
     error = result.card.steps[1].error or ""
-    assert error.startswith("step 'ext': reading the output of step 'ext' failed:")
+    assert error.startswith("step 'ext': cannot parse big.csv: In CSV column #0: CSV conversion error to int64: "
+                            "invalid value 'oops'")
     assert "Traceback" not in error

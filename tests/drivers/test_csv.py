@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -115,18 +116,16 @@ def test_extractor_header_true_with_column_names_replaces_header(registry: Compo
 def test_extractor_header_false_without_column_names_fails_cleanly(registry: ComponentRegistry,
                                                                    project: Path) -> None:
     (project / "in.csv").write_bytes(b"1,2\n")
-    run = run_pipeline(registry, project, [
-        extract("read-in", "in.csv", header=False),
-        write_csv("write-out", "read-in", "out.csv"),
-    ])
-    assert run.card.status == "failed"
-    card = step(run, "read-in")
-    assert card.status == "failed"
-    assert card.error_type == "DriverError"
-    assert card.error is not None
-    assert "header is false but no column_names" in card.error
-    assert step(run, "write-out").status == "skipped"
+    with pytest.raises(CompileError, match="column_names is required when header is false") as info:
+        run_pipeline(registry, project, [
+            extract("read-in", "in.csv", header=False),
+            write_csv("write-out", "read-in", "out.csv"),
+        ])
+    assert str(info.value.location).endswith("csv-test.yaml:11:9")  # the step's `header` key
+    assert info.value.hint == "set column_names, or header: true"
     assert not (project / "out.csv").exists()
+    with pytest.raises(DriverError, match="header is false but no column_names"):  # the driver checks it too
+        read_direct(project / "in.csv", header=False)
 
 
 def test_extractor_column_names_count_mismatch_fails_cleanly(registry: ComponentRegistry, project: Path) -> None:
@@ -156,34 +155,19 @@ def test_extractor_encoding_utf16(registry: ComponentRegistry, project: Path) ->
     assert out.decode("utf-8") == "naïve,n\ncafé,1\nthé,2\n"
 
 
-def test_extractor_unknown_encoding_fails_the_step(registry: ComponentRegistry, project: Path) -> None:
-    (project / "in.csv").write_bytes(b"a\n1\n")
-    run = run_pipeline(registry, project, [
-        extract("read-in", "in.csv", encoding="no-such-codec"),
-        write_csv("write-out", "read-in", "out.csv"),
-    ])
-    card = step(run, "read-in")
-    assert card.status == "failed"
-    assert card.error is not None
-    assert "no-such-codec" in card.error
-    assert step(run, "write-out").status == "skipped"
-    assert not (project / "out.csv").exists()
-
-
 @pytest.mark.parametrize("target", ["read-in", "write-out"])
-def test_unknown_encoding_is_a_config_error(registry: ComponentRegistry, project: Path, target: str) -> None:
+def test_unknown_encoding_is_a_compile_error(registry: ComponentRegistry, project: Path, target: str) -> None:
+    """The driver config's own checks run at compile time: nothing is read or written."""
     (project / "in.csv").write_bytes(b"a\n1\n")
     bad = {"encoding": "no-such-codec"}
-    run = run_pipeline(registry, project, [
-        extract("read-in", "in.csv", **(bad if target == "read-in" else {})),
-        write_csv("write-out", "read-in", "out.csv", **(bad if target == "write-out" else {})),
-    ])
-    card = step(run, target)
-    assert card.status == "failed"
-    assert card.error_type == "InputError"
-    assert card.error is not None
-    assert card.error.startswith(f"step '{target}': config 'encoding':")
-    assert run.exit_code == 2
+    with pytest.raises(CompileError) as info:
+        run_pipeline(registry, project, [
+            extract("read-in", "in.csv", **(bad if target == "read-in" else {})),
+            write_csv("write-out", "read-in", "out.csv", **(bad if target == "write-out" else {})),
+        ])
+    assert info.value.message == f"invalid config for step '{target}' at encoding: unknown encoding 'no-such-codec'"
+    assert info.value.location is not None and info.value.location.column == 21  # the encoding's value
+    assert not (project / "out.csv").exists() and not list((project / "logs").glob("run_*"))
 
 
 def test_extractor_wrong_encoding_is_an_error_not_hex(registry: ComponentRegistry, project: Path) -> None:
@@ -249,7 +233,7 @@ def test_extractor_newlines_in_values_across_read_blocks(project: Path) -> None:
     assert table.num_rows == filler_rows + 2
     assert table.column("text")[filler_rows].as_py() == multi_line
     assert table.column("id").to_pylist()[-2:] == [2, 3]
-    with pytest.raises(pa.ArrowInvalid):
+    with pytest.raises(DriverError, match=f"cannot parse {path}: CSV parse error"):
         read_direct(path, newlines_in_values=False)
 
 
@@ -263,7 +247,7 @@ def test_extractor_null_values(registry: ComponentRegistry, project: Path) -> No
     # end to end, with the writer's null_value marking the nulls
     out = copy_csv(registry, project, b"a,b\nNA,x\n-,y\n3,\n", extract_config={"null_values": ["NA", "-"]},
                    write_config={"null_value": "<null>"})
-    assert out == b"a,b\n<null>,x\n<null>,y\n3,\n"
+    assert out == b'a,b\n<null>,x\n<null>,y\n3,""\n'  # "" is no null value here: an empty string, kept quoted
 
 
 def test_extractor_missing_file_fails_and_skips_the_rest(registry: ComponentRegistry, project: Path) -> None:
@@ -607,3 +591,174 @@ def test_nanosecond_timestamps_are_written_exactly(registry: ComponentRegistry, 
         write_csv("write", "ns", "out/ns.csv")])
     assert_succeeded(run)
     assert (project / "out/ns.csv").read_text() == "id,seen\n1,2024-01-01 12:00:00.123456789\n"
+
+
+# ------------------------------------------------------------------ declared types, NULL rule, decimal comma
+
+
+def test_numbers_with_leading_zeros_stay_text(project: Path) -> None:
+    """Before: `"01234"` was read as the integer 1234."""
+    path = project / "codes.csv"
+    path.write_bytes(b'zip,n,price,ref\n"01234",5,007.50,0\n00501,-6,0.5,10\n')
+    table = read_direct(path)
+    assert [f.type for f in table.schema] == [pa.string(), pa.int64(), pa.string(), pa.int64()]
+    assert table.to_pylist() == [{"zip": "01234", "n": 5, "price": "007.50", "ref": 0},
+                                 {"zip": "00501", "n": -6, "price": "0.5", "ref": 10}]
+    assert read_direct(path, column_types={"zip": "int32"}).column("zip").to_pylist() == [1234, 501]  # asked for
+
+
+def test_declared_column_types(project: Path) -> None:
+    """Before: no way to declare a type; money became float64."""
+    path = project / "typed.csv"
+    path.write_bytes(b"s,i8,u16,f32,money,big,flag,day,at,at_tz,clock,rest\n"
+                     b"007,-5,65535,1.5,12.50,1234567890123456789012345678901234567.8,true,2024-02-29,"
+                     b"2024-01-02 03:04:05,2024-01-02T03:04:05+01:00,10:11:12,x\n"
+                     b",,,,,,,,,,,\n")
+    table = read_direct(path, column_types={
+        "s": "string", "i8": "int8", "u16": "uint16", "f32": "float32", "money": "decimal(12,2)",
+        "big": "decimal( 38 , 1 )", "flag": "bool", "day": "date", "at": "timestamp", "at_tz": "timestamptz",
+        "clock": "time"})
+    assert [f.type for f in table.schema] == [
+        pa.string(), pa.int8(), pa.uint16(), pa.float32(), pa.decimal128(12, 2), pa.decimal128(38, 1), pa.bool_(),
+        pa.date32(), pa.timestamp("us"), pa.timestamp("us", tz="UTC"), pa.time64("us"), pa.string()]
+    first, empty = table.to_pylist()
+    assert first["s"] == "007" and first["money"] == Decimal("12.50") and first["day"] == dt.date(2024, 2, 29)
+    assert first["big"] == Decimal("1234567890123456789012345678901234567.8")
+    assert first["at_tz"] == dt.datetime(2024, 1, 2, 2, 4, 5, tzinfo=dt.UTC)
+    assert first["clock"] == dt.time(10, 11, 12) and first["u16"] == 65535
+    assert all(value is None for value in empty.values())
+
+
+@pytest.mark.parametrize(("column_types", "message"), [
+    ({"n": "integer"}, "does not match"),
+    ({"n": "decimal(5,7)"}, "decimal(5,7): precision must be 1 to 38 and scale at most the precision"),
+    ({"n": "decimal(39,0)"}, "precision must be 1 to 38"),
+])
+def test_a_bad_column_type_is_a_compile_error(registry: ComponentRegistry, project: Path,
+                                              column_types: dict[str, str], message: str) -> None:
+    with pytest.raises(CompileError, match=re.escape(message)) as info:
+        run_pipeline(registry, project, [extract("read", "in.csv", column_types=column_types)])
+    assert info.value.location is not None and info.value.location.line is not None
+
+
+def test_a_value_that_does_not_fit_its_type_names_the_file(registry: ComponentRegistry, project: Path) -> None:
+    (project / "in.csv").write_bytes(b"n,money\n1,1.25\n300,1.005\n")
+    for column_types, problem in (({"n": "int8"}, "invalid value '300'"),
+                                  ({"money": "decimal(5,2)"}, "Rescaling Decimal value would cause data loss")):
+        run = run_pipeline(registry, project, [extract("read", "in.csv", column_types=column_types),
+                                               write_csv("write", "read", "out.csv")])
+        error = runs.failed_error(run, "read")
+        assert error.startswith("step 'read': cannot parse in.csv:") and problem in error
+        assert not (project / "out.csv").exists()
+    with pytest.raises(DriverError, match=r"column_types names \['nope'\], not columns of .*in.csv"):
+        read_direct(project / "in.csv", column_types={"nope": "int8"})
+
+
+def test_decimal_comma(project: Path) -> None:
+    path = project / "de.csv"
+    path.write_bytes(b"label;amount;share\nx;1234,50;0,25\ny;-0,05;1\n")
+    inferred = read_direct(path, delimiter=";", decimal_separator=",")
+    assert inferred.column("share").to_pylist() == [0.25, 1.0]
+    exact = read_direct(path, delimiter=";", decimal_separator=",", column_types={"amount": "decimal(10,2)"})
+    assert exact.column("amount").to_pylist() == [Decimal("1234.50"), Decimal("-0.05")]
+    quoted = project / "quoted.csv"
+    quoted.write_bytes(b'amount\n"1,5"\n')  # with the default delimiter the value must be quoted
+    assert read_direct(quoted, decimal_separator=",").column("amount").to_pylist() == [1.5]
+    assert read_direct(path, delimiter=";").column("share").type == pa.string()  # "0,25" is no number by default
+
+
+def test_empty_string_and_null_are_kept_apart(registry: ComponentRegistry, project: Path) -> None:
+    """Before: a quoted "" was read as NULL. Now: unquoted empty (or a null value) = NULL, quoted = text."""
+    path = project / "in.csv"
+    path.write_bytes(b'id,a\n1,""\n2,\n3,"NA"\n4,NA\n')
+    table = read_direct(path, null_values=["", "NA"])
+    assert table.column("a").to_pylist() == ["", None, "NA", None]
+    assert read_direct(path, null_values=["", "NA"], quoted_nulls=True).column("a").to_pylist() == \
+        [None, None, None, None]
+    # the writer keeps the difference: an empty string is written quoted, NULL bare
+    out = copy_csv(registry, project, path.read_bytes())
+    assert out == b'id,a\n1,""\n2,\n3,NA\n4,NA\n'
+    (project / "again.csv").write_bytes(out)
+    assert read_direct(project / "again.csv").column("a").to_pylist() == ["", None, "NA", "NA"]
+
+
+def test_a_quoted_empty_number_is_an_error_with_the_fix(project: Path) -> None:
+    path = project / "quoted.csv"
+    path.write_bytes(b'"n","m"\n"1","2"\n"","3"\n')  # every field quoted, as some exporters write
+    with pytest.raises(DriverError, match="set quoted_nulls: true"):
+        read_direct(path, column_types={"n": "int64"})
+    assert read_direct(path, quoted_nulls=True).column("n").to_pylist() == [1, None]
+
+
+# ------------------------------------------------------------------------------------ many files by glob
+
+
+def _three_files(project: Path) -> None:
+    (project / "data" / "sub").mkdir(parents=True)
+    (project / "data" / "b.csv").write_text("id,code\n3,003\n")
+    (project / "data" / "a.csv").write_text("id,code\n1,001\n2,002\n")
+    (project / "data" / "sub" / "c.csv").write_text("id,code\n4,004\n")
+    (project / "data" / ".hidden.csv").write_text("other,header\n")
+    (project / "data" / "notes.txt").write_text("not csv\n")
+
+
+def test_a_glob_reads_every_matching_file_as_one_table(project: Path) -> None:
+    _three_files(project)
+    table = read_direct(Path("data/*.csv"), filename_column="source_file")
+    assert table.schema.names == ["id", "code", "source_file"]
+    assert table.to_pylist() == [{"id": 1, "code": "001", "source_file": "data/a.csv"},
+                                 {"id": 2, "code": "002", "source_file": "data/a.csv"},
+                                 {"id": 3, "code": "003", "source_file": "data/b.csv"}]
+    deep = read_direct(Path("data/**/*.csv"))
+    assert deep.column("id").to_pylist() == [1, 2, 3, 4]
+
+
+def test_a_glob_streams_file_after_file(project: Path) -> None:
+    (project / "data").mkdir()
+    row = b"x" * 100 + b"\n"
+    for name in ("a", "b"):
+        (project / "data" / f"{name}.csv").write_bytes(b"text\n" + row * (BLOCK_SIZE // len(row) + 10))
+    outputs = CsvExtractor().run(step_id="read", config=CsvExtractorConfig(path="data/*.csv"), inputs={},
+                                 ctx=Recorder().context(project))
+    reader = outputs[MAIN_OUTPUT]
+    assert isinstance(reader, pa.RecordBatchReader)
+    sizes = [batch.num_rows for batch in reader]
+    assert len(sizes) >= 4 and sum(sizes) == 2 * (BLOCK_SIZE // len(row) + 10)  # blocks, never whole files
+
+
+def test_a_file_with_another_header_is_an_error_naming_it(registry: ComponentRegistry, project: Path) -> None:
+    _three_files(project)
+    (project / "data" / "b2.csv").write_text("id,label\n9,x\n")
+    run = run_pipeline(registry, project, [extract("read", "data/*.csv"), write_csv("write", "read", "out.csv")])
+    error = runs.failed_error(run, "read")
+    assert error.startswith("step 'read': data/b2.csv has the columns ['id', 'label'], data/a.csv has ['id', 'code']")
+    assert step(run, "write").status == "skipped" and not (project / "out.csv").exists()
+
+
+def test_glob_errors(project: Path) -> None:
+    _three_files(project)
+    with pytest.raises(DriverError, match=r"no CSV file matches data/\*\.tsv"):
+        read_direct(Path("data/*.tsv"))
+    with pytest.raises(DriverError, match="filename_column 'code' is also a column of data/a.csv"):
+        read_direct(Path("data/*.csv"), filename_column="code")
+
+
+def test_a_glob_runs_in_the_sandbox_like_here(registry: ComponentRegistry, project: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The sandbox uploads every file the glob matches on the host (and nothing else)."""
+    from osiris_cli.main import main
+
+    _three_files(project)
+    (project / "p.yaml").write_text(
+        'oml_version: "0.1.0"\nname: glob\nsteps:\n'
+        "  - {id: read, component: filesystem.csv_extractor, mode: read,\n"
+        "     config: {path: 'data/**/*.csv', filename_column: file, column_types: {code: string}}}\n"
+        "  - {id: write, component: filesystem.csv_writer, mode: write, needs: [read], config: {path: out.csv}}\n")
+    assert main(["run", "p.yaml"]) == 0
+    local = (project / "out.csv").read_text()
+    (project / "out.csv").unlink()
+    assert main(["run", "p.yaml", "--sandbox", "local"]) == 0
+    assert (project / "out.csv").read_text() == local == (
+        "id,code,file\n1,001,data/a.csv\n2,002,data/a.csv\n3,003,data/b.csv\n4,004,data/sub/c.csv\n")
+    capsys.readouterr()
+    assert main(["parity", "p.yaml"]) == 0

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN
-from osiris_core.errors import DriverError
+from osiris_core.errors import CompileError, DriverError
 from osiris_core.registry import ComponentRegistry
 from osiris_core.runner import RunResult
 from osiris_drivers.duckdb.processor.driver import DuckDBProcessor, DuckDBProcessorConfig
@@ -334,11 +334,14 @@ def test_upsert_into_existing_table_with_key(registry: ComponentRegistry, projec
 
 
 def test_upsert_without_primary_key_fails_cleanly(registry: ComponentRegistry, project: Path) -> None:
-    run = load_csv_into(registry, project, "id\n1\n", "items", write_mode="upsert")
-    error = failed_error(run, "write-db")
-    assert "write_mode upsert needs primary_key" in error
-    assert "set primary_key" in error
-    assert "\n" not in error
+    with pytest.raises(CompileError, match='primary_key is required when write_mode is "upsert"'):
+        load_csv_into(registry, project, "id\n1\n", "items", write_mode="upsert")  # refused before running
+    assert not (project / DB).exists()
+    config = DuckDBWriterConfig(path=str(project / DB), table="items", write_mode="upsert")
+    with pytest.raises(DriverError, match="write_mode upsert needs primary_key") as info:  # the driver checks too
+        DuckDBWriter().run(step_id="w", config=config, inputs={"src": pa.table({"id": [1]})},
+                           ctx=Recorder().context(project))
+    assert "set primary_key" in info.value.render() and "\n" not in info.value.render()
     assert not (project / DB).exists()
 
 

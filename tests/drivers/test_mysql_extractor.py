@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from osiris_core.errors import DriverError
+from osiris_core.errors import CompileError, DriverError
 from osiris_drivers.connection import ConnectionFailed
 from osiris_drivers.mysql.connection import MySQLSettings
 from tests.support.databases import MySQLDatabase
@@ -80,15 +81,19 @@ def test_query_and_table_with_columns_and_limit(env: Env) -> None:
     assert [step(run, s).rows_out for s in ("by-query", "by-table", "qualified")] == [2, 2, 3]
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ({"query": "SELECT 1", "table": "people"}, "set exactly one of `query` and `table`"),
-    ({}, "set exactly one of `query` and `table`"),
-    ({"query": "SELECT 1", "limit": 5}, "`columns` and `limit` apply to `table` only"),
+@pytest.mark.parametrize(("config", "compiled", "message"), [
+    ({"query": "SELECT 1", "table": "people"}, "query and table exclude each other",
+     "set exactly one of `query` and `table`"),
+    ({}, "one of query, table is required", "set exactly one of `query` and `table`"),
+    ({"query": "SELECT 1", "limit": 5}, "limit is not allowed when query is set",
+     "`columns` and `limit` apply to `table` only"),
 ])
-def test_query_xor_table(env: Env, config: dict[str, Any], message: str) -> None:
-    run = env.run([extract("read", **config), write_csv("out", "read", "out/x.csv")])
-    assert message in failed_error(run, "read")
-    assert step(run, "out").status == "skipped"
+def test_query_xor_table(env: Env, config: dict[str, Any], compiled: str, message: str) -> None:
+    with pytest.raises(CompileError, match=compiled):  # refused before anything runs (the spec's rules)
+        env.run([extract("read", **config), write_csv("out", "read", "out/x.csv")])
+    assert not (env.project / "out").exists()
+    with pytest.raises(DriverError, match=re.escape(message)):  # the driver checks it too
+        extract_direct(env.db, env.project, **config)
 
 
 def test_limit_zero_gives_typed_empty_stream(mysql_db: MySQLDatabase, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from osiris_core.driver import ROWS_WRITTEN
-from osiris_core.errors import DriverError
+from osiris_core.errors import CompileError, DriverError
 from osiris_drivers.mysql.writer import driver as writer_module
 from osiris_drivers.mysql.writer.driver import MySQLWriter, MySQLWriterConfig
 from tests.support.databases import MySQLDatabase
@@ -198,8 +198,10 @@ def test_append_matches_columns_by_name_and_refuses_unknown_ones(env: Env) -> No
 
 
 def test_upsert_without_primary_key_and_unwritable_types(env: Env, tmp_path: Path) -> None:
-    run = write_values(env, "SELECT 1 AS id", "nokey", write_mode="upsert")
-    assert "write_mode upsert needs primary_key" in failed_error(run, "write")
+    with pytest.raises(CompileError, match='primary_key is required when write_mode is "upsert"'):
+        write_values(env, "SELECT 1 AS id", "nokey", write_mode="upsert")  # refused before running
+    with pytest.raises(DriverError, match="write_mode upsert needs primary_key"):  # the driver checks it too
+        write_direct(env.db, tmp_path, pa.table({"id": [1]}), table="nokey", write_mode="upsert")
     with pytest.raises(DriverError, match=r"column 'tags': no MySQL column type for Arrow list<item: string>"):
         write_direct(env.db, tmp_path, pa.table({"id": [1], "tags": [["a"]]}), table="lists")
     with pytest.raises(DriverError, match=r"primary_key columns \['ID'\] are not in the input"):

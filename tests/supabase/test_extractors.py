@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from osiris_core.connections import Connections
+from osiris_core.errors import CompileError
 from osiris_core.registry import ComponentRegistry
 from tests.supabase.conftest import SERVICE_KEY
 from tests.support.databases import PostgresDatabase
@@ -88,10 +89,10 @@ def test_postgres_extractor_query_columns_limit(project: Path, registry: Compone
     assert read_back(project, "byquery").column_names == ["id", "Order"]
     assert read_back(project, "byquery").num_rows == 10
     assert read_back(project, "bytable").column_names == ["id"] and read_back(project, "bytable").num_rows == 7
-    bad = run_pipeline(registry, project, [
-        {"id": "both", "component": "postgres.extractor", "mode": "read",
-         "config": {"connection": "@postgres.main", "table": "typed", "query": "select 1"}}], connections=conns)
-    assert "exactly one of `query` and `table`" in failed_error(bad, "both")
+    with pytest.raises(CompileError, match="query and table exclude each other"):  # refused before running
+        run_pipeline(registry, project, [
+            {"id": "both", "component": "postgres.extractor", "mode": "read",
+             "config": {"connection": "@postgres.main", "table": "typed", "query": "select 1"}}], connections=conns)
     missing = run_pipeline(registry, project, [
         {"id": "nope", "component": "postgres.extractor", "mode": "read",
          "config": {"connection": "@postgres.main", "table": "no_such_table"}}], connections=conns)
@@ -123,10 +124,10 @@ def test_supabase_extractor_reads_a_table_in_pages(project: Path, registry: Comp
 def test_supabase_extractor_query_needs_pg_dsn(project: Path, registry: ComponentRegistry,
                                                pg_db: PostgresDatabase, postgrest: PostgrestServer) -> None:
     conns = connections(project, pg_db, postgrest, with_pg_dsn=False)
-    run = run_pipeline(registry, project, [
-        {"id": "q", "component": "supabase.extractor", "mode": "read",
-         "config": {"connection": "@supabase.main", "query": "select 1"}}], connections=conns)
-    assert "`query` needs pg_dsn" in failed_error(run, "q")
+    with pytest.raises(CompileError, match="pg_dsn is required when query is set"):  # refused before running
+        run_pipeline(registry, project, [
+            {"id": "q", "component": "supabase.extractor", "mode": "read",
+             "config": {"connection": "@supabase.main", "query": "select 1"}}], connections=conns)
 
 
 def test_postgres_numeric_values_stay_exact(project: Path, registry: ComponentRegistry,

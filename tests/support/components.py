@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pyarrow as pa
 
 from osiris_core.driver import MAIN_OUTPUT, Driver, DriverConfig, StepContext, StepInputs, StepOutputs
@@ -59,3 +63,36 @@ def probe_component() -> Component:
 def probe_components() -> list[Component]:
     """The entry-point provider form: a callable returning components."""
     return [probe_component()]
+
+
+CHATTY_SPEC = """
+name: test.chatty
+version: 1.0.0
+description: Writes to standard output three ways while it runs, then emits one row (test support).
+modes: [read]
+driver: tests.support.components:ChattyDriver
+config:
+  type: object
+  additionalProperties: false
+  properties: {}
+"""
+
+
+class ChattyConfig(DriverConfig):
+    pass
+
+
+class ChattyDriver(Driver[ChattyConfig]):
+    """Prints, writes to file descriptor 1 and runs a child process that prints: what a chatty library does."""
+
+    config_model = ChattyConfig
+
+    def run(self, *, step_id: str, config: ChattyConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
+        print("chatty: print() noise", flush=True)
+        os.write(1, b"chatty: descriptor noise\n")
+        subprocess.run([sys.executable, "-c", "print('chatty: child noise')"], check=True)
+        return {MAIN_OUTPUT: pa.table({"n": [1]})}
+
+
+def chatty_component() -> Component:
+    return Component(spec=parse_spec(CHATTY_SPEC, origin="tests/support/components.py"), driver=ChattyDriver)

@@ -14,7 +14,7 @@ from osiris_cli.app import App
 from osiris_cli.dry_run import cmd_dry_run
 from osiris_cli.executors import EXECUTORS, executor_name
 from osiris_cli.output import emit_json, print_run_card, table
-from osiris_cli.remote_commands import compare_cards, print_parity
+from osiris_cli.remote_commands import check_rerun_safe, compare_cards, print_parity
 from osiris_core.compiler import compile_file, compile_pipeline
 from osiris_core.connections import parse_reference
 from osiris_core.errors import InputError, OsirisError
@@ -133,8 +133,10 @@ def cmd_parity(app: App, args: argparse.Namespace) -> int:
     sandbox = executor_name(args)
     given: Bundle | None = load_bundle(args.bundle) if args.bundle else None  # a bad file fails before any run
     manifest_path = _manifest_to_run(app, args)
-    manifest = load_compiled(manifest_path).manifest
-    bundle = bundle_for(app.registry().used_by(step.component for step in manifest.steps), given)
+    compiled = load_compiled(manifest_path)
+    if not args.allow_real_targets:
+        check_rerun_safe(app.registry(), compiled)
+    bundle = bundle_for(app.registry().used_by(step.component for step in compiled.manifest.steps), given)
     local = _execute(app, manifest_path, "local", args, checksums=True, outputs=[])
     local_card = read_card(local.session.path)
     local_card["execution"]["bundle_sha256"] = bundle.sha256

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from osiris_cli import api
 from osiris_cli.app import App
-from osiris_cli.output import emit_json, print_run_card, table
+from osiris_cli.output import emit_json, emit_text, print_run_card, table
 from osiris_cli.sessions import STATUSES, human_duration
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def cmd_logs_gc(app: App, args: argparse.Namespace) -> int:
 
 def cmd_logs_html(app: App, args: argparse.Namespace) -> int:
     if args.output == "-":
-        sys.stdout.write(api.report_html(app, args.session)[1])
+        emit_text(api.report_html(app, args.session)[1])
         return EXIT_OK
     result = api.logs_html(app, args.session, args.output)
     if app.json:

@@ -26,14 +26,17 @@ from osiris_cli.commands import (
 )
 from osiris_cli.discover_commands import add_discover_command
 from osiris_cli.logs_commands import add_logs_commands
-from osiris_cli.project_commands import add_init_command, add_mcp_command
-from osiris_cli.remote_commands import add_sandbox_flags
+from osiris_cli.output import one_document
+from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
+from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
 
 Command = Callable[[App, argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+SERVERS = (cmd_sandbox_serve, cmd_mcp)
+"""Commands that own standard output while they serve, and print no JSON document."""
 EPILOG = "Exit codes: 0 success, 1 the run failed, 2 bad input (pipeline, config, flags, connections)."
 
 
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="PIPELINE.yaml or a compiled manifest.yaml")
     p.add_argument("--last-compile", action="store_true", help="use the manifest of the last `osiris compile`")
     p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
+    add_parity_flags(p)
     add_sandbox_flags(p)
 
     sandbox = sub.add_parser("sandbox", help="the local E2B-compatible sandbox server").add_subparsers(
@@ -151,8 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               verbose=getattr(args, "verbose", False))
     handler: Command = args.handler
     try:
-        code = handler(app, args)
-        sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's final flush
+        with one_document(app.json and handler not in SERVERS):
+            code = handler(app, args)
+            sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's final flush
         return code
     except OsirisError as exc:
         print(f"error: {scrub_text(exc.render())}", file=sys.stderr)

@@ -3,13 +3,75 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass
+class _Document:
+    """The output of a `--json` command, held until the command returns."""
+
+    holding: bool = False
+    text: str | None = None
+
+    def take(self) -> str | None:
+        """The held text; stop holding."""
+        text, self.holding, self.text = self.text, False, None
+        return text
+
+
+_document = _Document()
+
+
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    """Print the command's JSON document (with `--json`, once the command returns)."""
+    emit_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def emit_text(text: str) -> None:
+    """Print the command's whole output as it is (e.g. `logs html -o -`), held like a JSON document."""
+    if not _document.holding:
+        sys.stdout.write(text)
+        return
+    if _document.text is not None:
+        raise RuntimeError("a command printed a second document")
+    _document.text = text
+
+
+@contextmanager
+def one_document(enabled: bool) -> Iterator[None]:
+    """With `--json`: while the command runs, whatever writes to standard output — print(), a driver, native code,
+    a child process — lands on standard error, and the command's one document is printed when it returns (nothing
+    when it raises), so standard output is exactly one JSON document or empty."""
+    if not enabled:
+        yield
+        return
+    out = sys.stdout
+    out.flush()
+    try:
+        saved: int | None = os.dup(1)
+    except OSError:
+        saved = None  # no descriptor 1: nothing below Python can write there either
+    if saved is not None:
+        os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _document.holding, _document.text = True, None
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+        sys.stdout = out
+        text = _document.take()
+    if text is not None:
+        out.write(text)
+        out.flush()
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

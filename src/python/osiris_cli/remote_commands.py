@@ -9,6 +9,8 @@ from typing import Any
 from osiris_cli.app import App
 from osiris_cli.output import emit_json, table
 from osiris_core.errors import InputError
+from osiris_core.manifest import CompiledPipeline
+from osiris_core.registry import ComponentRegistry
 from osiris_remote.backends import BACKENDS, SandboxOptions
 from osiris_remote.backends.e2b import MAX_LIFETIME_S
 from osiris_remote.bootstrap import check_sandbox_env
@@ -115,6 +117,32 @@ def sandbox_options(args: argparse.Namespace) -> SandboxOptions:
     return SandboxOptions(backend=backend, template=args.e2b_template, lifetime_s=args.e2b_timeout, env=env,
                           python=args.sandbox_python, bundle_path=args.bundle, local_root=args.sandbox_root,
                           install_deps=args.e2b_install_deps, reach_private_hosts=private_hosts)
+
+
+def add_parity_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-real-targets", action="store_true",
+                        help="run the pipeline twice even when a writer is not idempotent (e.g. write_mode append: "
+                             "its rows are written twice)")
+
+
+def check_rerun_safe(registry: ComponentRegistry, compiled: CompiledPipeline) -> None:
+    """Refuse (`InputError`) a pipeline whose writers would change their targets again when it runs a second time
+    (a spec's `idempotent`: the SQL writers' append, a third-party writer that does not declare it)."""
+    unsafe = []
+    for step in compiled.manifest.steps:
+        if step.mode != "write" or step.component not in registry:
+            continue
+        spec = registry.get(step.component).spec
+        config = compiled.configs[step.id]
+        if not spec.writes_idempotently(config):
+            mode = {**spec.defaults, **config}.get("write_mode")
+            unsafe.append(f"'{step.id}' ({step.component}" + (f", write_mode {mode})" if mode else ")"))
+    if unsafe:
+        steps = "step " + unsafe[0] if len(unsafe) == 1 else "steps " + ", ".join(unsafe)
+        raise InputError(f"parity runs the pipeline twice (here, then in the sandbox) and {steps} would write "
+                         "to the same target twice",
+                         hint="use write_mode replace or upsert (or a scratch target), or pass --allow-real-targets "
+                              "to run it twice anyway")
 
 
 def compare_cards(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+from pydantic import ValidationError
 
 from osiris_core import __version__
 from osiris_core.canonical import canonical_json, sha256_value
-from osiris_core.connections import Connections, parse_reference
+from osiris_core.connections import ConnectionRef, Connections, parse_reference, substitute_env
 from osiris_core.driver import SINGLE_INPUT_SQL_NAME
 from osiris_core.errors import CompileError, ConnectionConfigError, OsirisError
 from osiris_core.fingerprint import run_fingerprint
@@ -28,6 +30,7 @@ from osiris_core.masking import is_secret_key, scrub_text
 from osiris_core.oml import Pipeline, Step, load_pipeline, sql_name
 from osiris_core.registry import Component, ComponentRegistry
 from osiris_core.session import new_session, record_last_compile
+from osiris_core.spec import ComponentSpec
 from osiris_core.yaml_source import YamlDocument
 
 COMPILER_VERSION = f"osiris-core/{__version__}"
@@ -145,8 +148,10 @@ class _Checker:
             where = ".".join(str(p) for p in path) or "config"
             raise self.fail(f"invalid config for step '{step.id}' at {where}: {error.message}", [*at, *path],
                             hint=f"see `osiris components show {spec.name}`")
+        self.driver_checks(i, step, component)
         config = dict(step.config)
         if spec.connection is None:
+            self.rules(i, step, spec, {}, set())
             return config, None
         raw_ref = config.get("connection", f"@{spec.connection.family}")
         ref_at: list[str | int] = [*at, "connection"] if "connection" in config else ["steps", i, "component"]
@@ -156,11 +161,62 @@ class _Checker:
                 raise self.fail(
                     f"component '{spec.name}' needs a '{spec.connection.family}' connection, got '{raw_ref}'",
                     ref_at, hint=f"reference @{spec.connection.family}.<alias>")
-            normalised = str(self.connections.normalise(ref))
+            normalised = self.connections.normalise(ref)
         except ConnectionConfigError as exc:
             raise self.fail(exc.message, ref_at, hint=exc.hint or "fix the connection reference") from None
-        config["connection"] = normalised
-        return config, normalised
+        fields, unknown = self.connection_fields(normalised, spec)
+        self.rules(i, step, spec, fields, unknown, connection=(str(normalised), ref_at))
+        config["connection"] = str(normalised)
+        return config, str(normalised)
+
+    def driver_checks(self, i: int, step: Step, component: Component) -> None:
+        """The driver config's own checks (an encoding Python knows, a valid column type, …) of the keys the step
+        sets: what the engine would refuse when the step starts is refused now."""
+        config = {k: v for k, v in step.config.items() if k != "connection"}
+        try:
+            component.driver.config_model.model_validate(config)
+            return
+        except ValidationError as exc:
+            errors = exc.errors()
+        except Exception:  # a validator that needs the connection's fields: the run reports what it finds
+            return
+        for error in errors:
+            loc = error["loc"]
+            if loc and loc[0] in config:
+                where = ".".join(str(p) for p in loc)
+                message = str(error["msg"]).removeprefix("Value error, ")
+                raise self.fail(f"invalid config for step '{step.id}' at {where}: {message}",
+                                ["steps", i, "config", *loc], hint=f"see `osiris components show {component.name}`")
+
+    def connection_fields(self, ref: ConnectionRef, spec: ComponentSpec) -> tuple[dict[str, Any], set[str]]:
+        """The connection's fields the component uses, `${VAR}` resolved from this environment where set; the
+        names of those that do not resolve yet (they are checked again when the step runs)."""
+        assert ref.alias is not None
+        known: dict[str, Any] = {}
+        unknown: set[str] = set()
+        for key, value in self.connections.families()[ref.family][ref.alias].items():
+            if key not in spec.connection_fields:
+                continue
+            try:
+                known[key] = substitute_env(value, environ=os.environ, where=str(ref))
+            except ConnectionConfigError:
+                unknown.add(key)
+        return known, unknown
+
+    def rules(self, i: int, step: Step, spec: ComponentSpec, fields: dict[str, Any], unknown: set[str], *,
+              connection: tuple[str, list[str | int]] | None = None) -> None:
+        """The spec's rules over the step's config (defaults filled in) and its connection's fields."""
+        config = {k: v for k, v in step.config.items() if k != "connection"}
+        violation = spec.rule_violation({**fields, **config}, unknown - set(config))
+        if violation is None:
+            return
+        at: list[str | int] = ["steps", i, "config"]
+        message = f"step '{step.id}': {violation.message}"
+        if violation.key in config:
+            raise self.fail(message, [*at, violation.key], key=True, hint=violation.hint)
+        if connection is not None and violation.key in spec.connection_fields:
+            raise self.fail(f"{message} (in connection {connection[0]})", connection[1], hint=violation.hint)
+        raise self.fail(message, at if step.config else ["steps", i, "component"], hint=violation.hint)
 
 
 def compile_pipeline(pipeline: Pipeline, document: YamlDocument, registry: ComponentRegistry,

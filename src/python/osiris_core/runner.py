@@ -226,6 +226,9 @@ class LocalExecutor(Executor):
         config = self._resolve_config(step, component, raw_config, recorder)
         (artifacts / "cleaned_config.json").write_text(canonical_json(recorder.masker.mask(config)),
                                                        encoding="utf-8")
+        violation = component.spec.rule_violation(config)  # again, with the connection's fields resolved
+        if violation is not None:
+            raise InputError(f"step '{step.id}': {violation.message}", hint=violation.hint)
         try:
             typed: DriverConfig = component.driver.config_model.model_validate(config)
         except ValidationError as exc:

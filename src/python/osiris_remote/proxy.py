@@ -267,7 +267,7 @@ class SandboxExecutor(Executor):
         return env, yaml.safe_dump({"connections": families}, sort_keys=True)
 
     def _file_paths(self, compiled: CompiledPipeline, direction: Literal["input", "output"]) -> list[_LocalFile]:
-        files = []
+        files: list[_LocalFile] = []
         for step in compiled.manifest.steps:
             spec = self.settings.registry.get(step.component).spec
             for key in spec.file_keys(direction):
@@ -278,7 +278,8 @@ class SandboxExecutor(Executor):
                 if path.is_absolute() or ".." in path.parts:
                     raise InputError(f"step '{step.id}': {key} {value!r} must be a relative path inside the "
                                      "working directory for sandbox runs", hint="use a relative path")
-                files.append(_LocalFile(step.id, str(path), spec.file_required(key)))
+                files.extend(_LocalFile(step.id, name, spec.file_required(key))  # a glob: each file it matches
+                             for name in spec.local_files(key, str(path)))
         return files
 
     def _input_files(self, compiled: CompiledPipeline) -> list[str]:

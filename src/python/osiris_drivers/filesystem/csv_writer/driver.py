@@ -6,9 +6,10 @@ import csv
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from osiris_core.arrow_values import python_safe
 from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
@@ -18,7 +19,6 @@ from osiris_drivers.filesystem.dialect import Encoding, OneChar
 from osiris_drivers.step_io import batches, report_written
 
 _QUOTING: dict[str, Literal[0, 1, 2, 3]] = {
-    "minimal": csv.QUOTE_MINIMAL,
     "all": csv.QUOTE_ALL,
     "nonnumeric": csv.QUOTE_NONNUMERIC,
     "none": csv.QUOTE_NONE,
@@ -39,6 +39,8 @@ def _cell(value: Any, null_value: str) -> Any:
     """Python value → what csv writes; numbers stay numbers so `nonnumeric` quoting can tell them apart."""
     if value is None:
         return null_value
+    if value == "":
+        return _Empty()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float | Decimal):
@@ -48,6 +50,36 @@ def _cell(value: Any, null_value: str) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+class _Empty(str):
+    """An empty string value (not NULL): the minimal writer quotes it so it reads back as "" and not as NULL."""
+
+
+class _MinimalWriter:
+    """csv.QUOTE_MINIMAL, except that an empty string value is written quoted (`""`) and NULL (`null_value`)
+    never is: the extractor reads an unquoted empty field as NULL and a quoted one as the empty string."""
+
+    def __init__(self, handle: TextIO, *, delimiter: str, quotechar: str, lineterminator: str) -> None:
+        self._handle = handle
+        self._delimiter = delimiter
+        self._quote = quotechar
+        self._special = frozenset(f"{delimiter}{quotechar}\r\n")
+        self._terminator = lineterminator
+
+    def _field(self, value: Any, single: bool) -> str:
+        text = str(value)
+        if isinstance(value, _Empty) or (single and text == "") or not self._special.isdisjoint(text):
+            return self._quote + text.replace(self._quote, self._quote * 2) + self._quote
+        return text
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        single = len(row) == 1  # a lone empty field is quoted, or the row would be a blank line
+        self._handle.write(self._delimiter.join(self._field(v, single) for v in row) + self._terminator)
+
+    def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
 
 
 def _file_mode(target: Path) -> int:
@@ -70,9 +102,11 @@ class CsvWriter(Driver[CsvWriterConfig]):
         rows = 0
         try:
             with os.fdopen(fd, "w", encoding=config.encoding, newline="") as handle:
-                writer = csv.writer(handle, delimiter=config.delimiter, quotechar=config.quotechar,
-                                    quoting=_QUOTING[config.quoting], lineterminator=config.newline,
-                                    escapechar=None)
+                writer: Any = _MinimalWriter(
+                    handle, delimiter=config.delimiter, quotechar=config.quotechar, lineterminator=config.newline,
+                ) if config.quoting == "minimal" else csv.writer(
+                    handle, delimiter=config.delimiter, quotechar=config.quotechar, quoting=_QUOTING[config.quoting],
+                    lineterminator=config.newline, escapechar=None)
                 if config.header:
                     writer.writerow(data.schema.names)
                 for batch in map(python_safe, batches(data)):
