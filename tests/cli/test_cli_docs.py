@@ -103,7 +103,8 @@ def test_every_json_output_is_one_document(project: Path, capsys: pytest.Capture
                  ["logs", "list"], ["logs", "list", "--status", "failed", "--since", "1d"],
                  ["logs", "show", session], ["logs", "show", session, "--events"],
                  ["logs", "show", compiled["session"]], ["logs", "html", session],
-                 ["init", "fresh"], ["connections", "doctor"]):
+                 ["init", "fresh"], ["connections", "doctor"], ["discover", "@filesystem.main"],
+                 ["run", "examples/movies_local.yaml", "--dry-run"]):
         _one_document(capsys, *argv)
     sandboxed = _one_document(capsys, "run", "examples/movies_local.yaml", "--sandbox", "local", "--verbose")
     assert isinstance(sandboxed, dict) and sandboxed["execution"]["mode"] == "sandbox"
