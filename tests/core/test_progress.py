@@ -254,3 +254,16 @@ def test_a_malformed_progress_record_is_refused(recorder: RunRecorder, fields: d
 def test_a_component_cannot_emit_progress_by_name() -> None:
     with pytest.raises(ReservedEventError, match="'step_progress' is an engine event"):
         component_event("load", "step_progress", {"phase": "load", "rows": 1})
+
+
+def test_a_stream_read_into_a_table_for_several_consumers_is_its_producers_progress(
+        project: Path, progress_registry: ComponentRegistry) -> None:
+    steps = [_source(), *({"id": f"load{n}", "component": "filesystem.csv_writer", "mode": "write",
+                           "needs": ["source"], "config": {"path": f"out{n}.csv"}} for n in (1, 2))]
+    result, events = _run(project, progress_registry, steps, every_s=0.0)
+    assert result.exit_code == 0, result.card.error
+    progress = _progress(events, "source")
+    assert [(e["phase"], e["rows"]) for e in progress] == [("read", 1000 * n) for n in range(1, 51)]
+    names = [(e["event"], e.get("step_id")) for e in events]
+    assert names.index(("step_progress", "source")) < names.index(("step_complete", "source"))
+    assert not _progress(events, "load1"), "a table flows at once"

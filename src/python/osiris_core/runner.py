@@ -59,7 +59,10 @@ class _Progress:
         self.mode_phase = phase
         self.phase = phase
         self.streamed = False
-        """True when the step reads a stream: then `rows_read`/`bytes_read` are its rows and bytes so far."""
+        """True when rows flow through the step's own batches: then `rows_read`/`bytes_read` are its figures (of
+        the streams it reads, or else of its output stream while the engine reads it into a table)."""
+        self.reads_streams = False
+        """The step reads a stream from the step before it (counted by `_counting`)."""
         self.rows_read = 0
         self.bytes_read = 0
         self._said_rows: int | None = None
@@ -73,14 +76,14 @@ class _Progress:
         self._due = self._start + self._every
 
     def read(self, batch: pa.RecordBatch) -> None:
-        """The step read `batch` from a streamed input."""
+        """`batch` flowed through the step: read from a stream, or out of it into a table."""
         self.rows_read += batch.num_rows
         self.bytes_read += batch.nbytes
         if self._open and time.monotonic() >= self._due:
             self.report()
 
     def ended(self) -> None:
-        """A streamed input ended: if the step reported while it flowed, it reports its final figures."""
+        """A stream ended: if the step reported while it flowed, it reports its final figures."""
         if self._reported_rows is not None and self._reported_rows != self.rows_read:
             self.report()
 
@@ -95,9 +98,11 @@ class _Progress:
             self.report()
 
     def restart(self) -> None:
-        """A new attempt: back to the step's own phase."""
+        """A new attempt: back to the step's own phase and no rows (a step with retries reads tables only)."""
         with self._lock:
             self.phase, self._said_rows = self.mode_phase, None
+            self.rows_read = self.bytes_read = 0
+            self._reported_rows = None
 
     def report(self) -> None:
         with self._lock:
@@ -327,7 +332,8 @@ class LocalExecutor(Executor):
         every_s = self.settings.progress_every_s
         progress = state.progress = _Progress(step.id, step.mode, recorder, every_s)
         for streamed in (o.counter for o in state.inputs if o.counter is not None and every_s is not None):
-            streamed.consumer, progress.streamed = progress, True
+            streamed.consumer = progress
+            progress.streamed = progress.reads_streams = True
 
         def on_metric(name: str, value: float | int, unit: str | None) -> None:
             if name == ROWS_WRITTEN:
@@ -364,7 +370,7 @@ class LocalExecutor(Executor):
                         raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it",
                                           step_id=step.id, hint="use a component that produces data for those steps")
                     if main is not None:
-                        state.output = self._keep(main, consumers[step.id], step.id, replayed)
+                        state.output = self._keep(main, consumers[step.id], step.id, replayed, progress)
                 break
             except OsirisError as exc:
                 if not exc.transient or attempt > step.retries.max:
@@ -386,17 +392,30 @@ class LocalExecutor(Executor):
                                    streaming=streaming, duration_ms=duration_ms,
                                    output_sha256=None if streaming else checksum))
 
-    def _keep(self, data: ArrowData, consumers: int, step_id: str, replayed: set[str]) -> _Output:
+    def _keep(self, data: ArrowData, consumers: int, step_id: str, replayed: set[str],
+              progress: _Progress) -> _Output:
         """A stream with one consumer that reads it once stays a stream (counted as it is read).
 
         Otherwise it is read into a table once: for several consumers, and for a consumer with `retries` (each of
-        its attempts reads the same rows again).
+        its attempts reads the same rows again). While it is read, a step that reads no stream itself reports
+        those rows as its progress.
         """
         if isinstance(data, pa.RecordBatchReader) and consumers == 1 and step_id not in replayed:
             counter = _RowCounter(checksum=DataChecksum(data.schema) if self.settings.checksums else None)
             return _Output(_counting(data, counter, step_id), counter)
-        table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+        table = data if isinstance(data, pa.Table) else self._read_all(data, progress)
         return _Output(table, table_checksum=table_checksum(table) if self.settings.checksums else None)
+
+    def _read_all(self, reader: pa.RecordBatchReader, progress: _Progress) -> pa.Table:
+        if progress.reads_streams or self.settings.progress_every_s is None:
+            return reader.read_all()
+        progress.streamed = True
+        batches = []
+        for batch in reader:
+            progress.read(batch)
+            batches.append(batch)
+        progress.ended()
+        return pa.Table.from_batches(batches, schema=reader.schema)
 
     @staticmethod
     def _fail_step(step: ManifestStep, exc: BaseException, recorder: RunRecorder) -> None:
