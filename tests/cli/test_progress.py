@@ -20,7 +20,7 @@ import pytest
 
 import osiris_cli
 from osiris_cli.main import main
-from osiris_cli.progress import PlainDisplay
+from osiris_cli.progress import PlainDisplay, resolve_mode
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
 from osiris_core.events import Logged, StepComplete, StepProgress
@@ -173,6 +173,19 @@ def test_plain_mode_prints_heartbeat_lines_with_the_active_steps(
                (re.search(r"load write ([\d,]+) rows, [\d,]+ rows/s, [\d.,]+ MB \([\d.]+s\)$", b) for b in beats)
                if m]
     assert len(set(counted)) >= 2 and counted == sorted(counted), beats
+
+
+def test_auto_means_the_live_view_only_on_a_real_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        monkeypatch.setenv("TERM", "xterm-256color")
+        assert resolve_mode("auto", terminal) == "tty"
+        assert resolve_mode("plain", terminal) == "plain" and resolve_mode("none", terminal) == "none"
+        monkeypatch.setenv("TERM", "dumb")
+        assert resolve_mode("auto", terminal) == "plain"
+    os.close(master)
+    assert resolve_mode("auto", io.StringIO()) == "plain"
+    assert resolve_mode("tty", io.StringIO()) == "tty"
 
 
 def test_progress_tty_forced_without_a_terminal_still_leaves_json_alone(

@@ -51,9 +51,10 @@ def resolve_mode(mode: str, stream: TextIO) -> View:
     if mode == "auto":
         terminal = stream.isatty() and os.environ.get("TERM") != "dumb"
         return "tty" if terminal else "plain"
-    if mode not in PROGRESS_MODES:
+    views: dict[str, View] = {"tty": "tty", "plain": "plain", "none": "none"}
+    if mode not in views:
         raise ValueError(f"unknown progress mode {mode!r}")
-    return "tty" if mode == "tty" else "plain" if mode == "plain" else "none"
+    return views[mode]
 
 
 @dataclass
@@ -93,8 +94,7 @@ class StepLine:
     def cells(self, now: float) -> tuple[str, str, str, str, str, str]:
         """step, phase, rows, rows/s, MB, elapsed — as text."""
         rate = self.rate()
-        phase = self.phase or ("streamed" if self.status == "streamed" else self.status)
-        return (self.step_id, phase,
+        return (self.step_id, self.phase or self.status,
                 "" if self.rows is None else f"{self.rows:,} rows",
                 "" if rate is None else f"{rate:,.0f} rows/s",
                 "" if self.bytes is None else f"{self.bytes / 1e6:,.1f} MB",
