@@ -39,6 +39,18 @@ config:
     rows: {type: integer}
 """
 
+PASSTHROUGH_SPEC = """
+name: test.passthrough
+version: 1.0.0
+description: Returns its input as a lazy stream, read only as its own consumer reads it (test support).
+modes: [transform]
+driver: tests.core.test_progress:Passthrough
+config:
+  type: object
+  additionalProperties: false
+  properties: {}
+"""
+
 PHASED_SPEC = """
 name: test.phased_writer
 version: 1.0.0
@@ -74,6 +86,15 @@ class BatchesDriver(Driver[BatchesConfig]):
         return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(schema, batches())}
 
 
+class Passthrough(Driver[DriverConfig]):
+    config_model = DriverConfig
+
+    def run(self, *, step_id: str, config: DriverConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
+        data = single_input(step_id, inputs)
+        assert isinstance(data, pa.RecordBatchReader)
+        return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(data.schema, (batch for batch in data))}
+
+
 class PhasedConfig(DriverConfig):
     say: list[Any] | None = None
     """Say only this (phase, rows) instead of the phases."""
@@ -102,6 +123,7 @@ def progress_registry() -> ComponentRegistry:
     origin = "tests/core/test_progress.py"
     return ComponentRegistry([*builtin_components(),
                               Component(spec=parse_spec(BATCHES_SPEC, origin=origin), driver=BatchesDriver),
+                              Component(spec=parse_spec(PASSTHROUGH_SPEC, origin=origin), driver=Passthrough),
                               Component(spec=parse_spec(PHASED_SPEC, origin=origin), driver=PhasedWriter)])
 
 
@@ -185,17 +207,17 @@ def test_a_streaming_transform_reports_while_its_output_is_read(
     """`shape` succeeds at once with a stream; its input flows while `load` reads its output: the recorder
     takes that step's progress after its `step_complete`, until its final counts."""
     steps = [_source(),
-             {"id": "shape", "component": "duckdb.processor", "mode": "transform", "needs": ["source"],
-              "config": {"query": "select i, s from input_df"}},
+             {"id": "shape", "component": "test.passthrough", "mode": "transform", "needs": ["source"],
+              "config": {}},
              {"id": "load", "component": "filesystem.csv_writer", "mode": "write", "needs": ["shape"],
               "config": {"path": "out.csv"}}]
     result, events = _run(project, progress_registry, steps, every_s=0.0)
     assert result.exit_code == 0, result.card.error
     names = [(e["event"], e.get("step_id")) for e in events]
     shape_done = names.index(("step_complete", "shape"))
-    late = [i for i, name in enumerate(names) if name == ("step_progress", "shape") and i > shape_done]
-    assert late, "the transform's input flowed after its step_complete"
-    assert max(late) < names.index(("step_counted", "shape"))
+    shape = [i for i, name in enumerate(names) if name == ("step_progress", "shape")]
+    assert len(shape) == 50 and min(shape) > shape_done, "the transform's input flowed after its step_complete"
+    assert max(shape) < names.index(("step_counted", "shape"))
     assert _progress(events, "shape")[-1]["rows"] == 50_000
     assert {e["phase"] for e in _progress(events, "shape")} == {"transform"}
     assert _progress(events, "load")[-1]["rows"] == 50_000

@@ -16,7 +16,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from operator import index as operator_index
+from typing import Any, SupportsIndex
 
 import pyarrow as pa
 from pydantic import ValidationError
@@ -119,6 +120,16 @@ class _Progress:
     def close(self) -> None:
         with self._lock:
             self._open = False
+
+
+def _row_count(rows: object) -> int | None:
+    """A driver's row count as an int (numpy integers too); None for None, -1 for anything else."""
+    if rows is None:
+        return None
+    if isinstance(rows, bool) or not isinstance(rows, SupportsIndex):
+        return -1
+    count = operator_index(rows)
+    return count if count >= 0 else -1
 
 
 @dataclass
@@ -349,12 +360,12 @@ class LocalExecutor(Executor):
             recorder.emit(event)
 
         def on_progress(phase: str, rows: int | None) -> None:
-            valid_rows = rows is None or (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0)
-            if not (isinstance(phase, str) and re.fullmatch(PHASE_PATTERN, phase) and valid_rows):
+            count = _row_count(rows)
+            if not (isinstance(phase, str) and re.fullmatch(PHASE_PATTERN, phase)) or count == -1:
                 raise DriverError(f"reported an invalid progress: phase {phase!r:.40}, rows {rows!r:.40}",
                                   step_id=step.id, hint="phase: a lowercase word such as extract, stage, load, "
                                   "swap or commit; rows: a count from 0, or None")
-            progress.say(phase, rows)
+            progress.say(phase, count)
 
         ctx = StepContext(session_id=recorder.session.id, artifacts_dir=artifacts, logger=logger.getChild(step.id),
                           emit_metric=on_metric, emit_event=on_event, emit_progress=on_progress)
