@@ -8,6 +8,12 @@ For each size it loads N generated movie-like rows (11 mixed columns) into Maria
 (a) the baseline pipe, (b) an Osiris pipeline copying the table MySQL → Postgres (replace), and
 (c) the demo-shaped pipeline (extract all rows → DuckDB aggregate → Supabase writer over pg_dsn).
 It prints wall seconds, rows/s, the peak RSS of the process that did the work, and ratios to (a).
+
+With --progress-overhead it times (b) instead with live progress off (no `step_progress` events, no display)
+and on (events once a second, and the live `rich` view rendering to a terminal-like sink), alternating
+--repeat times, and prints the median of each and their ratio:
+
+    ./pants run bench/copy_bench.py -- --progress-overhead --rows 1000000 --repeat 7
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ import psycopg2
 import pymysql
 import yaml
 
+from osiris_cli.progress import LiveDisplay
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
 from osiris_core.execution import ExecutionSettings
@@ -62,6 +71,8 @@ class Timing:
     seconds: float
     rows: int
     peak_rss_mb: float
+    cpu_seconds: float
+    """User + system CPU time of the process that did the work (not of the database servers)."""
 
 
 def generate(rows: int) -> None:
@@ -109,7 +120,7 @@ def measure(name: str, rows: int, work: Callable[[], None]) -> Timing:
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed")
-    return Timing(name, seconds, rows, usage.ru_maxrss / 1024)
+    return Timing(name, seconds, rows, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def baseline() -> None:
@@ -121,7 +132,11 @@ def baseline() -> None:
     assert mariadb.wait() == 0 and psql.returncode == 0
 
 
-def osiris_pipeline(workdir: Path, steps: list[dict[str, object]]) -> Callable[[], None]:
+def osiris_pipeline(workdir: Path, steps: list[dict[str, object]], *,
+                    progress: bool | None = None) -> Callable[[], None]:
+    """The pipeline as `osiris run` runs it; `progress` False: no progress events, True: events and a live view
+    (rendered to /dev/null as to a terminal), None: events only (the engine's default)."""
+
     def work() -> None:
         os.chdir(workdir)
         registry = default_registry(entry_points=False)
@@ -130,8 +145,13 @@ def osiris_pipeline(workdir: Path, steps: list[dict[str, object]]) -> Callable[[
         path.write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": "bench", "steps": steps}))
         compiled = compile_file(path, registry, connections, workdir / "logs")
         assert compiled.manifest_path is not None
-        settings = ExecutionSettings(registry, connections, workdir / "logs")
-        result = LocalExecutor(settings).run(load_compiled(compiled.manifest_path))
+        with open(os.devnull, "w", encoding="utf-8") as sink:
+            display = LiveDisplay(sink, workdir / "logs", force_terminal=True)
+            settings = ExecutionSettings(registry, connections, workdir / "logs",
+                                         listeners=(display.listen,) if progress else (),
+                                         progress_every_s=None if progress is False else 1.0)
+            with display.open() if progress else nullcontext():
+                result = LocalExecutor(settings).run(load_compiled(compiled.manifest_path))
         if result.exit_code != 0:
             raise RuntimeError(result.card.error)
 
@@ -177,9 +197,34 @@ def report(timings: list[Timing]) -> None:
               f"{t.seconds / base.seconds:>11.2f}")
 
 
+def progress_overhead(workdir: Path, rows: int, repeats: int) -> None:
+    """(b) with progress off and on, alternating which goes first; medians and their ratio."""
+    steps = scenarios(workdir)["b"]
+    timings: dict[bool, list[Timing]] = {False: [], True: []}
+    for attempt in range(repeats):
+        for flag in ((False, True) if attempt % 2 == 0 else (True, False)):
+            timings[flag].append(measure(f"(b) progress {'on' if flag else 'off'}", rows,
+                                         osiris_pipeline(workdir, steps, progress=flag)))
+            assert row_count("movies_copy") == rows, "pipeline (b) did not copy every row"
+    print(f"{'scenario':<40} {'runs':>4} {'median wall s':>13} {'min':>6} {'max':>6} {'median CPU s':>12}")
+    stats = {}
+    for flag, name in ((False, "(b) progress off"), (True, "(b) progress on: events + live view")):
+        wall = [t.seconds for t in timings[flag]]
+        cpu = [t.cpu_seconds for t in timings[flag]]
+        stats[flag] = (statistics.median(wall), min(wall), statistics.median(cpu))
+        print(f"{name:<40} {len(wall):>4} {stats[flag][0]:>13.2f} {min(wall):>6.2f} {max(wall):>6.2f} "
+              f"{stats[flag][2]:>12.2f}")
+    on, off = stats[True], stats[False]
+    print(f"progress on / off: wall {on[0] / off[0]:.3f} (medians), {on[1] / off[1]:.3f} (best runs); "
+          f"CPU {on[2] / off[2]:.3f} (medians)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, action="append", help="rows to copy (repeatable; default 1000000)")
+    parser.add_argument("--progress-overhead", action="store_true",
+                        help="time (b) with live progress off and on instead of the scenarios")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each variant for --progress-overhead")
     args = parser.parse_args()
     if not shutil.which("mariadb") or not shutil.which("psql"):
         print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
@@ -191,6 +236,9 @@ def main() -> int:
         print(f"\n## {rows:,} rows")
         generate(rows)
         reset_postgres()
+        if args.progress_overhead:
+            progress_overhead(workdir, rows, args.repeat)
+            continue
         timings = [measure("(a) mariadb --quick -B | psql \\copy", rows, baseline)]
         steps = scenarios(workdir)
         timings.append(measure("(b) osiris mysql.extractor → postgres.writer", rows,

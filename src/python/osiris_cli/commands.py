@@ -14,11 +14,22 @@ from osiris_cli.app import App
 from osiris_cli.dry_run import cmd_dry_run
 from osiris_cli.executors import EXECUTORS, executor_name
 from osiris_cli.output import emit_json, print_run_card, table
+from osiris_cli.progress import progress_listeners
 from osiris_cli.remote_commands import check_rerun_safe, compare_cards, print_parity
 from osiris_core.compiler import compile_file, compile_pipeline
 from osiris_core.connections import parse_reference
 from osiris_core.errors import InputError, OsirisError
-from osiris_core.events import Logged, OutputWritten, StepComplete, StepFailed, StepRetry, StepSkipped, StepStart
+from osiris_core.events import (
+    Logged,
+    OutputWritten,
+    StepComplete,
+    StepCounted,
+    StepFailed,
+    StepProgress,
+    StepRetry,
+    StepSkipped,
+    StepStart,
+)
 from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
 from osiris_core.oml import load_pipeline
@@ -80,7 +91,12 @@ def _verbose_line(logged: Logged) -> None:
     if isinstance(item, StepStart):
         details = ""
     elif isinstance(item, StepComplete):
-        details = f" rows_in={item.rows_in} rows_out={item.rows_out} {item.duration_ms}ms"
+        rows_out = "(streaming, counted as it is read)" if item.streaming else item.rows_out
+        details = f" rows_in={item.rows_in} rows_out={rows_out} {item.duration_ms}ms"
+    elif isinstance(item, StepCounted):
+        details = f" rows_in={item.rows_in} rows_out={item.rows_out}"
+    elif isinstance(item, StepProgress):
+        details = f" {item.phase} rows={item.rows} bytes={item.bytes} {item.elapsed_ms}ms"
     elif isinstance(item, StepRetry):
         details = f" attempt {item.attempt} failed, next in {item.delay_s:g}s: {item.error}"
     elif isinstance(item, StepFailed):
@@ -102,10 +118,11 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
             outputs.append(logged.item)
 
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
-    settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
-                                 listeners=listeners, checksums=checksums,
-                                 step_timeout_s=args.step_timeout)
-    return EXECUTORS[executor](settings, args).run(compiled)
+    with progress_listeners(args.progress, app.logs_dir) as progress:
+        settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
+                                     listeners=(*listeners, *progress), checksums=checksums,
+                                     step_timeout_s=args.step_timeout)
+        return EXECUTORS[executor](settings, args).run(compiled)
 
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from osiris_cli.commands import (
 from osiris_cli.discover_commands import add_discover_command
 from osiris_cli.logs_commands import add_logs_commands
 from osiris_cli.output import one_document
+from osiris_cli.progress import PROGRESS_MODES
 from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
 from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
 from osiris_core.errors import OsirisError
@@ -73,6 +74,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="live progress on stderr: tty (a live line per step), plain (a heartbeat line at most "
+                        "every 10 s), none; auto (default): tty if stderr is a terminal, else plain")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(prog="osiris", description="Compile and run OML data pipelines.",
@@ -96,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (sources, targets, what happens to each) without touching data; exit 1 if "
                         "it shows the run would fail")
+    _progress_option(p)
     add_sandbox_flags(p)
 
     p = add("parity", cmd_parity, "run here and in a sandbox, then compare the run cards (exit 1 on any difference)")
@@ -103,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last-compile", action="store_true", help="use the manifest of the last `osiris compile`")
     p.add_argument("--verbose", action="store_true", help="stream one line per step event to stderr")
     add_parity_flags(p)
+    _progress_option(p)
     add_sandbox_flags(p)
 
     sandbox = sub.add_parser("sandbox", help="the local E2B-compatible sandbox server").add_subparsers(

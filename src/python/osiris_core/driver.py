@@ -54,6 +54,8 @@ class StepContext:
     logger: logging.Logger
     emit_metric: Callable[[str, float | int, str | None], None]
     emit_event: Callable[[str, Mapping[str, Any]], None]
+    emit_progress: Callable[[str, int | None], None] | None = None
+    """Where `progress` reports go (None: nowhere, e.g. a driver run outside the engine)."""
 
     def metric(self, name: str, value: float | int, unit: str | None = None) -> None:
         self.emit_metric(name, value, unit)
@@ -61,6 +63,17 @@ class StepContext:
     def event(self, name: str, **fields: Any) -> None:
         """Emit a component event; its name must be declared in the component's `spec.yaml` `events`."""
         self.emit_event(name, fields)
+
+    def progress(self, phase: str, rows: int | None = None) -> None:
+        """Say what the step is doing now and, if it counts them, how many rows it has handled in this phase.
+
+        `phase` is a short lowercase word: `extract`, `stage`, `load`, `swap`, `commit` where they apply (without
+        a phase the step's is its mode: read, transform or write). Call it per batch or per phase, never per row:
+        the engine turns it into a `step_progress` event at once for a new phase, else about once a second.
+        Rows the step reads from a streamed input are counted by the engine without it.
+        """
+        if self.emit_progress is not None:
+            self.emit_progress(phase, rows)
 
     def source_opened(self, target: str, *, columns: list[str]) -> None:
         """An extractor opened its source (`target`: a credential-free URI, see `osiris_core.targets`)."""

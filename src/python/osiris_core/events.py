@@ -99,6 +99,25 @@ class StepSkipped(StepEvent):
     reason: str
 
 
+PHASE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,31}$"
+"""What a step's phase may be called (`StepContext.progress`): a short lowercase word, safe to print anywhere."""
+
+
+class StepProgress(StepEvent):
+    """Work in progress in a step that runs (or whose output still streams), about once a second while rows flow.
+
+    `rows` and `bytes` are so far: the rows the driver says it handled in this phase (`StepContext.progress`),
+    else the rows (and in-memory Arrow bytes) the step has read from the streams it consumes; null when neither
+    is known. `elapsed_ms` counts from the step's start.
+    """
+
+    name = "step_progress"
+    phase: str = Field(pattern=PHASE_PATTERN)
+    rows: int | None = Field(ge=0)
+    bytes: int | None = Field(ge=0)
+    elapsed_ms: int = Field(ge=0)
+
+
 class StepCounted(StepEvent):
     """A step's final counts, when they differ from what `step_complete` or `step_failed` could say: a stream is
     counted as its consumer reads it."""
@@ -153,8 +172,8 @@ class ComponentEvent(StepEvent):
 
 
 ENGINE_EVENTS: Final[dict[str, type[Event]]] = {cls.name: cls for cls in (
-    RunStart, DriversRegistered, StepStart, StepRetry, StepComplete, StepFailed, StepSkipped, StepCounted,
-    RunComplete)}
+    RunStart, DriversRegistered, StepStart, StepRetry, StepComplete, StepFailed, StepSkipped, StepProgress,
+    StepCounted, RunComplete)}
 """The engine's vocabulary: only the engine and the run recorder emit these."""
 TYPED_COMPONENT_EVENTS: Final[dict[str, type[StepEvent]]] = {cls.name: cls for cls in (SourceOpened, OutputWritten)}
 EVENT_NAMES: Final = frozenset(ENGINE_EVENTS)

@@ -41,6 +41,8 @@ class ExecutionSettings:
     """Checksum every step's output rows (`StepCard.output_sha256`), as `osiris parity` does."""
     step_timeout_s: float | None = None
     """Fail a step attempt that runs longer than this."""
+    progress_every_s: float | None = 1.0
+    """How often a step reports `step_progress` while rows flow through it, in seconds (None: never)."""
 
     def env(self) -> dict[str, str]:
         return dict(os.environ if self.environ is None else self.environ)

@@ -32,6 +32,7 @@ from osiris_core.events import (
     StepCounted,
     StepEvent,
     StepFailed,
+    StepProgress,
     StepRetry,
     StepSkipped,
     StepStart,
@@ -46,6 +47,8 @@ from osiris_core.session import Session, new_session
 
 Phase = Literal["pending", "running", "succeeded", "failed", "skipped"]
 
+_PROGRESS_PHASES: frozenset[Phase] = frozenset({"running", "succeeded"})
+"""`step_progress` comes from a running step, or from one that succeeded while its output still streams."""
 _NEXT: dict[type[Event], tuple[frozenset[Phase], Phase | None]] = {
     StepStart: (frozenset({"pending"}), "running"),
     StepRetry: (frozenset({"running"}), None),
@@ -53,6 +56,7 @@ _NEXT: dict[type[Event], tuple[frozenset[Phase], Phase | None]] = {
     StepFailed: (frozenset({"running"}), "failed"),
     StepSkipped: (frozenset({"pending"}), "skipped"),
     StepCounted: (frozenset({"succeeded", "failed"}), None),
+    StepProgress: (_PROGRESS_PHASES, None),
 }
 """Step event → the phases it may follow and the phase it leads to (None: unchanged)."""
 _COMPONENT_PHASES: frozenset[Phase] = frozenset({"running", "succeeded", "failed"})
@@ -91,6 +95,8 @@ class RunRecorder:
         self._cards = {step.id: StepCard(step_id=step.id, component=step.component, driver=step.driver,
                                          status="skipped") for step in self._manifest.steps}
         self._phases: dict[str, Phase] = dict.fromkeys(self._step_ids, "pending")
+        self._streaming: set[str] = set()
+        """Steps that succeeded with their output streaming, until their final counts (`step_counted`) arrive."""
         self._started = False
         self._outcome: RunComplete | None = None
         self._finished = False
@@ -239,6 +245,8 @@ class RunRecorder:
         if phase is None:
             raise EventOrderError(f"'{event.event_name}' of unknown step '{event.step_id}'")
         allowed, _ = _NEXT.get(type(event), (_COMPONENT_PHASES, None))
+        if isinstance(event, StepProgress) and phase == "succeeded" and event.step_id not in self._streaming:
+            raise EventOrderError(f"'{event.event_name}' of step '{event.step_id}' after it completed")
         if phase not in allowed:
             raise EventOrderError(f"'{event.event_name}' of step '{event.step_id}' while it is {phase}")
 
@@ -256,12 +264,15 @@ class RunRecorder:
         elif isinstance(event, StepRetry):
             card.attempts = event.attempt + 1
         elif isinstance(event, StepComplete):
+            if event.streaming:
+                self._streaming.add(event.step_id)
             card.status = "succeeded"
             card.rows_in, card.rows_out = event.rows_in, event.rows_out
             card.duration_ms, card.output_sha256 = event.duration_ms, event.output_sha256
         elif isinstance(event, StepFailed):
             card.status, card.error, card.error_type = "failed", event.error, event.error_type
         elif isinstance(event, StepCounted):
+            self._streaming.discard(event.step_id)
             card.rows_in, card.rows_out, card.output_sha256 = event.rows_in, event.rows_out, event.output_sha256
 
     def _write_metric(self, metric: Metric, *, ts: str | None = None) -> None:

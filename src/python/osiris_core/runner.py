@@ -8,6 +8,7 @@ the run's end (skips, `run_complete`, the card) to the recorder.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import time
@@ -15,7 +16,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from operator import index as operator_index
+from typing import Any, SupportsIndex
 
 import pyarrow as pa
 from pydantic import ValidationError
@@ -25,11 +27,13 @@ from osiris_core.checksum import DataChecksum, table_checksum
 from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, ArrowData, DriverConfig, StepContext, count_rows
 from osiris_core.errors import DriverError, InputError, OsirisError, RunError
 from osiris_core.events import (
+    PHASE_PATTERN,
     DriversRegistered,
     ReservedEventError,
     StepComplete,
     StepCounted,
     StepFailed,
+    StepProgress,
     StepRetry,
     StepStart,
     Stopwatch,
@@ -46,12 +50,96 @@ __all__ = ["LocalExecutor", "RunResult", "StepTimeout"]
 logger = logging.getLogger("osiris.run")
 
 
+class _Progress:
+    """One step's progress, reported as `step_progress`: at once when its phase changes, else at most every
+    `every_s` seconds while rows flow (per batch: two additions, the batch's size and a clock read). Never after
+    `close`."""
+
+    def __init__(self, step_id: str, phase: str, recorder: RunRecorder, every_s: float | None) -> None:
+        self.step_id = step_id
+        self.mode_phase = phase
+        self.phase = phase
+        self.streamed = False
+        """True when rows flow through the step's own batches: then `rows_read`/`bytes_read` are its figures (of
+        the streams it reads, or else of its output stream while the engine reads it into a table)."""
+        self.reads_streams = False
+        """The step reads a stream from the step before it (counted by `_counting`)."""
+        self.rows_read = 0
+        self.bytes_read = 0
+        self._said_rows: int | None = None
+        self._reported_rows: int | None = None
+        """`rows_read` at the last report (None: not reported yet)."""
+        self._recorder = recorder
+        self._every = every_s or 0.0
+        self._open = every_s is not None
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._due = self._start + self._every
+
+    def read(self, batch: pa.RecordBatch) -> None:
+        """`batch` flowed through the step: read from a stream, or out of it into a table."""
+        self.rows_read += batch.num_rows
+        self.bytes_read += batch.nbytes
+        if self._open and time.monotonic() >= self._due:
+            self.report()
+
+    def ended(self) -> None:
+        """A stream ended: if the step reported while it flowed, it reports its final figures."""
+        if self._reported_rows is not None and self._reported_rows != self.rows_read:
+            self.report()
+
+    def say(self, phase: str, rows: int | None) -> None:
+        """What the driver says (`StepContext.progress`)."""
+        with self._lock:
+            changed = phase != self.phase
+            self.phase = phase
+            if rows is not None or changed:
+                self._said_rows = rows
+        if changed or (self._open and time.monotonic() >= self._due):
+            self.report()
+
+    def restart(self) -> None:
+        """A new attempt: back to the step's own phase and no rows (a step with retries reads tables only)."""
+        with self._lock:
+            self.phase, self._said_rows = self.mode_phase, None
+            self.rows_read = self.bytes_read = 0
+            self._reported_rows = None
+
+    def report(self) -> None:
+        with self._lock:
+            if not self._open:
+                return
+            now = time.monotonic()
+            self._due = now + self._every
+            self._reported_rows = self.rows_read
+            rows = self._said_rows if self._said_rows is not None else self.rows_read if self.streamed else None
+            self._recorder.emit(StepProgress(step_id=self.step_id, phase=self.phase, rows=rows,
+                                             bytes=self.bytes_read if self.streamed else None,
+                                             elapsed_ms=int((now - self._start) * 1000)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+
+def _row_count(rows: object) -> int | None:
+    """A driver's row count as an int (numpy integers too); None for None, -1 for anything else."""
+    if rows is None:
+        return None
+    if isinstance(rows, bool) or not isinstance(rows, SupportsIndex):
+        return -1
+    count = operator_index(rows)
+    return count if count >= 0 else -1
+
+
 @dataclass
 class _RowCounter:
     rows: int = 0
     checksum: DataChecksum | None = None
     error: DriverError | None = None
     """Set when reading the stream failed, so the consumer's failure can name the real cause."""
+    consumer: _Progress | None = None
+    """The progress of the step that reads the stream (set when it starts)."""
 
 
 def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str) -> pa.RecordBatchReader:
@@ -63,6 +151,8 @@ def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str)
             try:
                 batch = next(iterator)
             except StopIteration:
+                if counter.consumer is not None:
+                    counter.consumer.ended()
                 return
             except OsirisError as exc:
                 if isinstance(exc, DriverError) and exc.step_id == producer:
@@ -75,6 +165,8 @@ def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str)
             counter.rows += batch.num_rows
             if counter.checksum is not None:
                 counter.checksum.update(batch)
+            if counter.consumer is not None:
+                counter.consumer.read(batch)
             yield batch
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
@@ -143,6 +235,7 @@ class _StepState:
     rows_written: int | None = None
     inputs: list[_Output] = field(default_factory=list)
     output: _Output | None = None
+    progress: _Progress | None = None
 
     def counts(self) -> tuple[int | None, int | None, str | None]:
         """rows_in, rows_out and output checksum as far as they are known now (streams count as they are read)."""
@@ -170,26 +263,12 @@ class LocalExecutor(Executor):
         replayed = {need for s in manifest.steps if s.retries.max for need in s.needs}
         states = {s.id: _StepState() for s in manifest.steps}
         outputs: dict[str, _Output] = {}
-        run_error: OsirisError | None = None
-        for step in manifest.steps:
-            state = states[step.id]
-            try:
-                self._run_step(step, components[step.id], compiled.configs[step.id], recorder, state, outputs,
-                               consumers, replayed)
-            except BaseException as exc:  # native libraries raise BaseExceptions (e.g. Rust panics) too
-                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
-                    raise
-                # A stream that broke while this step read it is the producing step's failure: report that.
-                if not isinstance(exc, StepTimeout):
-                    exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
-                run_error = exc if isinstance(exc, OsirisError) else DriverError(str(exc), step_id=step.id)
-                self._fail_step(step, exc, recorder)
-                break
-            finally:
-                for need in step.needs:
-                    consumers[need] -= 1
-                    if consumers[need] == 0:
-                        outputs.pop(need, None)
+        try:
+            run_error = self._run_steps(compiled, components, recorder, states, outputs, consumers, replayed)
+        finally:
+            for state in states.values():
+                if state.progress is not None:
+                    state.progress.close()
         for step in manifest.steps:
             state = states[step.id]
             if not state.ran:
@@ -200,6 +279,32 @@ class LocalExecutor(Executor):
                 recorder.emit(StepCounted(step_id=step.id, rows_in=rows_in, rows_out=rows_out, output_sha256=checksum))
         if run_error is not None:
             raise run_error
+
+    def _run_steps(self, compiled: CompiledPipeline, components: dict[str, Component], recorder: RunRecorder,
+                   states: dict[str, _StepState], outputs: dict[str, _Output], consumers: dict[str, int],
+                   replayed: set[str]) -> OsirisError | None:
+        """Run the steps in order until one fails; that step's error."""
+        for step in compiled.manifest.steps:
+            state = states[step.id]
+            try:
+                self._run_step(step, components[step.id], compiled.configs[step.id], recorder, state, outputs,
+                               consumers, replayed)
+            except BaseException as exc:  # native libraries raise BaseExceptions (e.g. Rust panics) too
+                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                    raise
+                # A stream that broke while this step read it is the producing step's failure: report that.
+                if not isinstance(exc, StepTimeout):
+                    exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
+                if state.progress is not None:
+                    state.progress.close()
+                self._fail_step(step, exc, recorder)
+                return exc if isinstance(exc, OsirisError) else DriverError(str(exc), step_id=step.id)
+            finally:
+                for need in step.needs:
+                    consumers[need] -= 1
+                    if consumers[need] == 0:
+                        outputs.pop(need, None)
+        return None
 
     def _resolve_config(self, step: ManifestStep, component: Component, raw: Mapping[str, Any],
                         recorder: RunRecorder) -> dict[str, Any]:
@@ -238,6 +343,11 @@ class LocalExecutor(Executor):
                              hint=f"see `osiris components show {step.component}`") from None
         state.inputs = [outputs[need] for need in step.needs]
         inputs = {name: outputs[need].data for name, need in step.inputs.items()}
+        every_s = self.settings.progress_every_s
+        progress = state.progress = _Progress(step.id, step.mode, recorder, every_s)
+        for streamed in (o.counter for o in state.inputs if o.counter is not None and every_s is not None):
+            streamed.consumer = progress
+            progress.streamed = progress.reads_streams = True
 
         def on_metric(name: str, value: float | int, unit: str | None) -> None:
             if name == ROWS_WRITTEN:
@@ -252,11 +362,20 @@ class LocalExecutor(Executor):
                                   hint="see docs/events.md for component events") from None
             recorder.emit(event)
 
+        def on_progress(phase: str, rows: int | None) -> None:
+            count = _row_count(rows)
+            if not (isinstance(phase, str) and re.fullmatch(PHASE_PATTERN, phase)) or count == -1:
+                raise DriverError(f"reported an invalid progress: phase {phase!r:.40}, rows {rows!r:.40}",
+                                  step_id=step.id, hint="phase: a lowercase word such as extract, stage, load, "
+                                  "swap or commit; rows: a count from 0, or None")
+            progress.say(phase, count)
+
         ctx = StepContext(session_id=recorder.session.id, artifacts_dir=artifacts, logger=logger.getChild(step.id),
-                          emit_metric=on_metric, emit_event=on_event)
+                          emit_metric=on_metric, emit_event=on_event, emit_progress=on_progress)
         attempt = 1
         while True:
             state.rows_written = None
+            progress.restart()
             try:
                 with _time_limit(self.settings.step_timeout_s, step.id):
                     produced = component.driver().run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
@@ -265,7 +384,7 @@ class LocalExecutor(Executor):
                         raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it",
                                           step_id=step.id, hint="use a component that produces data for those steps")
                     if main is not None:
-                        state.output = self._keep(main, consumers[step.id], step.id, replayed)
+                        state.output = self._keep(main, consumers[step.id], step.id, replayed, progress)
                 break
             except OsirisError as exc:
                 if not exc.transient or attempt > step.retries.max:
@@ -281,21 +400,36 @@ class LocalExecutor(Executor):
         recorder.metric(step.id, "duration_ms", duration_ms, "ms")
         rows_in, rows_out, checksum = state.counts()
         streaming = state.output is not None and state.output.counter is not None
+        if not streaming:  # a streaming step's inputs are read while its consumer reads its output
+            progress.close()
         recorder.emit(StepComplete(step_id=step.id, rows_in=rows_in, rows_out=None if streaming else rows_out,
                                    streaming=streaming, duration_ms=duration_ms,
                                    output_sha256=None if streaming else checksum))
 
-    def _keep(self, data: ArrowData, consumers: int, step_id: str, replayed: set[str]) -> _Output:
+    def _keep(self, data: ArrowData, consumers: int, step_id: str, replayed: set[str],
+              progress: _Progress) -> _Output:
         """A stream with one consumer that reads it once stays a stream (counted as it is read).
 
         Otherwise it is read into a table once: for several consumers, and for a consumer with `retries` (each of
-        its attempts reads the same rows again).
+        its attempts reads the same rows again). While it is read, a step that reads no stream itself reports
+        those rows as its progress.
         """
         if isinstance(data, pa.RecordBatchReader) and consumers == 1 and step_id not in replayed:
             counter = _RowCounter(checksum=DataChecksum(data.schema) if self.settings.checksums else None)
             return _Output(_counting(data, counter, step_id), counter)
-        table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+        table = data if isinstance(data, pa.Table) else self._read_all(data, progress)
         return _Output(table, table_checksum=table_checksum(table) if self.settings.checksums else None)
+
+    def _read_all(self, reader: pa.RecordBatchReader, progress: _Progress) -> pa.Table:
+        if progress.reads_streams or self.settings.progress_every_s is None:
+            return reader.read_all()
+        progress.streamed = True
+        batches = []
+        for batch in reader:
+            progress.read(batch)
+            batches.append(batch)
+        progress.ended()
+        return pa.Table.from_batches(batches, schema=reader.schema)
 
     @staticmethod
     def _fail_step(step: ManifestStep, exc: BaseException, recorder: RunRecorder) -> None:

@@ -48,7 +48,9 @@ class DuckDBSettings(ConnectionSettings):
     def connect(self) -> duckdb.DuckDBPyConnection:
         """The database file, created with its parent folders if missing."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(self.path)
+        con = duckdb.connect(self.path)
+        con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (`--json` is one document)
+        return con
 
     def check(self) -> str:
         if not Path(self.path).is_file():
@@ -86,6 +88,7 @@ def memory_connection(memory_limit: str, spill_dir: str, *, allow_external_acces
     `allow_external_access`, reaches nothing outside the tables registered on it."""
     con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
     con.execute("SET python_enable_replacements = false")
+    con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (`--json` is one document)
     if not allow_external_access:
         for statement in CONFINED:
             con.execute(statement)
