@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from osiris_core.connections import Connections
+from osiris_core.events import ENGINE_EVENTS
 from osiris_core.registry import ComponentRegistry
 from osiris_core.runner import RunResult
 from osiris_drivers.registry import builtin_components
@@ -19,8 +20,6 @@ from tests.support.databases import MySQLDatabase, PostgresDatabase
 from tests.support.postgrest_server import PostgrestServer
 from tests.support.runs import assert_succeeded, events, extract_csv, run_pipeline, step, write_csv
 
-ENGINE_EVENTS = frozenset({"run_start", "drivers_registered", "step_start", "step_complete", "step_failed",
-                           "step_skipped", "run_complete"})
 SCHEMES = {"file", "duckdb", "mysql", "postgresql", "http", "https"}
 PG_PASSWORD = "events-pg-Pw-31"
 
