@@ -780,8 +780,8 @@ class PostgrestServer:
         self._lock = threading.Lock()
         self._pool: list[psycopg.Connection[Any]] = []
         self._cache: dict[tuple[str, str], TableInfo] = {}
-        self._faults: list[tuple[int, frozenset[str] | None, FaultBody]] = []
-        self._sql_faults: list[tuple[int, bool]] = []
+        self._faults: list[tuple[int, frozenset[str] | None, FaultBody, str | None]] = []
+        self._sql_faults: list[tuple[int, bool, str | None]] = []
         self._row_cost_s = 0.0
         self._timers: list[threading.Timer] = []
         self._stopped = threading.Event()
@@ -849,28 +849,38 @@ class PostgrestServer:
     # ---- test hooks ------------------------------------------------------------------------------
 
     def fail_next(
-        self, n: int, status: int = 503, *, methods: Iterable[str] | None = None, body: FaultBody = "gateway"
+        self,
+        n: int,
+        status: int = 503,
+        *,
+        methods: Iterable[str] | None = None,
+        body: FaultBody = "gateway",
+        path: str | None = None,
     ) -> None:
         """Answer the next ``n`` data requests (``/rest/v1/...``) with ``status``; ``fail_next(0)`` clears.
 
         ``body``: ``gateway`` is what Supabase's gateway answers when PostgREST does not
         (``{"message": …}``, no code); ``postgrest`` is PostgREST-shaped JSON with ``code`` = the status;
-        ``empty`` is ``{}``. With ``methods``, only requests of those HTTP methods are failed (and counted).
+        ``empty`` is ``{}``. With ``methods``, only requests of those HTTP methods are failed (and counted);
+        with ``path``, only requests to that path (e.g. ``/rest/v1/items``).
         """
         allowed = frozenset(m.upper() for m in methods) if methods is not None else None
         with self._lock:
             if n == 0:
                 self._faults.clear()
-            self._faults.extend([(status, allowed, body)] * n)
+            self._faults.extend([(status, allowed, body, path)] * n)
 
-    def fail_sql_next(self, n: int, status: int = 504, *, after_commit: bool = False) -> None:
+    def fail_sql_next(
+        self, n: int, status: int = 504, *, after_commit: bool = False, matching: str | None = None
+    ) -> None:
         """Answer the next ``n`` SQL-endpoint requests with ``status`` (gateway-shaped), without running
         them; with ``after_commit``, after running and committing them (a gateway that timed out on a query
-        that went on). ``status=0`` drops the connection instead of answering."""
+        that went on). ``status=0`` drops the connection instead of answering. With ``matching``, only queries
+        containing that text are failed (and counted). ``fail_sql_next(0)`` clears."""
         with self._lock:
             if n == 0:
                 self._sql_faults.clear()
-            self._sql_faults.extend([(status, after_commit)] * n)
+            self._sql_faults.extend([(status, after_commit, matching)] * n)
 
     def slow_writes(self, seconds_per_row: float) -> None:
         """Make every REST insert, update and delete spend this long per row in its transaction (the real
@@ -967,7 +977,7 @@ class PostgrestServer:
         role: str | None = None
         try:
             if request.path == REST_PREFIX or request.path.startswith(REST_PREFIX + "/"):
-                fault = self._take_fault(request.method)
+                fault = self._take_fault(request.method, request.path)
                 if fault is not None:
                     return self._fault_response(*fault)
                 role = self._check_auth(request)
@@ -985,10 +995,10 @@ class PostgrestServer:
         except Exception as exc:  # a bug in this server: answer it rather than drop the connection
             return _error_response(PostgrestError(500, "PGRSTX00", f"{type(exc).__name__}: {exc}"))
 
-    def _take_fault(self, method: str) -> tuple[int, FaultBody] | None:
+    def _take_fault(self, method: str, path: str) -> tuple[int, FaultBody] | None:
         with self._lock:
-            for i, (status, methods, body) in enumerate(self._faults):
-                if methods is None or method in methods:
+            for i, (status, methods, body, only) in enumerate(self._faults):
+                if (methods is None or method in methods) and (only is None or only == path):
                     del self._faults[i]
                     return status, body
         return None
@@ -1050,9 +1060,13 @@ class PostgrestServer:
 
     # ---- /pg/query (pg-meta) ---------------------------------------------------------------------
 
-    def _take_sql_fault(self) -> tuple[int, bool] | None:
+    def _take_sql_fault(self, query: str) -> tuple[int, bool] | None:
         with self._lock:
-            return self._sql_faults.pop(0) if self._sql_faults else None
+            for i, (status, after_commit, matching) in enumerate(self._sql_faults):
+                if matching is None or matching in query:
+                    del self._sql_faults[i]
+                    return status, after_commit
+        return None
 
     def _sql(self, request: _Request) -> _Response:
         if request.method != "POST":
@@ -1064,7 +1078,7 @@ class PostgrestServer:
         query = payload.get("query") if isinstance(payload, dict) else None
         if not isinstance(query, str) or not query.strip():
             return _json_response(400, {"error": "query not found", "message": "query not found"})
-        fault = self._take_sql_fault()
+        fault = self._take_sql_fault(query)
         if fault is not None and not fault[1]:
             return self._sql_fault_response(fault[0])
         rows: list[object] = []

@@ -152,16 +152,30 @@ class Rest:
             raise RestError(status=self._status, code=_text(error.code), message=_text(error.message) or "",
                             details=_text(error.details), hint=_text(error.hint)) from None
 
-    def primary_key(self, table: str) -> list[str] | None:
+    def primary_key(self, table: str, *, retry: RetryPolicy = DEFAULT_RETRY,
+                    sleep: Callable[[float], None] = time.sleep) -> list[str] | None:
         """The table's primary-key columns from PostgREST's OpenAPI root (in column order); None when PostgREST
-        does not say (root disabled, no privilege, no key)."""
+        does not say (root disabled, no privilege, no key). Transient failures are retried."""
         import httpx
 
-        try:
-            response = self._client.postgrest.session.get("", headers={"Accept": "application/openapi+json"})
-            document = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return None
+        delays = retry.delays()
+        while True:
+            try:
+                response = self._client.postgrest.session.get("", headers={"Accept": "application/openapi+json"})
+                status: int | None = response.status_code
+            except httpx.HTTPError:
+                status = None
+            if status is None or status in TRANSIENT_STATUSES:
+                delay = next(delays, None)
+                if delay is None:
+                    return None
+                sleep(delay)
+                continue
+            try:
+                document = response.json() if status == 200 else None
+            except ValueError:
+                document = None
+            break
         definition = (document or {}).get("definitions", {}).get(table) if isinstance(document, dict) else None
         properties = definition.get("properties") if isinstance(definition, dict) else None
         if not isinstance(properties, dict):

@@ -89,7 +89,8 @@ class RestStage:
         return rows
 
     def _send_splitting(self, stage: str, piece: pa.RecordBatch) -> int:
-        """Send `piece` as one batch, or in halves (recursively) if it is too large; the rows sent."""
+        """Send `piece` as one batch or, if it is too large, in batches of half its size (or less); the rows
+        sent."""
         payload = json_rows(piece)
         number = self._number
         for row in payload:
@@ -104,11 +105,13 @@ class RestStage:
                                   step_id=self._step_id,
                                   hint=f"{UNCHANGED}; add pg_dsn so rows go by COPY, or raise the API role's "
                                        "statement_timeout") from None
-            half = piece.num_rows // 2
-            self._rows = max(1, min(self._rows, half))
+            self._rows = max(1, min(self._rows, piece.num_rows // 2))
             self._ctx.event("retry", batch=number, error=f"batch of {piece.num_rows} rows {exc.reason}",
                             delay_s=0, batch_rows=self._rows)
-            return self._send_splitting(stage, piece.slice(0, half)) + self._send_splitting(stage, piece.slice(half))
+            sent = 0
+            while sent < piece.num_rows:  # the rest of the load keeps the smaller size too
+                sent += self._send_splitting(stage, piece.slice(sent, self._rows))
+            return sent
         self._number += 1
         return int(piece.num_rows)
 
