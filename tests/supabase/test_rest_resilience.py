@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from osiris_core.registry import ComponentRegistry
-from osiris_drivers.supabase.rest import RestError
 from tests.supabase.conftest import JWT_SECRET
 from tests.supabase.pipelines import Row, pipeline, run, stage_tables, table_rows, write_connections
 from tests.support.databases import PostgresDatabase
@@ -118,6 +117,8 @@ def test_a_row_too_slow_for_the_timeout_fails_cleanly(project: Path, registry: C
 ])
 def test_errors_are_classified_by_status_and_sqlstate(status: int | None, code: str | None, message: str,
                                                       transient: bool, not_visible: bool) -> None:
+    from osiris_drivers.supabase.rest import RestError
+
     error = RestError(status=status, code=code, message=message)
     assert (error.transient, error.not_visible) == (transient, not_visible)
     assert error.describe().startswith(code or (f"HTTP {status}" if status else "no answer"))
