@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from osiris_core.connections import Connections
+from osiris_core.errors import ConnectionConfigError
 from osiris_core.registry import ComponentRegistry
 from osiris_drivers.doctor import check_connection
 from tests.supabase.conftest import JWT_SECRET, SERVICE_KEY
@@ -50,6 +51,11 @@ def test_a_hosted_url_with_pg_dsn_is_fine_for_the_writer_config(project: Path) -
 
     settings = SupabaseSettings(url=HOSTED, service_role_key=SERVICE_KEY, pg_dsn="postgresql://x@h:5432/postgres")
     assert settings.ddl_choice("auto") == "psycopg2"
+    with pytest.raises(ConnectionConfigError) as explicit:
+        settings.ddl_choice("http_sql", "load")
+    assert explicit.value.render().startswith(f"step 'load': supabase connection at {HOSTED[8:]}: ddl_channel "
+                                              "http_sql needs sql_url: hosted Supabase projects have no HTTP SQL")
+    assert explicit.value.hint == "use ddl_channel: auto (psycopg2 over pg_dsn)"
     assert SupabaseSettings(url=HOSTED, service_role_key=SERVICE_KEY,
                             sql_url="https://my-proxy.example/pg/query").ddl_choice("auto") == "http_sql"
     # Only a URL that is not a hosted project's defaults to <url>/pg/query (self-hosted and local projects).

@@ -102,9 +102,12 @@ class SupabaseSettings(ConnectionSettings):
                                          pooler if self.hosted else "add pg_dsn, or use ddl_channel: http_sql")
             return "psycopg2"
         if self.hosted and not self.sql_url:
-            raise self._config_error(
-                step_id, "writing needs pg_dsn: hosted Supabase projects have no HTTP SQL endpoint "
-                f"({self.url.rstrip('/')}{DEFAULT_SQL_PATH} answers 'no Route matched')", pooler)
+            no_endpoint = (f"hosted Supabase projects have no HTTP SQL endpoint ({self.url.rstrip('/')}"
+                           f"{DEFAULT_SQL_PATH} answers 'no Route matched')")
+            if self.pg_dsn:  # ddl_channel: http_sql, asked for explicitly
+                raise self._config_error(step_id, f"ddl_channel http_sql needs sql_url: {no_endpoint}",
+                                         "use ddl_channel: auto (psycopg2 over pg_dsn)")
+            raise self._config_error(step_id, f"writing needs pg_dsn: {no_endpoint}", pooler)
         if not self.service_role_key:
             raise self._config_error(step_id, "HTTP SQL needs service_role_key, and no pg_dsn is set",
                                      "add service_role_key or pg_dsn to the supabase connection")

@@ -9,7 +9,7 @@ running, so the answer is final: the load's own row (committed, with its rows) o
 commit, and never can: its marker insert would now conflict).
 
 The table is created once (row-level security on, no policy, revoked from `anon`/`authenticated`: the Data API
-cannot read it); rows older than `KEEP_DAYS` are deleted.
+cannot read it); each load deletes the rows older than `KEEP_DAYS`.
 """
 
 from __future__ import annotations
@@ -67,13 +67,11 @@ class LoadMarker:
                 "committed BOOLEAN NOT NULL, rows BIGINT, at TIMESTAMPTZ NOT NULL DEFAULT now())",
                 f"ALTER TABLE {self.table} ENABLE ROW LEVEL SECURITY", *private]
 
-    def prune_sql(self) -> str:
-        return f"DELETE FROM {self.table} WHERE at < now() - interval '{KEEP_DAYS} days'"
-
     def begin_sql(self) -> str:
-        """The load transaction's first statement."""
+        """The load transaction's first statements: its marker, and old markers pruned."""
         return (f"INSERT INTO {self.table} (load_id, target, committed) "
-                f"VALUES ({quote_literal(self.load_id)}, {quote_literal(self.target)}, true)")
+                f"VALUES ({quote_literal(self.load_id)}, {quote_literal(self.target)}, true);\n"
+                f"DELETE FROM {self.table} WHERE at < now() - interval '{KEEP_DAYS} days'")
 
     def rows_sql(self, rows: int) -> str:
         return f"UPDATE {self.table} SET rows = {int(rows)} WHERE {self._where()}"
@@ -91,14 +89,13 @@ class LoadMarker:
                 f"SELECT committed, rows FROM {self.table} WHERE {self._where()}")
 
     def ensure(self, run: RunSql, private: list[str]) -> None:
-        """Create the marker table if missing (once), and prune old markers."""
+        """Create the marker table if missing (once, in a transaction of its own)."""
         if not _present(run(self.exists_sql())):
             try:
                 run(";\n".join(self.create_sql(private)))
             except Exception:
                 if not _present(run(self.exists_sql())):  # not created concurrently by another load either
                     raise
-        run(self.prune_sql())
 
     def resolve(self, run: RunSql, *, attempts: int = FENCE_ATTEMPTS, delay_s: float = FENCE_DELAY_S,
                 sleep: Callable[[float], None] = time.sleep) -> Outcome:

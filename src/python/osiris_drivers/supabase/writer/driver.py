@@ -37,6 +37,8 @@ from osiris_drivers.supabase.rest_stage import MAX_BATCH_ROWS, RestStage
 RELOAD_SCHEMA_SQL = "NOTIFY pgrst, 'reload schema'"
 """PostgREST learns about new tables (the stage, a created target) only after this (asynchronously)."""
 PROBE_TABLE = "_osiris_schema_probe"
+CREATED_TABLE_WAIT_S = 10.0
+"""How long the writer waits, after it committed, for PostgREST to show a table it created (best effort)."""
 
 
 class SupabaseWriterConfig(SupabaseSettings, TableWriteOptions):
@@ -246,7 +248,7 @@ def _await_visible(config: SupabaseWriterConfig, table: TableName, warn: Callabl
     if not key:
         return
     try:
-        config.rest(key, table.schema).wait_visible(table.name)
+        config.rest(key, table.schema).wait_visible(table.name, budget_s=CREATED_TABLE_WAIT_S)
     except RestError as exc:
         warn("PostgREST does not show %s yet: %s", table, exc.describe())
     except Exception as exc:
