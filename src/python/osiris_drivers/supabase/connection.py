@@ -159,6 +159,8 @@ class SupabaseSettings(ConnectionSettings):
         if isinstance(exc, RestError):
             return self._rest_problem(exc, role)
         if isinstance(exc, DdlError):
+            if exc.cause is not None:  # psycopg2 lost the connection mid-transaction: the family's words for it
+                return self.problem(exc.cause, role)
             if exc.no_endpoint:
                 return Problem(str(exc), f"add pg_dsn: {self.pooler_dsn} (hosted Supabase has no HTTP SQL "
                                          "endpoint), or set sql_url to a self-hosted project's pg-meta query URL")

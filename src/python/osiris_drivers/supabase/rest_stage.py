@@ -24,7 +24,7 @@ import pyarrow as pa
 from osiris_core.arrow_values import python_safe
 from osiris_core.driver import ArrowData, StepContext
 from osiris_core.errors import DriverError
-from osiris_drivers.connection import UNCHANGED
+from osiris_drivers.connection import UNCHANGED, Problem
 from osiris_drivers.step_io import batches
 from osiris_drivers.supabase.rest import DEFAULT_RETRY, Rest, RestError, RetryPolicy
 
@@ -66,9 +66,10 @@ class RestStage:
     `batch_column`."""
 
     def __init__(self, rest: Rest, *, step_id: str, batch_size: int, batch_column: str, ctx: StepContext,
-                 retry: RetryPolicy = DEFAULT_RETRY, max_bytes: int = MAX_BATCH_BYTES,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 explain: Callable[[RestError], Problem], retry: RetryPolicy = DEFAULT_RETRY,
+                 max_bytes: int = MAX_BATCH_BYTES, sleep: Callable[[float], None] = time.sleep) -> None:
         self._rest = rest
+        self._explain = explain
         self._step_id = step_id
         self._rows = max(1, min(batch_size, MAX_BATCH_ROWS))
         self._max_bytes = max_bytes
@@ -134,8 +135,9 @@ class RestStage:
                 if exc.statement_timeout and not dirty:  # the insert was cancelled: nothing of it landed
                     raise _TooLarge(f"cancelled by the statement timeout ({exc.describe()})") from None
                 if not (exc.transient or exc.not_visible):
-                    raise DriverError(f"PostgREST rejected batch {number}: {exc.describe()}", step_id=self._step_id,
-                                      hint=f"{UNCHANGED}; check the data against the table's types") from None
+                    problem = self._explain(exc)  # the family's words: a grant to add, a type to fix, …
+                    raise DriverError(f"PostgREST rejected batch {number}: {problem.message}", step_id=self._step_id,
+                                      hint=f"{UNCHANGED}; {problem.hint}" if problem.hint else UNCHANGED) from None
                 dirty = True
                 delay = next(delays, None)
                 if delay is None:

@@ -160,7 +160,8 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
                 connection.commit()
             return rows
         rest = RestStage(self.rest, step_id=self.step_id, batch_size=self.config.batch_size,
-                         batch_column=self.BATCH_COLUMN, ctx=self.ctx)
+                         batch_column=self.BATCH_COLUMN, ctx=self.ctx,
+                         explain=lambda exc: self.config.explain(exc, "write"))
         return rest.write(stage.name, self.data)
 
     def created_sql(self, table: str) -> list[str]:
