@@ -5,6 +5,7 @@ append never duplicates rows, and says so when even the marker cannot be read.""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from osiris_core.connections import Connections
 from osiris_core.registry import ComponentRegistry
 from tests.supabase.conftest import SERVICE_KEY
 from tests.supabase.pipelines import SAMPLE, pipeline, run, stage_tables, table_rows, write_connections
-from tests.support.databases import PostgresDatabase
+from tests.support.databases import PostgresDatabase, process_tag
 from tests.support.pg_proxy import PgProxy
 from tests.support.postgrest_server import PostgrestServer
 
@@ -123,3 +124,38 @@ def test_a_commit_lost_on_the_psycopg2_connection_is_resolved(
     assert result.card.steps[-1].rows_out == 5
     assert table_rows(pg_db, "lost_on_copy") == EXPECTED
     assert [e["committed"] for e in events_of(result) if e["event"] == "commit_resolved"] == [True]
+
+
+@pytest.fixture
+def restricted_user(pg_db: PostgresDatabase) -> Iterator[str]:
+    """A login that may insert into one existing table and create nothing (trust authentication: no password)."""
+    role = f"osiris_restricted_{process_tag()}"
+    with pg_db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS restricted_target; DROP ROLE IF EXISTS "{role}"')
+        cursor.execute(f'CREATE ROLE "{role}" LOGIN; CREATE TABLE restricted_target (region TEXT, id BIGINT, '
+                       '"order" TEXT, "MixedCase" TEXT, amount NUMERIC(12,2), seen_at TIMESTAMPTZ); '
+                       f'GRANT SELECT, INSERT ON restricted_target TO "{role}"')
+    yield role
+    with pg_db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+def test_a_user_who_cannot_create_the_marker_still_loads_and_says_when_it_cannot_tell(
+        project: Path, registry: ComponentRegistry, pg_db: PostgresDatabase, postgrest: PostgrestServer,
+        restricted_user: str) -> None:
+    with PgProxy(pg_db.host, pg_db.port) as proxy:
+        dsn = (f"postgresql://{restricted_user}@127.0.0.1:{proxy.port}/{pg_db.database}"
+               "?sslmode=disable&gssencmode=disable")
+        path = project / "osiris_connections.yaml"
+        path.write_text(yaml.safe_dump({"connections": {"supabase": {"main": {
+            "url": postgrest.url, "pg_dsn": dsn, "default": True}}}}))
+        connections = Connections.load(path)
+        config = {"table": "restricted_target", "write_mode": "append", "create_if_missing": False}
+        first = run(pipeline(project, "restricted", SAMPLE, config), registry, connections, project / "logs")
+        assert first.exit_code == 0, first.card.error
+        proxy.drop_commit_after("COPY")
+        second = run(pipeline(project, "restricted", SAMPLE, config), registry, connections, project / "logs")
+    assert second.exit_code == 1
+    error = second.card.steps[-1].error or ""
+    assert "the outcome is unknown" in error and "(no load marker)" in error and "unchanged" not in error
+    assert table_rows(pg_db, "restricted_target") == sorted(EXPECTED * 2)  # it had committed

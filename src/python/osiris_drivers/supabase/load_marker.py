@@ -9,7 +9,8 @@ running, so the answer is final: the load's own row (committed, with its rows) o
 commit, and never can: its marker insert would now conflict).
 
 The table is created once (row-level security on, no policy, revoked from `anon`/`authenticated`: the Data API
-cannot read it); each load deletes the rows older than `KEEP_DAYS`.
+cannot read it); each load deletes the rows older than `KEEP_DAYS`. A user who may not create or write it loads
+without a marker (`ensure` says so), and a lost answer then stays unknown.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ class LoadMarker:
         return f"load_id = {quote_literal(self.load_id)}"
 
     def exists_sql(self) -> str:
-        """One row, `present`: whether the marker table exists."""
-        return f"SELECT to_regclass({quote_literal(self.table)}) IS NOT NULL AS present"
+        """One row: `present` (the marker table exists) and `usable` (this user may write and read it)."""
+        table = f"to_regclass({quote_literal(self.table)})"
+        return (f"SELECT {table} IS NOT NULL AS present, CASE WHEN {table} IS NULL THEN false ELSE "
+                f"has_table_privilege({table}, 'SELECT, INSERT, UPDATE, DELETE') END AS usable")
 
     def create_sql(self, private: list[str]) -> list[str]:
         """Create the table (and its schema, which the load creates anyway when it is missing) in one transaction,
@@ -67,11 +70,11 @@ class LoadMarker:
                 "committed BOOLEAN NOT NULL, rows BIGINT, at TIMESTAMPTZ NOT NULL DEFAULT now())",
                 f"ALTER TABLE {self.table} ENABLE ROW LEVEL SECURITY", *private]
 
-    def begin_sql(self) -> str:
+    def begin_sql(self) -> list[str]:
         """The load transaction's first statements: its marker, and old markers pruned."""
-        return (f"INSERT INTO {self.table} (load_id, target, committed) "
-                f"VALUES ({quote_literal(self.load_id)}, {quote_literal(self.target)}, true);\n"
-                f"DELETE FROM {self.table} WHERE at < now() - interval '{KEEP_DAYS} days'")
+        return [f"INSERT INTO {self.table} (load_id, target, committed) "
+                f"VALUES ({quote_literal(self.load_id)}, {quote_literal(self.target)}, true)",
+                f"DELETE FROM {self.table} WHERE at < now() - interval '{KEEP_DAYS} days'"]
 
     def rows_sql(self, rows: int) -> str:
         return f"UPDATE {self.table} SET rows = {int(rows)} WHERE {self._where()}"
@@ -88,14 +91,20 @@ class LoadMarker:
                 f"{quote_literal(self.target)}, false) ON CONFLICT (load_id) DO NOTHING;\n"
                 f"SELECT committed, rows FROM {self.table} WHERE {self._where()}")
 
-    def ensure(self, run: RunSql, private: list[str]) -> None:
-        """Create the marker table if missing (once, in a transaction of its own)."""
-        if not _present(run(self.exists_sql())):
+    def ensure(self, run: RunSql, private: list[str]) -> bool:
+        """Create the marker table if missing (once, in a transaction of its own); whether this user can use it.
+        Failing to create it raises."""
+        state = run(self.exists_sql())
+        if not _flag(state, "present"):
             try:
                 run(";\n".join(self.create_sql(private)))
             except Exception:
-                if not _present(run(self.exists_sql())):  # not created concurrently by another load either
+                state = run(self.exists_sql())
+                if not _flag(state, "present"):  # not created concurrently by another load either
                     raise
+            else:
+                state = run(self.exists_sql())
+        return _flag(state, "usable")
 
     def resolve(self, run: RunSql, *, attempts: int = FENCE_ATTEMPTS, delay_s: float = FENCE_DELAY_S,
                 sleep: Callable[[float], None] = time.sleep) -> Outcome:
@@ -112,5 +121,5 @@ class LoadMarker:
         return Outcome(None)
 
 
-def _present(rows: list[dict[str, Any]]) -> bool:
-    return bool(rows and rows[-1].get("present"))
+def _flag(rows: list[dict[str, Any]], name: str) -> bool:
+    return bool(rows and rows[-1].get(name))

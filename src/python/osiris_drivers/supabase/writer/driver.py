@@ -29,7 +29,7 @@ from osiris_drivers.sql.writer import Plan, StagedWriter, TableWriteOptions, Tab
 from osiris_drivers.step_io import report_written
 from osiris_drivers.supabase.connection import DdlChannelName, SupabaseSettings
 from osiris_drivers.supabase.ddl_channel import DdlChannel, Psycopg2Channel, may_have_committed
-from osiris_drivers.supabase.load_marker import LoadMarker, RunSql
+from osiris_drivers.supabase.load_marker import LoadMarker, Outcome, RunSql
 from osiris_drivers.supabase.privileges import ROLES_SQL, Grants
 from osiris_drivers.supabase.rest import Rest, RestError
 from osiris_drivers.supabase.rest_stage import MAX_BATCH_ROWS, RestStage
@@ -57,6 +57,8 @@ class SupabaseLoad:
     marker: LoadMarker
     grants: Grants
     created = False
+    marked = True
+    """The load has a marker (False: this user cannot create `_osiris_loads`; a lost answer stays unknown)."""
 
     def setup_load(self) -> None:
         self.marker = LoadMarker(self.table.schema, str(self.table))
@@ -64,6 +66,21 @@ class SupabaseLoad:
 
     def read_grants(self, run: RunSql) -> None:
         self.grants = Grants.from_rows((r["rolname"] for r in run(ROLES_SQL)), self.config.key_role)
+
+    def ensure_marker(self, run: RunSql) -> None:
+        """The marker table; a user who may not create or write it loads without a marker (and is told)."""
+        try:
+            self.marked = self.marker.ensure(run, self.grants.private_sql(self.marker.table))
+            why = f"the connection's user may not write {self.marker.table}"
+        except Exception as exc:
+            self.marked = False
+            why = self.config.explain(exc, "write").message
+        if not self.marked:
+            self.ctx.logger.warning("loading without a load marker (%s): if the answer to the final transaction is "
+                                    "lost, its outcome cannot be told", why)
+
+    def begin_statements(self) -> list[str]:
+        return self.marker.begin_sql() if self.marked else []
 
     def grants_for_created(self, table: str) -> list[str]:
         self.created = True
@@ -74,7 +91,7 @@ class SupabaseLoad:
         the step's error, saying what the marker showed."""
         if not may_have_committed(exc):
             raise exc
-        outcome = self.marker.resolve(fence)
+        outcome = self.marker.resolve(fence) if self.marked else Outcome(None)
         explained = self.config.explain(exc, "write")
         self.ctx.event("commit_resolved", load_id=self.marker.load_id, committed=outcome.committed,
                        rows=outcome.rows, error=explained.message)
@@ -84,6 +101,11 @@ class SupabaseLoad:
             raise DriverError(f"{doing} failed: {explained.message}; the load marker shows it did not commit",
                               step_id=self.step_id, hint=f"{UNCHANGED}; {explained.hint or 'retry the run'}",
                               transient=explained.transient)
+        if not self.marked:
+            raise DriverError(f"{doing}: the outcome is unknown: {explained.message} (no load marker)",
+                              step_id=self.step_id,
+                              hint=f"check {self.table} before running again; let the connection's user create "
+                                   f"{self.marker.table} so the writer can tell next time")
         raise DriverError(
             f"{doing}: the outcome is unknown: {explained.message}, and the load marker could not be read",
             step_id=self.step_id,
@@ -126,7 +148,7 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
                 if not exc.not_visible:
                     raise
         self.read_grants(self.run_sql)
-        self.marker.ensure(self.run_sql, self.grants.private_sql(self.marker.table))
+        self.ensure_marker(self.run_sql)
 
     def stage_statements(self, stage: str) -> list[str]:
         statements = [self.stage_sql(stage)]
@@ -168,11 +190,11 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
         return self.grants_for_created(table)
 
     def counted(self, insert: str) -> str:
-        return self.marker.counted_sql(insert)
+        return self.marker.counted_sql(insert) if self.marked else super().counted(insert)
 
     def finalize(self, statements: list[str]) -> int:
         try:
-            return super().finalize([self.marker.begin_sql(), *statements])
+            return super().finalize([*self.begin_statements(), *statements])
         except Exception as exc:
             return self.settle(exc, self.run_sql, f"writing {self.label} {self.where}")
 
@@ -201,14 +223,16 @@ class SupabaseCopyWriter(SupabaseLoad, CopyWriter):
     def begin(self) -> None:
         """The roles and the marker table (committed), then the marker: the load transaction's first row."""
         self.read_grants(self._committed)
-        self.marker.ensure(self._committed, self.grants.private_sql(self.marker.table))
-        self.execute(self.marker.begin_sql())
+        self.ensure_marker(self._committed)
+        for statement in self.begin_statements():
+            self.execute(statement)
 
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
 
     def finish(self, rows: int) -> int:
-        self.execute(self.marker.rows_sql(rows))
+        if self.marked:
+            self.execute(self.marker.rows_sql(rows))
         try:
             self.commit()
         except Exception as exc:
