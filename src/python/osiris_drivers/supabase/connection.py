@@ -10,7 +10,7 @@ pooler's (`POOLER_DSN`).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from osiris_core.errors import ConnectionConfigError, DriverError
@@ -19,7 +19,10 @@ from osiris_drivers.connection import ConnectionFailed, ConnectionSettings, Prob
 from osiris_drivers.postgres.connection import check_dsn, dsn_address, explain_postgres
 from osiris_drivers.supabase.ddl_channel import DdlChannel, DdlError, HttpSqlChannel, Psycopg2Channel
 from osiris_drivers.supabase.privileges import key_role
-from osiris_drivers.supabase.rest import Rest, RestError
+from osiris_drivers.supabase.rest import Rest, RestError, rest_client
+
+if TYPE_CHECKING:
+    from supabase import Client
 
 DdlChannelName = Literal["auto", "http_sql", "psycopg2"]
 DEFAULT_SQL_PATH = "/pg/query"
@@ -83,6 +86,10 @@ class SupabaseSettings(ConnectionSettings):
     def rest(self, key: str, schema: str) -> Rest:
         """PostgREST for `schema` with `key` (supabase-py; failures are `RestError`s)."""
         return Rest(self.url, key, schema)
+
+    def rest_client(self, key: str, schema: str) -> Client:
+        """supabase-py's own client for `schema` (its APIErrors unclassified: prefer `rest`)."""
+        return rest_client(self.url, key, schema)
 
     def sql_endpoint(self) -> str:
         return self.sql_url or self.url.rstrip("/") + DEFAULT_SQL_PATH

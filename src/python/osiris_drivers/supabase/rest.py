@@ -109,6 +109,14 @@ class RestError(Exception):
         return scrub_text(" ".join(text.split()))
 
 
+def rest_client(url: str, key: str, schema: str) -> Client:
+    """supabase-py's client for `schema`, its own retries off (a missing library is `ClientMissing`)."""
+    import_client("supabase", project="supabase", family="supabase")
+    from supabase import ClientOptions, create_client
+
+    return create_client(url, key, options=ClientOptions(schema=schema, postgrest_client_retry=False))
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -121,12 +129,8 @@ class Rest:
     """
 
     def __init__(self, url: str, key: str, schema: str) -> None:
-        import_client("supabase", project="supabase", family="supabase")
-        from supabase import ClientOptions, create_client
-
         self.schema = schema
-        self._client: Client = create_client(url, key, options=ClientOptions(schema=schema,
-                                                                             postgrest_client_retry=False))
+        self._client = rest_client(url, key, schema)
         self._status: int | None = None
         self._client.postgrest.session.event_hooks["response"].append(self._seen)
 
