@@ -22,6 +22,7 @@ from tests.support.postgrest_server import PostgrestServer
 
 COLUMNS = ("region", "id", "order", "MixedCase", "amount", "seen_at")
 Row = tuple[str, int, str, str, Decimal, str]
+SAMPLE: list[Row] = [("eu", i, f"o{i}", "M", Decimal("1.00"), "2024-01-01 00:00:00") for i in range(1, 6)]
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ def test_doctor_checks_every_connection_for_real(project: Path, pg_db: PostgresD
     assert verdicts["@mysql.main"]["ok"], verdicts["@mysql.main"]
     assert verdicts["@postgres.main"]["ok"] and "connected as" in verdicts["@postgres.main"]["message"]
     assert verdicts["@supabase.main"]["ok"]
-    assert "PostgREST ok; HTTP SQL ok; pg_dsn: connected" in verdicts["@supabase.main"]["message"]
+    message = verdicts["@supabase.main"]["message"]
+    assert message.startswith("PostgREST ok (as service_role); pg_dsn: connected as"), message
+    assert message.endswith("; HTTP SQL ok; writers use psycopg2 over pg_dsn (ddl_channel: auto)"), message
     assert not verdicts["@postgres.down"]["ok"]
     assert verdicts["@postgres.down"]["message"].startswith(  # the family's words, not libpq's raw text
         f"cannot connect to PostgreSQL at 127.0.0.1:{down_port} (Connection refused) — check host and port")

@@ -124,7 +124,8 @@ def test_postgrest_reads_columns_whatever_their_names(project: Path, registry: C
     columns = ", ".join(f"{quote_ident(c)} int" for c in ODD_COLUMNS)
     values = ", ".join(str(i) for i in range(len(ODD_COLUMNS)))
     run_sql(pg_db, "DROP TABLE IF EXISTS odd_names", f"CREATE TABLE odd_names ({columns})",
-            f"INSERT INTO odd_names VALUES ({values}), ({values.replace('0', '10', 1)})")
+            f"INSERT INTO odd_names VALUES ({values}), ({values.replace('0', '10', 1)})",
+            "GRANT SELECT ON odd_names TO service_role")
     postgrest.reload_schema()
     wanted = list(reversed(ODD_COLUMNS))
     run = run_pipeline(registry, project, [

@@ -143,7 +143,7 @@ def test_no_ddl_channel_is_an_error_not_a_plan(project: Path, registry: Componen
     connections = write_connections(project, pg_db, postgrest, with_pg_dsn=False)
     config = {"table": "x", "ddl_channel": "psycopg2", "create_if_missing": True}
     result = run(pipeline(project, "nochan", GOOD, config), registry, connections, project / "logs")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the connection cannot do what the step asks: bad input, before any request
     assert "ddl_channel psycopg2 needs pg_dsn" in (result.card.steps[-1].error or "")
 
 

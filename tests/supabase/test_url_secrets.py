@@ -75,7 +75,7 @@ def test_url_credentials_never_reach_events_cards_configs_or_logs(
         assert secret not in logged, secret
         assert secret not in str(result.card.model_dump()), secret
     assert "apikey=***&x=1" in written  # masked where it appears (the step's config), not dropped
-    requests = [line for line in log_lines.lines if line.startswith("HTTP Request: POST")]
+    requests = [line for line in log_lines.lines if line.startswith("HTTP Request: ")]
     if not sql_reachable:
         assert result.card.status == "failed"
         error = result.card.error or ""

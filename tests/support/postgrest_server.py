@@ -25,11 +25,27 @@ Implemented on ``/rest/v1/<table>`` (see ``docs`` in the methods below for detai
 * Errors in PostgREST's JSON shape ``{"code","details","hint","message"}``, SQLSTATEs mapped to HTTP
   statuses the way PostgREST maps them.
 * A schema cache of tables and columns that, like PostgREST's, only learns about DDL when it is
-  reloaded: by :meth:`PostgrestServer.reload_schema`, by ``NOTIFY pgrst, 'reload schema'`` (the server
-  really ``LISTEN``s on the channel), and synchronously after a ``/sql`` query containing that NOTIFY.
+  reloaded: by :meth:`PostgrestServer.reload_schema` (at once), or by ``NOTIFY pgrst, 'reload schema'``
+  (the server really ``LISTEN``s on the channel) ``reload_delay_s`` later, asynchronously, as PostgREST
+  does: until then a new table is unknown (``PGRST205``, or with ``not_found="empty"`` an older
+  PostgREST's bare 404 with ``{}``).
+* ``GET /rest/v1/``: the OpenAPI (Swagger 2.0) description of the tables the role may read, primary-key
+  columns marked ``<pk/>`` in their descriptions as PostgREST marks them.
 
-Besides, ``POST /sql`` with ``{"query": "..."}`` runs SQL in one transaction and answers the rows of
-the last statement that returned rows, as a JSON array.
+As on a Supabase project, every request runs as a non-owner role with real grants (``SET LOCAL ROLE``):
+the key decides it (an HS256 JWT signed with ``jwt_secret`` by its ``role`` claim, ``api_key`` as
+``service_role``, ``anon_key`` as ``anon``; no key configured: ``anon``). ``grants="explicit"`` (the
+default, Supabase's since 2026) grants new tables to nobody; ``"legacy"`` grants every table of an exposed
+schema to the API roles. Each request has the role's ``statement_timeout`` (``statement_timeout_ms``) and
+reads at most ``max_rows`` rows (PostgREST's ``db-max-rows``; Supabase's default is 1000).
+
+Besides, ``POST /pg/query`` (also ``/sql``) with ``{"query": "..."}`` runs SQL as the owner in one
+transaction and answers the rows of the last statement that returned rows, as pg-meta does; with
+``sql_enabled = False`` it answers like hosted Supabase's gateway, 404 ``no Route matched``.
+
+Faults for tests: :meth:`PostgrestServer.fail_next` (gateway-shaped bodies without a code by default),
+:meth:`PostgrestServer.fail_sql_next` (before the query runs, or after it committed, or a dropped
+connection) and :meth:`PostgrestServer.slow_writes` (statement timeouts from the real PostgreSQL).
 """
 
 from __future__ import annotations
@@ -48,17 +64,21 @@ from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from tests.support.supabase_platform import NO_ROUTE, Grants, apply_grants, ensure_api_roles, gateway_body, jwt_claims
+
 __all__ = ["PostgrestError", "PostgrestServer", "RecordedRequest", "TableInfo"]
 
 REST_PREFIX: Final = "/rest/v1"
 SQL_PATH: Final = "/sql"
+PG_META_PATH: Final = "/pg/query"
+FaultBody = Literal["gateway", "postgrest", "empty"]
 _JSON_CT: Final = "application/json; charset=utf-8"
 _OBJECT_MEDIA: Final = "application/vnd.pgrst.object+json"
 _ARRAY_MEDIA: Final = "application/vnd.pgrst.array+json"
@@ -89,11 +109,6 @@ _IS_VALUES: Final[Mapping[str, str]] = {
     "false": "IS FALSE",
     "unknown": "IS UNKNOWN",
 }
-_NOTIFY_RE: Final = re.compile(
-    r"""\bnotify\s+"?(?P<chan>\w+)"?\s*(?:,\s*'(?P<payload>[^']*)')?"""
-    r"""|\bpg_notify\s*\(\s*'(?P<chan2>[^']*)'\s*,\s*'(?P<payload2>[^']*)'\s*\)""",
-    re.IGNORECASE,
-)
 _RELOAD_PAYLOADS: Final = frozenset({"", "reload schema"})
 
 
@@ -123,6 +138,8 @@ class PostgrestError(Exception):
         self.headers = tuple(headers)
 
     def body(self) -> dict[str, str | None]:
+        if self.code is None and not self.message:
+            return {}  # a bare error: an older PostgREST's 404 for an unknown table
         return {"code": self.code, "details": self.details, "hint": self.hint, "message": self.message}
 
 
@@ -175,15 +192,18 @@ def sqlstate_http_status(sqlstate: str | None, message: str = "") -> int:
     return by_class.get(sqlstate[:2], 400)
 
 
-def _pg_error(exc: psycopg.Error) -> PostgrestError:
+def _pg_error(exc: psycopg.Error, role: str | None = None) -> PostgrestError:
     diag = exc.diag
     message = diag.message_primary or str(exc).strip() or type(exc).__name__
     if exc.sqlstate is None:
         return PostgrestError(
             503, "PGRST001", "Database client error. Retrying the connection.", details=message
         )
+    status = sqlstate_http_status(exc.sqlstate, message)
+    if exc.sqlstate == "42501" and role == "anon":
+        status = 401  # PostgREST: insufficient privilege is 401 without a JWT role, 403 with one
     return PostgrestError(
-        sqlstate_http_status(exc.sqlstate, message),
+        status,
         exc.sqlstate,
         message,
         details=diag.message_detail,
@@ -546,6 +566,10 @@ class RecordedRequest:
     status: int
 
 
+DROP_CONNECTION: Final = 0
+"""A `_Response` status: close the connection without answering."""
+
+
 @dataclass
 class _Response:
     status: int
@@ -688,6 +712,11 @@ class _Handler(BaseHTTPRequestHandler):
         owner = cast(_HTTPServer, self.server).owner
         response = owner._dispatch(request)
         owner._record(request, split.query, response.status)
+        if response.status == DROP_CONNECTION:
+            self.close_connection = True  # the connection ends without an answer
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -703,10 +732,13 @@ class PostgrestServer:
     """PostgREST-compatible server on a free local port, backed by a real PostgreSQL database.
 
     ``schema`` is the exposed schema (PostgREST's ``db-schemas``; a comma-separated list is
-    accepted, the first being the default). ``api_key``, when set, must be presented as the
-    ``apikey`` header and/or ``Authorization: Bearer <key>``; every credential presented must
-    match. ``db_channel`` is the NOTIFY channel the schema cache listens on (PostgREST's
-    ``db-channel``); set ``listen=False`` to reload only explicitly.
+    accepted, the first being the default). Keys: ``api_key`` (opaque, runs as ``service_role``, like
+    Supabase's secret keys), ``anon_key`` (opaque, ``anon``) and JWTs signed with ``jwt_secret`` (their
+    ``role`` claim); when any is configured, a request must present one (``apikey`` header and/or
+    ``Authorization: Bearer``) and every credential presented must be valid. ``db_channel`` is the NOTIFY
+    channel the schema cache listens on (PostgREST's ``db-channel``); set ``listen=False`` to reload
+    only explicitly. See the module docstring for ``grants``, ``reload_delay_s``, ``max_rows``,
+    ``statement_timeout_ms`` and ``not_found``.
     """
 
     def __init__(
@@ -715,24 +747,48 @@ class PostgrestServer:
         *,
         schema: str = "public",
         api_key: str | None = None,
+        anon_key: str | None = None,
+        jwt_secret: str | None = None,
         host: str = "127.0.0.1",
         db_channel: str = "pgrst",
         listen: bool = True,
+        grants: Grants = "explicit",
+        reload_delay_s: float = 0.3,
+        max_rows: int | None = 1000,
+        statement_timeout_ms: int | None = 8000,
+        not_found: Literal["pgrst205", "empty"] = "pgrst205",
+        sql_enabled: bool = True,
     ) -> None:
         self.pg_dsn = pg_dsn
         self.schemas: tuple[str, ...] = tuple(s.strip() for s in schema.split(",") if s.strip())
         if not self.schemas:
             raise ValueError("at least one schema must be exposed")
         self.api_key = api_key
+        self.anon_key = anon_key
+        self.jwt_secret = jwt_secret
         self.db_channel = db_channel
+        self.reload_delay_s = reload_delay_s
+        self.max_rows = max_rows
+        self.statement_timeout_ms = statement_timeout_ms
+        self.not_found = not_found
+        self.sql_enabled = sql_enabled
+        """False: the SQL endpoint answers like hosted Supabase's gateway (404, no Route matched)."""
         self.requests: list[tuple[str, str]] = []
         self.log: list[RecordedRequest] = []
+        self.roles: list[str] = []
+        """The database role of each REST request, in order."""
         self._lock = threading.Lock()
         self._pool: list[psycopg.Connection[Any]] = []
         self._cache: dict[tuple[str, str], TableInfo] = {}
-        self._faults: list[tuple[int, frozenset[str] | None]] = []
+        self._faults: list[tuple[int, frozenset[str] | None, FaultBody, str | None]] = []
+        self._sql_faults: list[tuple[int, bool, str | None]] = []
+        self._row_cost_s = 0.0
+        self._timers: list[threading.Timer] = []
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
+        with self._connection() as conn:
+            ensure_api_roles(conn)
+            apply_grants(conn, self.schemas, grants)
         self.reload_schema()
         self._httpd = _HTTPServer((host, 0))
         self._httpd.owner = self
@@ -778,6 +834,10 @@ class PostgrestServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._httpd.close_open_connections()
@@ -788,18 +848,47 @@ class PostgrestServer:
 
     # ---- test hooks ------------------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int = 503, *, methods: Iterable[str] | None = None) -> None:
-        """Answer the next ``n`` data requests (``/rest/v1/...``) with ``status``.
+    def fail_next(
+        self,
+        n: int,
+        status: int = 503,
+        *,
+        methods: Iterable[str] | None = None,
+        body: FaultBody = "gateway",
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``n`` data requests (``/rest/v1/...``) with ``status``; ``fail_next(0)`` clears.
 
-        The body is PostgREST-shaped JSON with ``code`` = the status as a string. With ``methods``,
-        only requests of those HTTP methods are failed (and counted).
+        ``body``: ``gateway`` is what Supabase's gateway answers when PostgREST does not
+        (``{"message": …}``, no code); ``postgrest`` is PostgREST-shaped JSON with ``code`` = the status;
+        ``empty`` is ``{}``. With ``methods``, only requests of those HTTP methods are failed (and counted);
+        with ``path``, only requests to that path (e.g. ``/rest/v1/items``).
         """
         allowed = frozenset(m.upper() for m in methods) if methods is not None else None
         with self._lock:
-            self._faults.extend([(status, allowed)] * n)
+            if n == 0:
+                self._faults.clear()
+            self._faults.extend([(status, allowed, body, path)] * n)
+
+    def fail_sql_next(
+        self, n: int, status: int = 504, *, after_commit: bool = False, matching: str | None = None
+    ) -> None:
+        """Answer the next ``n`` SQL-endpoint requests with ``status`` (gateway-shaped), without running
+        them; with ``after_commit``, after running and committing them (a gateway that timed out on a query
+        that went on). ``status=0`` drops the connection instead of answering. With ``matching``, only queries
+        containing that text are failed (and counted). ``fail_sql_next(0)`` clears."""
+        with self._lock:
+            if n == 0:
+                self._sql_faults.clear()
+            self._sql_faults.extend([(status, after_commit, matching)] * n)
+
+    def slow_writes(self, seconds_per_row: float) -> None:
+        """Make every REST insert, update and delete spend this long per row in its transaction (the real
+        server's ``statement_timeout`` then cancels large ones with 57014)."""
+        self._row_cost_s = seconds_per_row
 
     def reload_schema(self) -> None:
-        """Reload the schema cache (tables, columns, primary keys) from the database."""
+        """Reload the schema cache (tables, columns, primary keys) from the database, now."""
         with self._connection() as conn:
             cache = _load_schema_cache(conn, self.schemas)
         with self._lock:
@@ -828,6 +917,17 @@ class PostgrestServer:
             else:
                 conn.close()
 
+    @contextlib.contextmanager
+    def _api_cursor(self, role: str, *, read_only: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction as ``role``, with the role's statement timeout, as PostgREST runs a request."""
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if read_only:
+                cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            if self.statement_timeout_ms is not None:
+                cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(self.statement_timeout_ms)))
+            yield cur
+
     def _close_pool(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, []
@@ -843,10 +943,24 @@ class PostgrestServer:
                     while not self._stopped.is_set():
                         for note in conn.notifies(timeout=0.1):
                             if note.payload in _RELOAD_PAYLOADS:
-                                self.reload_schema()
+                                self._schedule_reload()
             except psycopg.Error:
                 if self._stopped.wait(0.2):
                     return
+
+    def _schedule_reload(self) -> None:
+        """Reload ``reload_delay_s`` from now, in the background (requests meanwhile see the old cache)."""
+        timer = threading.Timer(self.reload_delay_s, self._reload_in_background)
+        timer.daemon = True
+        with self._lock:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _reload_in_background(self) -> None:
+        if self._stopped.is_set():
+            return
+        with contextlib.suppress(psycopg.Error):
+            self.reload_schema()
 
     def _record(self, request: _Request, query: str, status: int) -> None:
         with self._lock:
@@ -860,42 +974,61 @@ class PostgrestServer:
     # ---- internals: dispatch ---------------------------------------------------------------------
 
     def _dispatch(self, request: _Request) -> _Response:
+        role: str | None = None
         try:
             if request.path == REST_PREFIX or request.path.startswith(REST_PREFIX + "/"):
-                fault = self._take_fault(request.method)
+                fault = self._take_fault(request.method, request.path)
                 if fault is not None:
-                    try:
-                        phrase = HTTPStatus(fault).phrase
-                    except ValueError:
-                        phrase = "Error"
-                    return _json_response(
-                        fault,
-                        {"code": str(fault), "details": "injected fault", "hint": None, "message": phrase},
-                    )
-                self._check_auth(request)
-                return self._rest(request)
-            if request.path == SQL_PATH:
+                    return self._fault_response(*fault)
+                role = self._check_auth(request)
+                with self._lock:
+                    self.roles.append(role)
+                return self._rest(request, role)
+            if request.path in (SQL_PATH, PG_META_PATH) and self.sql_enabled:
                 self._check_auth(request)
                 return self._sql(request)
-            raise PostgrestError(404, None, f"Not found: {request.path}")
+            return _json_response(404, {"message": NO_ROUTE})  # the gateway routes nothing else
         except PostgrestError as err:
             return _error_response(err)
         except psycopg.Error as exc:
-            return _error_response(_pg_error(exc))
+            return _error_response(_pg_error(exc, role))
         except Exception as exc:  # a bug in this server: answer it rather than drop the connection
             return _error_response(PostgrestError(500, "PGRSTX00", f"{type(exc).__name__}: {exc}"))
 
-    def _take_fault(self, method: str) -> int | None:
+    def _take_fault(self, method: str, path: str) -> tuple[int, FaultBody] | None:
         with self._lock:
-            for i, (status, methods) in enumerate(self._faults):
-                if methods is None or method in methods:
+            for i, (status, methods, body, only) in enumerate(self._faults):
+                if (methods is None or method in methods) and (only is None or only == path):
                     del self._faults[i]
-                    return status
+                    return status, body
         return None
 
-    def _check_auth(self, request: _Request) -> None:
-        if self.api_key is None:
-            return
+    @staticmethod
+    def _fault_response(status: int, body: FaultBody) -> _Response:
+        if body == "empty":
+            return _json_response(status, {})
+        if body == "gateway":
+            return _json_response(status, gateway_body(status))
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        return _json_response(status, {"code": str(status), "details": "injected fault", "hint": None,
+                                       "message": phrase})
+
+    def _key_role(self, credential: str) -> str | None:
+        if self.api_key is not None and credential == self.api_key:
+            return "service_role"
+        if self.anon_key is not None and credential == self.anon_key:
+            return "anon"
+        claims = jwt_claims(credential, self.jwt_secret) if self.jwt_secret else None
+        role = claims.get("role") if claims else None
+        return role if isinstance(role, str) and role else None
+
+    def _check_auth(self, request: _Request) -> str:
+        """The database role of the request: the bearer token's, else the apikey's (PostgREST and Kong)."""
+        if self.api_key is None and self.anon_key is None and self.jwt_secret is None:
+            return "anon"
         presented: list[str] = []
         apikey = request.header("apikey")
         if apikey is not None:
@@ -912,7 +1045,8 @@ class PostgrestServer:
                 hint="No `apikey` request header or url param was found.",
                 headers=[("WWW-Authenticate", "Bearer")],
             )
-        if any(p != self.api_key for p in presented):
+        roles = [self._key_role(p) for p in presented]
+        if any(r is None for r in roles):
             raise PostgrestError(
                 401,
                 "PGRST301",
@@ -922,8 +1056,17 @@ class PostgrestServer:
                     ("WWW-Authenticate", 'Bearer error="invalid_token", error_description="Invalid API key"')
                 ],
             )
+        return cast(str, roles[-1])
 
-    # ---- /sql ------------------------------------------------------------------------------------
+    # ---- /pg/query (pg-meta) ---------------------------------------------------------------------
+
+    def _take_sql_fault(self, query: str) -> tuple[int, bool] | None:
+        with self._lock:
+            for i, (status, after_commit, matching) in enumerate(self._sql_faults):
+                if matching is None or matching in query:
+                    del self._sql_faults[i]
+                    return status, after_commit
+        return None
 
     def _sql(self, request: _Request) -> _Response:
         if request.method != "POST":
@@ -931,10 +1074,13 @@ class PostgrestServer:
         try:
             payload = json.loads(request.body or b"null")
         except ValueError:
-            return _json_response(400, {"message": "Invalid JSON body", "code": None})
+            return _json_response(400, {"error": "Invalid JSON body", "message": "Invalid JSON body"})
         query = payload.get("query") if isinstance(payload, dict) else None
         if not isinstance(query, str) or not query.strip():
-            return _json_response(400, {"message": 'Expected a JSON body {"query": "<sql>"}', "code": None})
+            return _json_response(400, {"error": "query not found", "message": "query not found"})
+        fault = self._take_sql_fault(query)
+        if fault is not None and not fault[1]:
+            return self._sql_fault_response(fault[0])
         rows: list[object] = []
         try:
             with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -942,32 +1088,32 @@ class PostgrestServer:
                 while True:
                     if cur.description is not None:
                         names = [d.name for d in cur.description]
-                        rows = [dict(zip(names, map(_jsonable, row), strict=True)) for row in cur.fetchall()]
+                        result: list[object] = [dict(zip(names, map(_jsonable, row), strict=True))
+                                                for row in cur.fetchall()]
+                        rows = result if result else rows  # pg-meta: the last statement that returned rows
                     if not cur.nextset():
                         break
         except psycopg.Error as exc:
             err = _pg_error(exc)
-            return _json_response(
-                400, {"message": err.message, "code": err.code, "details": err.details, "hint": err.hint}
-            )
-        if self._notifies_reload(query):
-            self.reload_schema()
+            body = {"error": f"ERROR:  {err.code}: {err.message}", "message": err.message, "code": err.code,
+                    "severity": "ERROR", "detail": err.details, "hint": err.hint}
+            return _json_response(400, body)
+        if fault is not None:
+            return self._sql_fault_response(fault[0])
         return _json_response(200, rows)
 
-    def _notifies_reload(self, query: str) -> bool:
-        for m in _NOTIFY_RE.finditer(query):
-            channel = m.group("chan") or m.group("chan2")
-            payload = m.group("payload") if m.group("chan") else m.group("payload2")
-            if channel == self.db_channel and (payload or "") in _RELOAD_PAYLOADS:
-                return True
-        return False
+    @staticmethod
+    def _sql_fault_response(status: int) -> _Response:
+        return _Response(DROP_CONNECTION) if status == DROP_CONNECTION else _json_response(status, gateway_body(status))
 
     # ---- /rest/v1 --------------------------------------------------------------------------------
 
-    def _rest(self, request: _Request) -> _Response:
+    def _rest(self, request: _Request, role: str) -> _Response:
         resource = request.path[len(REST_PREFIX) :].strip("/")
         if not resource:
-            raise PostgrestError(404, None, "The OpenAPI root is not served by this test server")
+            if request.method not in ("GET", "HEAD"):
+                raise PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+            return self._openapi(self._request_schema(request), role)
         if resource.startswith("rpc/"):
             raise PostgrestError(
                 404, "PGRST202", f"Could not find the function {unquote(resource[4:])} in the schema cache"
@@ -977,13 +1123,13 @@ class PostgrestServer:
         schema = self._request_schema(request)
         table = self._lookup(schema, unquote(resource))
         if request.method in ("GET", "HEAD"):
-            return self._read(request, table)
+            return self._read(request, table, role)
         if request.method == "POST":
-            return self._insert(request, table)
+            return self._insert(request, table, role)
         if request.method == "PATCH":
-            return self._update(request, table)
+            return self._update(request, table, role)
         if request.method == "DELETE":
-            return self._delete(request, table)
+            return self._delete(request, table, role)
         raise PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
 
     def _request_schema(self, request: _Request) -> str:
@@ -993,7 +1139,8 @@ class PostgrestServer:
             return self.schemas[0]
         if schema not in self.schemas:
             raise PostgrestError(
-                406, "PGRST106", f"The schema must be one of the following: {', '.join(self.schemas)}"
+                406, "PGRST106", f"Invalid schema: {schema}",
+                hint=f"Only the following schemas are exposed: {', '.join(self.schemas)}",
             )
         return schema
 
@@ -1003,6 +1150,8 @@ class PostgrestServer:
             candidates = [n for (s, n) in self._cache if s == schema]
         if table is not None:
             return table
+        if self.not_found == "empty":
+            raise PostgrestError(404, None, "")  # an older PostgREST: a bare 404, body {}
         close = difflib.get_close_matches(name, candidates, n=1)
         raise PostgrestError(
             404,
@@ -1130,18 +1279,46 @@ class PostgrestServer:
 
     # ---- GET / HEAD ------------------------------------------------------------------------------
 
-    def _read(self, request: _Request, table: TableInfo) -> _Response:
+    def _openapi(self, schema: str, role: str) -> _Response:
+        """The Swagger 2.0 root as PostgREST serves it (openapi-mode follow-privileges): the tables the role
+        may read, each column's type, primary-key columns noted `<pk/>`."""
+        definitions: dict[str, object] = {}
+        with self._api_cursor(role, read_only=True) as cur:
+            for table in sorted(self.tables(), key=lambda t: t.name):
+                if table.schema != schema:
+                    continue
+                cur.execute("SELECT has_table_privilege(%s, 'SELECT')", [f'"{table.schema}"."{table.name}"'])
+                if not cast(tuple[bool], cur.fetchone())[0]:
+                    continue
+                cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+                            "ORDER BY a.attnum", [f'"{table.schema}"."{table.name}"'])
+                properties: dict[str, object] = {}
+                for column, pg_type in cur.fetchall():
+                    prop: dict[str, object] = {"format": pg_type, "type": "string"}
+                    if column in table.primary_key:
+                        prop["description"] = "Note:\nThis is a Primary Key.<pk/>"
+                    properties[column] = prop
+                definitions[table.name] = {"type": "object", "properties": properties}
+        document = {"swagger": "2.0", "info": {"title": "PostgREST API", "version": "test"},
+                    "basePath": "/", "schemes": ["http"], "consumes": ["application/json"],
+                    "produces": ["application/json"], "paths": {f"/{n}": {} for n in definitions},
+                    "definitions": definitions}
+        return _json_response(200, document, [("Content-Type", "application/openapi+json; charset=utf-8")])
+
+    def _read(self, request: _Request, table: TableInfo, role: str) -> _Response:
         reserved, filters = self._params(request)
         singular, strip = self._media(request)
         prefs = request.prefer()
         lower, upper = self._range(request, reserved)
+        if self.max_rows is not None:  # db-max-rows: no response has more rows, whatever was asked
+            upper = lower + self.max_rows - 1 if upper is None else min(upper, lower + self.max_rows - 1)
         where, params = self._where(filters, table)
         limit = None if upper is None else max(upper - lower + 1, 0)
         query = self._projection(
             table.ident, reserved.get("select"), strip, reserved.get("order"), where, limit, lower
         )
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SET TRANSACTION READ ONLY")
+        with self._api_cursor(role, read_only=True) as cur:
             cur.execute(query, params)
             body_text, returned = cast(tuple[str, int], cur.fetchone())
             total: int | None = None
@@ -1198,11 +1375,16 @@ class PostgrestServer:
         self,
         statements: Sequence[tuple[sql.Composed, Sequence[object]]],
         singular: bool,
+        role: str,
+        rows: int = 1,
     ) -> tuple[list[str], int]:
-        """Run (mutation CTE, params) statements in one transaction; answer JSON texts and a row count."""
+        """Run (mutation CTE, params) statements in one transaction as ``role``; answer JSON texts and a row
+        count. ``rows`` is what the request sends (what ``slow_writes`` charges for)."""
         texts: list[str] = []
         count = 0
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self._api_cursor(role) as cur:
+            if self._row_cost_s:
+                cur.execute("SELECT pg_sleep(%s)", [self._row_cost_s * rows])
             for query, params in statements:
                 cur.execute(query, params)
                 text, n = cast(tuple[str, int], cur.fetchone())
@@ -1239,7 +1421,7 @@ class PostgrestServer:
         )
         return sql.SQL("WITH pgrst_source AS ({}) {}").format(returning, projection)
 
-    def _insert(self, request: _Request, table: TableInfo) -> _Response:
+    def _insert(self, request: _Request, table: TableInfo, role: str) -> _Response:
         reserved, filters = self._params(request)
         if filters:
             raise _parse_error("Filters are not allowed on insert")
@@ -1305,7 +1487,7 @@ class PostgrestServer:
                     mutation = sql.SQL("{} ON CONFLICT ({}) DO NOTHING").format(mutation, target)
             statements.append((self._wrap(mutation, table, request, reserved), [json.dumps(group)]))
 
-        texts, count = self._run_mutations(statements, singular) if statements else ([], 0)
+        texts, count = self._run_mutations(statements, singular, role, len(rows)) if statements else ([], 0)
         applied = ["resolution"] if conflict else []
         if missing_default:
             applied.append("missing")
@@ -1313,7 +1495,7 @@ class PostgrestServer:
             request, prefs, texts, count, created=True, singular=singular, applied=applied
         )
 
-    def _update(self, request: _Request, table: TableInfo) -> _Response:
+    def _update(self, request: _Request, table: TableInfo, role: str) -> _Response:
         reserved, filters = self._params(request)
         singular, _ = self._media(request)
         prefs = request.prefer()
@@ -1339,19 +1521,19 @@ class PostgrestServer:
             w=where,
         )
         statement = self._wrap(mutation, table, request, reserved)
-        texts, count = self._run_mutations([(statement, [json.dumps(payload), *params])], singular)
+        texts, count = self._run_mutations([(statement, [json.dumps(payload), *params])], singular, role)
         return self._mutation_response(
             request, prefs, texts, count, created=False, singular=singular, applied=()
         )
 
-    def _delete(self, request: _Request, table: TableInfo) -> _Response:
+    def _delete(self, request: _Request, table: TableInfo, role: str) -> _Response:
         reserved, filters = self._params(request)
         singular, _ = self._media(request)
         prefs = request.prefer()
         where, params = self._where(filters, table)
         mutation = sql.SQL("DELETE FROM {}{}").format(table.ident, where)
         texts, count = self._run_mutations(
-            [(self._wrap(mutation, table, request, reserved), params)], singular
+            [(self._wrap(mutation, table, request, reserved), params)], singular, role
         )
         return self._mutation_response(
             request, prefs, texts, count, created=False, singular=singular, applied=()

@@ -20,6 +20,7 @@ from psycopg import sql
 from supabase import Client, ClientOptions, create_client
 
 from tests.support.postgrest_server import PostgrestServer
+from tests.support.supabase_platform import sign_jwt
 
 KEY = "selftest-service-key"
 PG_DSN = os.environ.get("OSIRIS_PG_DSN", "host=127.0.0.1 port=5432 dbname=test")
@@ -64,6 +65,13 @@ def schema(admin: psycopg.Connection[Any]) -> Iterator[str]:
         admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
+def wait_for_table(server: PostgrestServer, name: str) -> None:
+    deadline = time.monotonic() + 10
+    while not any(t.name == name for t in server.tables()):
+        assert time.monotonic() < deadline, f"schema cache never learnt about {name}"
+        time.sleep(0.05)
+
+
 def rows(response: APIResponse) -> list[dict[str, Any]]:
     """The response's rows, typed for indexing."""
     assert isinstance(response.data, list)
@@ -80,7 +88,7 @@ def test_insert_select_filters_and_pagination(admin: psycopg.Connection[Any], sc
         f"CREATE TABLE {schema}.items (id int PRIMARY KEY, name text NOT NULL, price numeric, "
         f"created timestamptz, active boolean DEFAULT true)",
     )
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         client = make_client(server, schema)
         payload = [
             {"id": i, "name": f"n{i}", "price": i * 1.5, "created": f"2024-01-0{i}T00:00:00Z"}
@@ -133,7 +141,7 @@ def test_range_header_and_content_range(schema: str, admin: psycopg.Connection[A
         admin,
         f"CREATE TABLE {schema}.t (id int PRIMARY KEY); INSERT INTO {schema}.t SELECT generate_series(1, 10)",
     )
-    with PostgrestServer(PG_DSN, schema=schema) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema) as server:
         url = f"{server.rest_url}/t?select=id&order=id"
         request = urllib.request.Request(
             url,
@@ -154,7 +162,7 @@ def test_range_header_and_content_range(schema: str, admin: psycopg.Connection[A
 
 def test_upsert_with_composite_key(admin: psycopg.Connection[Any], schema: str) -> None:
     run_sql(admin, f"CREATE TABLE {schema}.pairs (a int, b text, v numeric, note text, PRIMARY KEY (a, b))")
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         table = make_client(server, schema).table("pairs")
         table.insert([{"a": 1, "b": "x", "v": 1, "note": "keep"}, {"a": 1, "b": "y", "v": 2}]).execute()
 
@@ -181,7 +189,7 @@ def test_upsert_with_composite_key(admin: psycopg.Connection[Any], schema: str) 
 
 def test_insert_is_atomic_and_unique_violation_is_409(admin: psycopg.Connection[Any], schema: str) -> None:
     run_sql(admin, f"CREATE TABLE {schema}.u (id int PRIMARY KEY)")
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         table = make_client(server, schema).table("u")
         table.insert([{"id": 1}]).execute()
         with pytest.raises(APIError) as dup:
@@ -197,7 +205,7 @@ def test_insert_is_atomic_and_unique_violation_is_409(admin: psycopg.Connection[
 
 def test_delete_with_in_filter(admin: psycopg.Connection[Any], schema: str) -> None:
     run_sql(admin, f"CREATE TABLE {schema}.d (id int PRIMARY KEY, tag text)")
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         table = make_client(server, schema).table("d")
         table.insert([{"id": i, "tag": "t" if i % 2 else "u"} for i in range(1, 7)]).execute()
         deleted = table.delete().in_("id", [2, 3, 42]).execute()
@@ -213,7 +221,7 @@ def test_reserved_word_and_mixed_case_columns(admin: psycopg.Connection[Any], sc
         f'CREATE TABLE {schema}."Weird Table" ("order" int, "MixedCase" text, "select" text, '
         f'PRIMARY KEY ("order", "MixedCase"))',
     )
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         table = make_client(server, schema).table("Weird Table")
         table.insert(
             [{"order": 1, "MixedCase": "A", "select": "s1"}, {"order": 2, "MixedCase": "B"}]
@@ -228,7 +236,7 @@ def test_reserved_word_and_mixed_case_columns(admin: psycopg.Connection[Any], sc
 
 
 def test_unknown_table_until_schema_reload(admin: psycopg.Connection[Any], schema: str) -> None:
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         table = make_client(server, schema).table("late")
         with pytest.raises(APIError) as missing:
             table.select("*").execute()
@@ -240,6 +248,11 @@ def test_unknown_table_until_schema_reload(admin: psycopg.Connection[Any], schem
             server, f"CREATE TABLE {schema}.late (id int PRIMARY KEY); NOTIFY pgrst, 'reload schema'"
         )
         assert (status, rows) == (200, [])
+        # PostgREST reloads asynchronously after the NOTIFY: for a moment the new table is still unknown.
+        with pytest.raises(APIError) as not_yet:
+            table.insert({"id": 1}).execute()
+        assert not_yet.value.code == "PGRST205"
+        wait_for_table(server, "late")
         table.insert({"id": 1}).execute()
         assert table.select("id").execute().data == [{"id": 1}]
 
@@ -254,7 +267,7 @@ def test_unknown_table_until_schema_reload(admin: psycopg.Connection[Any], schem
 
 def test_schema_cache_needs_reload_and_listens(admin: psycopg.Connection[Any], schema: str) -> None:
     channel = f"pgrst_{uuid.uuid4().hex[:12]}"  # private channel: other tests' NOTIFYs cannot interfere
-    with PostgrestServer(PG_DSN, schema=schema, db_channel=channel) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, db_channel=channel) as server:
         client = make_client(server, schema, key="anything")
         status, _ = sql_endpoint(server, f"CREATE TABLE {schema}.ddl (id int)")
         assert status == 200
@@ -277,7 +290,7 @@ def test_schema_cache_needs_reload_and_listens(admin: psycopg.Connection[Any], s
 
 def test_wrong_or_missing_key_is_401(admin: psycopg.Connection[Any], schema: str) -> None:
     run_sql(admin, f"CREATE TABLE {schema}.secret (id int)")
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         with pytest.raises(APIError) as denied:
             make_client(server, schema, key="wrong-key").table("secret").select("*").execute()
         assert denied.value.code == "PGRST301"
@@ -291,13 +304,15 @@ def test_wrong_or_missing_key_is_401(admin: psycopg.Connection[Any], schema: str
 
 def test_fail_next_is_seen_by_the_client(admin: psycopg.Connection[Any], schema: str) -> None:
     run_sql(admin, f"CREATE TABLE {schema}.flaky (id int PRIMARY KEY)")
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
         table = make_client(server, schema).table("flaky")
 
         server.fail_next(1, 503)
         with pytest.raises(APIError) as unavailable:
             table.insert({"id": 1}).execute()
-        assert unavailable.value.code == "503"
+        # The gateway's JSON body has no code: postgrest-py then reports none (nor the status).
+        assert unavailable.value.code is None
+        assert unavailable.value.message == "failure to get a peer from the ring-balancer"
         assert server.requests[-1] == ("POST", "/rest/v1/flaky")
         assert [r.status for r in server.log] == [503]  # writes are not retried by postgrest-py
         assert table.select("id").execute().data == []
@@ -315,7 +330,7 @@ def test_fail_next_is_seen_by_the_client(admin: psycopg.Connection[Any], schema:
 
 def test_concurrent_requests(admin: psycopg.Connection[Any], schema: str) -> None:
     run_sql(admin, f"CREATE TABLE {schema}.many (id int PRIMARY KEY)")
-    with PostgrestServer(PG_DSN, schema=schema, api_key=KEY) as server:
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
 
         def insert_batch(start: int) -> None:
             client = make_client(server, schema)
@@ -329,3 +344,96 @@ def test_concurrent_requests(admin: psycopg.Connection[Any], schema: str) -> Non
             make_client(server, schema).table("many").select("id", count=CountMethod.exact).limit(1).execute()
         )
         assert result.count == 160
+
+
+# ---- what a Supabase project adds: roles and grants, limits, the gateway -------------------------------------
+
+JWT_SECRET = "selftest-jwt-secret-0123456789abcdef"
+
+
+def test_requests_run_as_the_keys_role_with_real_grants(admin: psycopg.Connection[Any], schema: str) -> None:
+    run_sql(admin, f"CREATE TABLE {schema}.g (id int PRIMARY KEY); INSERT INTO {schema}.g VALUES (1); "
+                   f"GRANT USAGE ON SCHEMA {schema} TO anon, service_role; GRANT SELECT ON {schema}.g TO service_role")
+    service = sign_jwt(JWT_SECRET, {"role": "service_role"})
+    anon = sign_jwt(JWT_SECRET, {"role": "anon"})
+    with PostgrestServer(PG_DSN, schema=schema, jwt_secret=JWT_SECRET, api_key=KEY) as server:
+        assert make_client(server, schema, key=service).table("g").select("id").execute().data == [{"id": 1}]
+        assert make_client(server, schema, key=KEY).table("g").select("id").execute().data == [{"id": 1}]
+        with pytest.raises(APIError) as denied:
+            make_client(server, schema, key=anon).table("g").select("id").execute()
+        assert denied.value.code == "42501" and server.log[-1].status == 401  # anon: 401, as PostgREST
+        with pytest.raises(APIError) as no_insert:
+            make_client(server, schema, key=service).table("g").insert({"id": 2}).execute()
+        assert no_insert.value.code == "42501" and server.log[-1].status == 403
+        forged = sign_jwt("another-secret-entirely-0123456789", {"role": "service_role"})
+        with pytest.raises(APIError) as invalid:
+            make_client(server, schema, key=forged).table("g").select("id").execute()
+        assert invalid.value.code == "PGRST301"
+        assert server.roles == ["service_role", "service_role", "anon", "service_role"]
+
+
+def test_max_rows_caps_every_response(admin: psycopg.Connection[Any], schema: str) -> None:
+    run_sql(admin, f"CREATE TABLE {schema}.m (id int PRIMARY KEY); "
+                   f"INSERT INTO {schema}.m SELECT generate_series(1, 30)")
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, max_rows=12) as server:
+        table = make_client(server, schema).table("m")
+        assert len(rows(table.select("id").execute())) == 12
+        page = table.select("id", count=CountMethod.exact).order("id").range(10, 29).execute()
+        assert [r["id"] for r in rows(page)] == list(range(11, 23)) and page.count == 30
+        assert server.log[-1].status == 206
+
+
+def test_statement_timeout_and_gateway_faults(admin: psycopg.Connection[Any], schema: str) -> None:
+    run_sql(admin, f"CREATE TABLE {schema}.s (id int PRIMARY KEY)")
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, statement_timeout_ms=100) as server:
+        table = make_client(server, schema).table("s")
+        server.slow_writes(0.05)
+        with pytest.raises(APIError) as cancelled:
+            table.insert([{"id": i} for i in range(10)]).execute()
+        assert cancelled.value.code == "57014" and server.log[-1].status == 500
+        table.insert({"id": 1}).execute()  # 50 ms: within the timeout
+        server.slow_writes(0)
+        server.fail_next(1, 504, body="empty")
+        with pytest.raises(APIError) as empty:
+            table.insert({"id": 2}).execute()
+        assert (empty.value.code, empty.value.message) == (None, None)
+        server.fail_next(1, 503, body="postgrest")
+        with pytest.raises(APIError) as coded:
+            table.insert({"id": 2}).execute()
+        assert coded.value.code == "503"
+
+
+def test_the_sql_endpoint_like_pg_meta_and_like_hosted(admin: psycopg.Connection[Any], schema: str) -> None:
+    run_sql(admin, f"CREATE TABLE {schema}.q (id int)")
+    with PostgrestServer(PG_DSN, grants="legacy", schema=schema, api_key=KEY) as server:
+        pg_meta = server.url + "/pg/query"
+        headers = {"Authorization": f"Bearer {KEY}"}
+        status, body = post_json(pg_meta, {"query": f"SELECT 1 AS a; SELECT * FROM {schema}.q"}, headers)
+        assert (status, body) == (200, [{"a": 1}])  # pg-meta: the last statement that returned rows
+        server.fail_sql_next(1, 504, after_commit=True, matching="INSERT")
+        status, body = post_json(pg_meta, {"query": f"INSERT INTO {schema}.q VALUES (7)"}, headers)
+        assert status == 504 and body == {"message": "The upstream server is timing out"}
+        assert post_json(pg_meta, {"query": f"SELECT id FROM {schema}.q"}, headers) == (200, [{"id": 7}])
+        server.fail_sql_next(1, 504, matching="INSERT")
+        assert post_json(pg_meta, {"query": f"INSERT INTO {schema}.q VALUES (8)"}, headers)[0] == 504
+        assert post_json(pg_meta, {"query": f"SELECT id FROM {schema}.q"}, headers) == (200, [{"id": 7}])
+        status, body = post_json(pg_meta, {"query": "SELECT * FROM nowhere_at_all"}, headers)
+        assert status == 400 and body["code"] == "42P01" and body["error"].startswith("ERROR:  42P01:")
+        server.sql_enabled = False
+        assert post_json(pg_meta, {"query": "SELECT 1"}, headers) == (
+            404, {"message": "no Route matched with those values"})
+
+
+def test_openapi_marks_primary_keys_and_follows_privileges(admin: psycopg.Connection[Any], schema: str) -> None:
+    run_sql(admin, f"CREATE TABLE {schema}.keyed (b text, a int, PRIMARY KEY (a, b)); "
+                   f"CREATE TABLE {schema}.hidden (id int PRIMARY KEY); GRANT USAGE ON SCHEMA {schema} TO anon; "
+                   f"GRANT SELECT ON {schema}.keyed TO anon")
+    with PostgrestServer(PG_DSN, schema=schema, not_found="empty") as server:
+        request = urllib.request.Request(server.rest_url + "/", headers={"Accept-Profile": schema})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            definitions = json.loads(response.read())["definitions"]
+        assert list(definitions) == ["keyed"]
+        properties = definitions["keyed"]["properties"]
+        assert list(properties) == ["b", "a"] and all("<pk/>" in p["description"] for p in properties.values())
+        status, body = post_json(f"{server.rest_url}/nowhere", {}, {"Content-Profile": schema})
+        assert (status, body) == (404, {})  # an older PostgREST's bare answer for a table it does not know

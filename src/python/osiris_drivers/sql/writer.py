@@ -118,6 +118,10 @@ class TableWriter(ABC):
         """Column types for a table created from the input."""
         return self.dialect.column_types(self.data.schema, self.options.primary_key)
 
+    def created_sql(self, table: str) -> list[str]:
+        """Statements run in the same transaction right after the write created `table` (quoted), e.g. grants."""
+        return []
+
     @abstractmethod
     def write(self) -> int:
         """The skeleton: the rows the target received."""
@@ -229,7 +233,7 @@ class TableWriter(ABC):
             statements.append(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.quote_ident(self.table.schema)}")
         statements.append(self.dialect.create_table_sql(table, self.data.schema, self.column_types(),
                                                         self.options.primary_key))
-        return statements
+        return statements + self.created_sql(table)
 
     def merge_sql(self, target: str, source: str) -> str:
         return self.dialect.merge_sql(target, source, self.names, self.options.primary_key)
@@ -286,6 +290,11 @@ class TransactionalWriter(SessionWriter):
     @abstractmethod
     def begin(self) -> None: ...
 
+    def finish(self, rows: int) -> int:
+        """Commit the load of `rows` rows; the rows the target received."""
+        self.commit()
+        return rows
+
     def write(self) -> int:
         started = False
         try:
@@ -299,9 +308,7 @@ class TransactionalWriter(SessionWriter):
                     self.execute(statement)
             elif plan.empty:
                 self.execute(self.dialect.empty_sql(self.target))
-            rows = self.fill(self.target)
-            self.commit()
-            return rows
+            return self.finish(self.fill(self.target))
         except BaseException as exc:
             with contextlib.suppress(Exception):  # a dead session: the server discards the transaction
                 self.rollback()
@@ -393,8 +400,6 @@ class StagedWriter(TableWriter):
     BATCH_COLUMN: ClassVar[str] = "_osiris_batch"
     with_batch_column = False
     """Each staged row carries the number of the batch that sent it (for retries that never duplicate)."""
-    after_stage_ddl = ""
-    """SQL appended to the statements that create and drop the stage (e.g. a schema-cache reload)."""
 
     @abstractmethod
     def run_sql(self, sql: str) -> list[dict[str, Any]]:
@@ -403,6 +408,28 @@ class StagedWriter(TableWriter):
     @abstractmethod
     def load_stage(self, stage: TableName) -> int:
         """Put every input row into the (existing, empty) staging table; the row count."""
+
+    # ------------------------------------------------------------------------------------------------ hooks
+
+    def prepare(self, plan: Plan) -> None:
+        """Checks and set-up once the plan is known, before anything is created."""
+
+    def stage_statements(self, stage: str) -> list[str]:
+        """The transaction that creates the staging table `stage` (quoted)."""
+        return [self.stage_sql(stage)]
+
+    def drop_stage_statements(self, stage: str) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {stage}"]
+
+    def stage_ready(self, stage: TableName) -> None:
+        """Called once the staging table exists (e.g. to wait until the data path can see it)."""
+
+    def finalize(self, statements: list[str]) -> int:
+        """Run the finishing transaction; the rows moved in (its last statement's `rows`)."""
+        result = self.run_sql(";\n".join(statements))
+        return int(result[-1]["rows"]) if result else 0
+
+    # ------------------------------------------------------------------------------------------------ skeleton
 
     def stage_sql(self, stage: str) -> str:
         columns = [f"{self.dialect.quote_ident(f.name)} {t}" for f, t in zip(self.data.schema, self.column_types(),
@@ -420,22 +447,26 @@ class StagedWriter(TableWriter):
         staged = self.dialect.qualified(stage)
         try:
             plan = self.plan(self.columns())
-            if plan.existing is None and self.dialect.CREATES_SCHEMAS:
-                # Only the schema now (the stage lives there); the table is created when the rows move in.
-                self.run_sql(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.quote_ident(self.table.schema)}")
-            self.run_sql(self.stage_sql(staged) + self.after_stage_ddl)
+            self.prepare(plan)
         except BaseException as exc:
             self.reraise(exc, started=False)
         try:
+            try:
+                if plan.existing is None and self.dialect.CREATES_SCHEMAS:
+                    # Only the schema now (the stage lives there); the table is created when the rows move in.
+                    self.run_sql(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.quote_ident(self.table.schema)}")
+                self.run_sql(";\n".join(self.stage_statements(staged)))
+                self.stage_ready(stage)
+            except BaseException as exc:
+                self.reraise(exc, started=False)
             self.load_stage(stage)
-            result = self.run_sql(";\n".join(self._finish(plan, staged)))
-            return int(result[-1]["rows"]) if result else 0
+            return self.finalize(self._finish(plan, staged))
         except BaseException as exc:
             self.reraise(exc, started=True)
         finally:
             # The load's own outcome matters more than this clean-up; a leftover stage is named _osiris_stage_*.
             with contextlib.suppress(Exception):
-                self.run_sql(f"DROP TABLE IF EXISTS {staged}{self.after_stage_ddl}")
+                self.run_sql(";\n".join(self.drop_stage_statements(staged)))
 
     def _finish(self, plan: Plan, staged: str) -> list[str]:
         """One transaction: create, rebuild or empty the target as planned, then move the rows in."""
@@ -445,6 +476,7 @@ class StagedWriter(TableWriter):
         if plan.create:
             statements.append(self.dialect.create_table_sql(self.target, self.data.schema, self.column_types(),
                                                             self.options.primary_key))
+            statements.extend(self.created_sql(self.target))
         elif plan.empty:
             statements.append(self.dialect.empty_sql(self.target))
         move = (self.merge_sql(self.target, staged) if self.options.write_mode == "upsert"

@@ -7,25 +7,48 @@ and string literals are escape strings (`quote_literal`), safe whatever `standar
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from osiris_core.masking import scrub_text
-from osiris_drivers.postgres.connection import pg_connection
+from osiris_drivers.connection import is_instance
+from osiris_drivers.postgres.connection import TRANSIENT_SQLSTATES, pg_connection
 from osiris_drivers.postgres.dialect import quote_literal
 
 HTTP_TIMEOUT_S = 60
+NO_ROUTE = "no route matched"
+"""Supabase's gateway (Kong) answering a path it does not route: hosted projects have no `/pg/query`."""
+GATEWAY_STATUSES = frozenset({408, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+"""Answers from the way to PostgreSQL, not from it: the query may have run (and committed) regardless."""
 
 
 class DdlError(Exception):
-    """The HTTP SQL channel could not run a statement; `transient` when a retry may succeed."""
+    """A SQL channel could not run a statement.
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    `transient`: a retry may succeed. `ambiguous`: the statements may have run and committed although no answer
+    said so (a timeout, a dropped connection, a gateway error): only a load marker tells. `no_endpoint`: there is
+    no HTTP SQL endpoint at that URL (hosted Supabase).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, ambiguous: bool = False, no_endpoint: bool = False,
+                 cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.ambiguous = ambiguous
+        self.no_endpoint = no_endpoint
+        self.cause = cause
+
+
+def may_have_committed(exc: BaseException) -> bool:
+    """Whether a failed SQL call may still have committed (ask the load marker)."""
+    if isinstance(exc, DdlError):
+        return exc.ambiguous
+    return is_instance(exc, "psycopg2", "Error") and not getattr(exc, "pgcode", None)
 
 
 class DdlChannel(ABC):
@@ -52,7 +75,8 @@ class DdlChannel(ABC):
 
 
 class Psycopg2Channel(DdlChannel):
-    """psycopg2 over a DSN; its errors propagate (the family's `problem` explains them)."""
+    """psycopg2 over a DSN. Errors propagate (the family's `problem` explains them), except a connection lost
+    after the statements were sent, which may have committed: a `DdlError` marked ambiguous."""
 
     name = "psycopg2"
 
@@ -60,19 +84,27 @@ class Psycopg2Channel(DdlChannel):
         self._dsn = dsn
 
     def run(self, sql: str) -> list[dict[str, Any]]:
-        with pg_connection(self._dsn) as connection:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-                rows: list[dict[str, Any]] = []
-                if cursor.description is not None:
-                    names = [d[0] for d in cursor.description]
-                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            connection.commit()
+        with pg_connection(self._dsn) as connection:  # a failure to connect: nothing ran
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+                    rows: list[dict[str, Any]] = []
+                    if cursor.description is not None:
+                        names = [d[0] for d in cursor.description]
+                        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                connection.commit()
+            except Exception as exc:
+                if not may_have_committed(exc):
+                    raise
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                raise DdlError(f"lost the connection to PostgreSQL while it ran the statements ({text})",
+                               transient=True, ambiguous=True, cause=exc) from None
             return rows
 
 
 class HttpSqlChannel(DdlChannel):
-    """POST `{"query": sql}` to the connection's `sql_url` with the key as bearer token."""
+    """POST `{"query": sql}` to the connection's `sql_url` (pg-meta's `/pg/query` on self-hosted Supabase) with
+    the key as bearer token."""
 
     name = "http_sql"
 
@@ -89,15 +121,37 @@ class HttpSqlChannel(DdlChannel):
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
-            with contextlib.suppress(ValueError, AttributeError):
-                detail = str(json.loads(detail).get("message", detail))
-            raise DdlError(f"HTTP {exc.code} from {self._url}: {scrub_text(' '.join(detail.split()))}",
-                           transient=exc.code in (429, 502, 503, 504)) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise self._http_error(exc.code, exc.read()) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
-            raise DdlError(f"cannot reach {self._url}: {reason}", transient=True) from None
-        result = json.loads(body) if body else []
+            sent = not isinstance(reason, ConnectionRefusedError | socket.gaierror)
+            raise DdlError(f"cannot reach {scrub_text(self._url)}: {reason or type(exc).__name__}", transient=True,
+                           ambiguous=sent) from None
+        try:
+            result = json.loads(body) if body else []
+        except ValueError:
+            result = None
         if not isinstance(result, list):
-            raise DdlError(f"unexpected answer from {self._url}: expected a JSON array of rows")
+            raise DdlError(f"unexpected answer from {scrub_text(self._url)}: expected a JSON array of rows")
         return [dict(row) for row in result]
+
+    def _http_error(self, status: int, raw: bytes) -> DdlError:
+        """pg-meta's error (`{"error", "message", "code": SQLSTATE, …}`), or the gateway's (`{"message"}`)."""
+        text = raw.decode("utf-8", "replace")
+        body: Any = None
+        with contextlib.suppress(ValueError):
+            body = json.loads(text)
+        fields = body if isinstance(body, dict) else {}
+        message = str(fields.get("message") or fields.get("error") or text).strip()
+        code = str(fields.get("code") or "")
+        url = scrub_text(self._url)
+        detail = scrub_text(" ".join(message.split()))
+        if status == 404 and NO_ROUTE in message.lower():
+            return DdlError(f"no HTTP SQL endpoint at {url} (HTTP 404: {detail})", no_endpoint=True)
+        sqlstate = code if len(code) == 5 and code.isalnum() else ""
+        if sqlstate:
+            return DdlError(f"HTTP {status} from {url}: {sqlstate}: {detail}",
+                            transient=sqlstate.startswith(TRANSIENT_SQLSTATES))
+        gateway = status in GATEWAY_STATUSES
+        return DdlError(f"HTTP {status} from {url}: {detail}", transient=gateway or status == 429,
+                        ambiguous=gateway)

@@ -2,45 +2,36 @@
 
 supabase-py never retries writes. Each batch carries its number in `_osiris_batch`; before a batch is sent
 again, whatever part of it may have landed is deleted by that number, so a retried batch lands once.
+
+A batch is at most `batch_size` rows (at most `MAX_BATCH_ROWS`) and `MAX_BATCH_BYTES` of JSON: Supabase's Data
+API runs each request under its role's statement timeout (8 s), and a large insert is cancelled (57014). When
+that happens the batch is split in two and the rest of the load keeps the smaller size; a batch PostgREST does
+not see yet (a stage the schema cache has not reloaded for) is retried like any transient failure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from osiris_core.arrow_values import python_safe
 from osiris_core.driver import ArrowData, StepContext
 from osiris_core.errors import DriverError
-from osiris_drivers.connection import UNCHANGED
-from osiris_drivers.step_io import slices
-from osiris_drivers.supabase.connection import describe_postgrest, postgrest_transient
+from osiris_drivers.connection import UNCHANGED, Problem
+from osiris_drivers.step_io import batches
+from osiris_drivers.supabase.rest import DEFAULT_RETRY, Rest, RestError, RetryPolicy
 
-if TYPE_CHECKING:
-    from supabase import Client
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    first_delay_s: float = 0.25
-    max_delay_s: float = 4.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first_delay_s
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay = min(delay * 2, self.max_delay_s)
-
-
-DEFAULT_RETRY = RetryPolicy()
+MAX_BATCH_ROWS = 10_000
+"""The most rows one request carries (the spec's `batch_size` maximum)."""
+MAX_BATCH_BYTES = 4 << 20
+"""The most JSON one request carries: larger batches are split before they are sent."""
 
 
 def json_value(value: Any) -> Any:
@@ -62,56 +53,97 @@ def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     return [{k: json_value(v) for k, v in row.items()} for row in python_safe(batch).to_pylist()]
 
 
-class RestStage:
-    """Posts the rows into the staging table in batches of `batch_size`, each row tagged with its batch number
-    in `batch_column`."""
+class _TooLarge(Exception):
+    """A batch to split: its JSON is over `MAX_BATCH_BYTES`, or the statement timeout cancelled it."""
 
-    def __init__(self, client: Callable[[str], Client], *, step_id: str, batch_size: int, batch_column: str,
-                 ctx: StepContext, retry: RetryPolicy = DEFAULT_RETRY,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self._client = client
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RestStage:
+    """Posts the rows into the staging table in batches, each row tagged with its batch number in
+    `batch_column`."""
+
+    def __init__(self, rest: Rest, *, step_id: str, batch_size: int, batch_column: str, ctx: StepContext,
+                 explain: Callable[[RestError], Problem], retry: RetryPolicy = DEFAULT_RETRY,
+                 max_bytes: int = MAX_BATCH_BYTES, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rest = rest
+        self._explain = explain
         self._step_id = step_id
-        self._batch_size = batch_size
+        self._rows = max(1, min(batch_size, MAX_BATCH_ROWS))
+        self._max_bytes = max_bytes
         self._batch_column = batch_column
         self._ctx = ctx
         self._retry = retry
         self._sleep = sleep
+        self._number = 0
 
-    def write(self, schema: str, stage: str, data: ArrowData) -> int:
-        client = self._client(schema)
+    def write(self, stage: str, data: ArrowData) -> int:
         rows = 0
-        for number, batch in enumerate(slices(data, self._batch_size)):
-            payload = json_rows(batch)
-            for row in payload:
-                row[self._batch_column] = number
-            self._send(client, stage, number, payload)
-            rows += len(payload)
+        for batch in batches(data):
+            start = 0
+            while start < batch.num_rows:
+                piece = batch.slice(start, self._rows)
+                rows += self._send_splitting(stage, piece)
+                start += piece.num_rows
         return rows
 
-    def _send(self, client: Client, stage: str, number: int, payload: list[dict[str, Any]]) -> None:
+    def _send_splitting(self, stage: str, piece: pa.RecordBatch) -> int:
+        """Send `piece` as one batch or, if it is too large, in batches of half its size (or less); the rows
+        sent."""
+        payload = json_rows(piece)
+        number = self._number
+        for row in payload:
+            row[self._batch_column] = number
+        try:
+            if piece.num_rows > 1 and len(json.dumps(payload, default=str)) > self._max_bytes:
+                raise _TooLarge(f"over {self._max_bytes} bytes of JSON")
+            self._send(stage, number, payload)
+        except _TooLarge as exc:
+            if piece.num_rows == 1:
+                raise DriverError(f"PostgREST cannot take even one row of batch {number}: {exc.reason}",
+                                  step_id=self._step_id,
+                                  hint=f"{UNCHANGED}; add pg_dsn so rows go by COPY, or raise the API role's "
+                                       "statement_timeout") from None
+            self._rows = max(1, min(self._rows, piece.num_rows // 2))
+            self._ctx.event("retry", batch=number, error=f"batch of {piece.num_rows} rows {exc.reason}",
+                            delay_s=0, batch_rows=self._rows)
+            sent = 0
+            while sent < piece.num_rows:  # the rest of the load keeps the smaller size too
+                sent += self._send_splitting(stage, piece.slice(sent, self._rows))
+            return sent
+        self._number += 1
+        return int(piece.num_rows)
+
+    def _send(self, stage: str, number: int, payload: list[dict[str, Any]]) -> None:
         """Insert one batch; on a transient error wait, delete what may have landed, and send it again."""
         from postgrest.types import ReturnMethod
 
+        rest = self._rest
         delays = self._retry.delays()
         dirty = False
         while True:
             try:
                 if dirty:
-                    client.table(stage).delete(returning=ReturnMethod.minimal).eq(self._batch_column, number).execute()
+                    rest.call(rest.table(stage).delete(returning=ReturnMethod.minimal)
+                              .eq(self._batch_column, number).execute)
                     dirty = False
-                client.table(stage).insert(payload, returning=ReturnMethod.minimal).execute()
+                rest.call(rest.table(stage).insert(payload, returning=ReturnMethod.minimal).execute)
                 return
-            except Exception as exc:
-                if not postgrest_transient(exc):
-                    raise DriverError(f"PostgREST rejected batch {number}: {describe_postgrest(exc)}",
-                                      step_id=self._step_id,
-                                      hint=f"{UNCHANGED}; check the data against the table's types") from None
+            except RestError as exc:
+                if exc.statement_timeout and not dirty:  # the insert was cancelled: nothing of it landed
+                    raise _TooLarge(f"cancelled by the statement timeout ({exc.describe()})") from None
+                if not (exc.transient or exc.not_visible):
+                    problem = self._explain(exc)  # the family's words: a grant to add, a type to fix, …
+                    raise DriverError(f"PostgREST rejected batch {number}: {problem.message}", step_id=self._step_id,
+                                      hint=f"{UNCHANGED}; {problem.hint}" if problem.hint else UNCHANGED) from None
                 dirty = True
                 delay = next(delays, None)
                 if delay is None:
                     raise DriverError(
                         f"PostgREST kept failing on batch {number} after {self._retry.attempts} attempts: "
-                        f"{describe_postgrest(exc)}", step_id=self._step_id, transient=True,
+                        f"{exc.describe()}", step_id=self._step_id, transient=True,
                         hint=f"{UNCHANGED}; retry the run later") from None
-                self._ctx.event("retry", batch=number, error=describe_postgrest(exc), delay_s=delay)
+                self._ctx.event("retry", batch=number, error=exc.describe(), delay_s=delay)
                 self._sleep(delay)

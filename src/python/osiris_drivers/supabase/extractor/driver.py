@@ -1,9 +1,15 @@
 """`supabase.extractor`: the shared SQL extractor over pg_dsn (PostgreSQL's hooks), or PostgREST pages through
-supabase-py."""
+supabase-py.
+
+PostgREST pages are read until an empty page (a server's `max-rows`, 1000 on Supabase, may return fewer rows
+than asked without the table being at its end), each ordered by `order_by` and then the primary key (from
+PostgREST's OpenAPI description), so consecutive pages neither skip nor repeat rows. A table with no known key
+and no `order_by` is read only if it fits in one page. Transient failures are retried, page by page.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -17,6 +23,7 @@ from osiris_drivers.postgres.source import PostgresSource
 from osiris_drivers.sql.dialect import TableName
 from osiris_drivers.sql.extractor import SourceOptions, check_source
 from osiris_drivers.supabase.connection import SupabaseSettings, postgrest_field, postgrest_resource
+from osiris_drivers.supabase.rest import DEFAULT_RETRY, Rest, RestError
 
 
 class SupabaseExtractorConfig(SupabaseSettings, SourceOptions):
@@ -40,40 +47,66 @@ class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
             if table is None:
                 raise DriverError("`query` needs pg_dsn in the supabase connection", step_id=step_id,
                                   hint="add pg_dsn, or read a `table` through PostgREST")
-            data = self._rest_pages(step_id, config, table)
+            data = RestPages(step_id, config, table, ctx).read()
         target = config.target(table.schema, table.name) if table else config.target() + "#query"
         ctx.source_opened(target, columns=data.schema.names)
         return {MAIN_OUTPUT: data}
 
-    @staticmethod
-    def _rest_pages(step_id: str, config: SupabaseExtractorConfig, table: TableName) -> pa.Table:
-        """All pages as one table (types unified across pages); large reads belong on pg_dsn."""
-        resource = postgrest_resource(step_id, table.name)
-        select = ",".join(postgrest_field(c) for c in config.columns) if config.columns else "*"
+
+class RestPages:
+    """A table read through PostgREST, page by page, as one Arrow table (types unified across pages); large
+    reads belong on pg_dsn."""
+
+    def __init__(self, step_id: str, config: SupabaseExtractorConfig, table: TableName, ctx: StepContext) -> None:
+        self.step_id = step_id
+        self.config = config
+        self.table = table
+        self.ctx = ctx
+        self.resource = postgrest_resource(step_id, table.name)
+        self.select = ",".join(postgrest_field(c) for c in config.columns) if config.columns else "*"
+
+    def read(self) -> pa.Table:
+        config = self.config
         try:
-            client = config.rest_client(config.key(step_id), table.schema)
+            rest = config.rest(config.key(self.step_id), self.table.schema)
         except ClientMissing as exc:
-            raise config.failure(exc, step_id=step_id, role="read") from None
-
-        def pages() -> Iterator[list[dict[str, Any]]]:
-            offset = 0
-            while config.limit is None or offset < config.limit:
-                size = config.page_size if config.limit is None else min(config.page_size, config.limit - offset)
-                request = client.table(resource).select(select)
-                for column in config.order_by or []:
-                    request = request.order(postgrest_field(column))
-                try:
-                    rows: list[dict[str, Any]] = request.range(offset, offset + size - 1).execute().data  # type: ignore[assignment]
-                except Exception as exc:
-                    raise config.failure(exc, step_id=step_id, role="read",
-                                         doing=f"PostgREST read of {table}") from None
-                if rows:
-                    yield rows
-                if len(rows) < size:
-                    return
-                offset += size
-
-        tables = [pa.Table.from_pylist(page) for page in pages()]
-        if not tables:
+            raise config.failure(exc, step_id=self.step_id, role="read") from None
+        order = list(config.order_by or [])
+        key = rest.primary_key(self.table.name) or []
+        order += [column for column in key if column not in order]
+        pages: list[pa.Table] = []
+        offset = 0
+        while config.limit is None or offset < config.limit:
+            size = config.page_size if config.limit is None else min(config.page_size, config.limit - offset)
+            rows = self._page(rest, order, offset, size)
+            if not rows:
+                break
+            if offset and not order:
+                raise DriverError(
+                    f"PostgREST read of {self.table}: the table has more than {offset} rows and no primary key "
+                    "PostgREST reports, so its pages have no stable order (rows could be skipped or repeated)",
+                    step_id=self.step_id,
+                    hint="set order_by to columns that identify a row, or add pg_dsn to read it over SQL")
+            pages.append(pa.Table.from_pylist(rows))
+            offset += len(rows)  # a server's max-rows may cap a page below `size`
+        if not pages:
             return pa.table({})
-        return pa.concat_tables(tables, promote_options="permissive")
+        return pa.concat_tables(pages, promote_options="permissive")
+
+    def _page(self, rest: Rest, order: list[str], offset: int, size: int) -> list[dict[str, Any]]:
+        """One page (`size` rows from `offset`), transient failures retried."""
+        delays = DEFAULT_RETRY.delays()
+        while True:
+            request = rest.table(self.resource).select(self.select)
+            for column in order:
+                request = request.order(postgrest_field(column))
+            try:
+                response = rest.call(request.range(offset, offset + size - 1).execute)
+                return [dict(row) for row in response.data if isinstance(row, dict)]
+            except RestError as exc:
+                delay = next(delays, None) if exc.transient else None
+                if delay is None:
+                    raise self.config.failure(exc, step_id=self.step_id, role="read",
+                                              doing=f"PostgREST read of {self.table}") from None
+                self.ctx.event("retry", page_offset=offset, error=exc.describe(), delay_s=delay)
+                time.sleep(delay)
