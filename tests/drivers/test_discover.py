@@ -192,6 +192,11 @@ def openapi_server(pg_films: PostgresDatabase) -> Iterator[OpenApiPostgrestServe
 def test_supabase_through_postgrest_openapi_and_through_pg_dsn(
         project: Path, pg_films: PostgresDatabase, openapi_server: OpenApiPostgrestServer,
         capsys: pytest.CaptureFixture[str]) -> None:
+    connection = pg_films.connect()  # the API role sees only what it is granted (the emulator's roles now exist)
+    with connection.cursor() as cursor:
+        cursor.execute('GRANT USAGE ON SCHEMA public, "disc sales" TO service_role; '
+                       'GRANT SELECT ON ALL TABLES IN SCHEMA public, "disc sales" TO service_role')
+    connection.close()
     connections(project, {"supabase": {
         "rest": {"url": openapi_server.url, "service_role_key": SERVICE_KEY},
         "dsn": {"url": openapi_server.url, "service_role_key": SERVICE_KEY, "pg_dsn": pg_films.dsn},

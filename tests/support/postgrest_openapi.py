@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from tests.support.postgrest_server import REST_PREFIX, PostgrestServer, _json_response, _Request, _Response
+from tests.support.postgrest_server import PostgrestServer, _json_response, _Response
 
 _SWAGGER_TYPES: Final = {
     "character varying": "string", "character": "string", "text": "string", "boolean": "boolean",
@@ -43,13 +43,8 @@ def _swagger_type(pg_type: str) -> str | None:
 class OpenApiPostgrestServer(PostgrestServer):
     """A `PostgrestServer` that also serves the OpenAPI description of its schema cache."""
 
-    def _rest(self, request: _Request) -> _Response:
-        if request.path.rstrip("/") == REST_PREFIX and request.method in ("GET", "HEAD"):
-            return self._openapi(request)
-        return super()._rest(request)
-
-    def _openapi(self, request: _Request) -> _Response:
-        schema = self._request_schema(request)
+    def _openapi(self, schema: str, role: str) -> _Response:
+        """The richer description (types, lengths, NOT NULL, writable paths) of every cached relation."""
         cached = {t.name: t for t in self.tables() if t.schema == schema}
         with self._connection() as connection, connection.cursor() as cursor:
             cursor.execute(_COLUMNS_SQL, [schema])
