@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from osiris_core.connections import Connections
-from osiris_core.errors import CompileError, ConnectionConfigError
+from osiris_core.errors import ConnectionConfigError
 from osiris_core.registry import ComponentRegistry
 from osiris_drivers.doctor import check_connection
 from tests.supabase.conftest import JWT_SECRET, SERVICE_KEY
@@ -34,15 +34,16 @@ def connections(project: Path, **fields: Any) -> Connections:
 @pytest.mark.parametrize("ddl_channel", ["auto", "http_sql"])
 def test_a_hosted_url_without_pg_dsn_is_refused_before_anything_is_sent(
         project: Path, registry: ComponentRegistry, ddl_channel: str) -> None:
-    """A literal hosted URL is refused at compile time by the spec's rule (the writer's own check at its start
-    covers URLs that come from `${VAR}`s unknown at compile time); nothing runs, no session is written."""
     conns = connections(project, url=HOSTED, service_role_key=SERVICE_KEY)
     config = {"table": "t", "create_if_missing": True, "ddl_channel": ddl_channel}
-    with pytest.raises(CompileError) as refused:
-        run(pipeline(project, "hosted", SAMPLE, config), registry, conns, project / "logs")
-    assert refused.value.exit_code == 2
-    assert "pg_dsn" in refused.value.message and "pooler.supabase.com" in refused.value.render()
-    assert not (project / "logs").exists() or not any((project / "logs").glob("run_*"))
+    result = run(pipeline(project, "hosted", SAMPLE, config), registry, conns, project / "logs")
+    assert result.exit_code == 2  # bad input, not a run failure: nothing was tried
+    error = result.card.steps[-1].error or ""
+    assert "hosted Supabase projects have no HTTP SQL endpoint" in error, error
+    assert f"add pg_dsn: {POOLER}" in error and "session pooler" in error
+    assert "cannot reach" not in error and "Name or service" not in error  # no request was made
+    events = (result.session.path / "events.jsonl").read_text()
+    assert "write_plan" not in events  # refused before the writer planned, let alone read its input
 
 
 def test_a_hosted_url_with_pg_dsn_is_fine_for_the_writer_config(project: Path) -> None:
@@ -104,28 +105,3 @@ def test_the_doctor_checks_each_channel_and_names_the_one_auto_uses(
     assert served.ok, served.message
     assert served.message.endswith(f"HTTP SQL ok; writers use http_sql at {postgrest.url}/pg/query "
                                    "(ddl_channel: auto)")
-
-
-def test_validate_refuses_a_literal_hosted_url_without_pg_dsn_or_sql_url(
-        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The spec's rule catches it at compile time (`osiris validate`), at the step's place, with the pooler fix."""
-    from osiris_cli.main import main
-
-    (project / "osiris_connections.yaml").write_text(yaml.safe_dump({"connections": {"supabase": {
-        "hosted": {"url": "https://abcdefgh.supabase.co", "service_role_key": "k"},
-        "pooled": {"url": "https://abcdefgh.supabase.co", "service_role_key": "k",
-                   "pg_dsn": "postgresql://postgres.abcdefgh@aws-0-eu-west-1.pooler.supabase.com:5432/postgres"}}}}),
-        encoding="utf-8")
-    (project / "in.csv").write_text("a\n1\n", encoding="utf-8")
-    errors = {}
-    for alias, code in (("hosted", 2), ("pooled", 0)):
-        (project / "p.yaml").write_text(
-            'oml_version: "0.1.0"\nname: hosted\nsteps:\n'
-            "  - {id: src, component: filesystem.csv_extractor, mode: read, config: {path: in.csv}}\n"
-            "  - id: dst\n    component: supabase.writer\n    mode: write\n    needs: [src]\n"
-            f'    config: {{connection: "@supabase.{alias}", table: t}}\n', encoding="utf-8")
-        capsys.readouterr()
-        assert main(["validate", "p.yaml"]) == code, alias
-        errors[alias] = capsys.readouterr().err
-    assert errors["hosted"].startswith("error: p.yaml:") and "pooler.supabase.com" in errors["hosted"]
-    assert errors["pooled"] == ""
