@@ -6,8 +6,7 @@ the module named in `_PUBLIC`); they are imported on first use, so importing the
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from osiris_core.public_api import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -83,6 +82,7 @@ _PUBLIC: dict[str, str] = {
     "load_pipeline": "osiris_core.oml",
     "parse_pipeline": "osiris_core.oml",
     "sql_name": "osiris_core.oml",
+    "lazy_attributes": "osiris_core.public_api",
     "EventOrderError": "osiris_core.recorder",
     "RunRecorder": "osiris_core.recorder",
     "RunResult": "osiris_core.recorder",
@@ -179,6 +179,7 @@ __all__ = [
     "find_connections_file",
     "fingerprint_of",
     "last_compile",
+    "lazy_attributes",
     "list_sessions",
     "load_compiled",
     "load_component",
@@ -203,10 +204,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

@@ -7,8 +7,7 @@ the module named in `_PUBLIC`); they are imported on first use, so importing the
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from osiris_core.public_api import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -46,10 +45,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _PUBLIC)
