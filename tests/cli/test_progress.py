@@ -37,7 +37,7 @@ MILLION = 1_000_000
 PTY_ROWS = 1_500_000
 """Several seconds through filesystem.csv_writer even on a fast machine: several updates, once a second."""
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-LOAD_LINE = re.compile(r"load\s+write\s+([\d,]+) rows\s+([\d,]+) rows/s\s+([\d.,]+) MB\s+([\d.]+)s")
+LOAD_LINE = re.compile(r"load\s+write\s+([\d,]+) rows\s+([\d,]+) rows/s\s+([\d.,]+) MB\s+((?:\d+h)?(?:\d+m)?[\d.]+)s")
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_a_terminal_shows_a_live_line_per_step_with_rising_rows_and_a_rate(proje
     assert rows_seen[-1] == PTY_ROWS
     assert len(rows_seen) >= 3, f"several updates while rows flowed: {rows_seen}"
     assert all(rate > 0 and size > 0 for _, rate, size in figures)
-    elapsed = [float(s) for *_, s in LOAD_LINE.findall(text)]
-    assert len(set(elapsed)) >= 4, "the elapsed time ticks between updates"
+    elapsed = {s for *_, s in LOAD_LINE.findall(text)}  # 12.3 or, on a slow machine, 1m05
+    assert len(elapsed) >= 4, "the elapsed time ticks between updates"
     assert re.search(r"extract\s+streamed\s+1,500,000 rows", text), "the producer's total once counted"
     assert "Run succeeded in" in text
     assert "Run card" in text and text.index("Run succeeded in") < text.index("Run card")
