@@ -160,6 +160,17 @@ class Rest:
                     sleep: Callable[[float], None] = time.sleep) -> list[str] | None:
         """The table's primary-key columns from PostgREST's OpenAPI root (in column order); None when PostgREST
         does not say (root disabled, no privilege, no key). Transient failures are retried."""
+        properties = self.properties(table, retry=retry, sleep=sleep)
+        if properties is None:
+            return None
+        keys = [name for name, prop in properties.items()
+                if isinstance(prop, dict) and PK_MARK in str(prop.get("description") or "")]
+        return keys or None
+
+    def properties(self, table: str, *, retry: RetryPolicy = DEFAULT_RETRY,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+        """The table's columns as PostgREST's OpenAPI root describes them (name → property, in column order);
+        None when PostgREST does not say. Transient failures are retried."""
         import httpx
 
         delays = retry.delays()
@@ -182,11 +193,7 @@ class Rest:
             break
         definition = (document or {}).get("definitions", {}).get(table) if isinstance(document, dict) else None
         properties = definition.get("properties") if isinstance(definition, dict) else None
-        if not isinstance(properties, dict):
-            return None
-        keys = [name for name, prop in properties.items()
-                if isinstance(prop, dict) and PK_MARK in str(prop.get("description") or "")]
-        return keys or None
+        return properties if isinstance(properties, dict) else None
 
     def wait_visible(self, table: str, *, budget_s: float = SCHEMA_CACHE_WAIT_S,
                      sleep: Callable[[float], None] = time.sleep) -> float:

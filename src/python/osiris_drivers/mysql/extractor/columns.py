@@ -13,12 +13,14 @@ TIME → time64[us], JSON/TEXT → string, BLOB/BINARY/BIT → large_binary, YEA
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
 
 from osiris_drivers.sql.connectorx import decimal_is_exact
 from osiris_drivers.sql.extractor import ResultColumn
+from osiris_drivers.sql.source_types import SourceType
 
 # pymysql.constants.FIELD_TYPE, spelled out so this module does not import pymysql.
 DECIMAL, TINY, TIMESTAMP, NEWDECIMAL = 0, 1, 7, 246
@@ -45,3 +47,37 @@ def result_column(field: Any) -> ResultColumn:
     if type_code == TIMESTAMP:
         return ResultColumn(name, pa.timestamp("us", tz="UTC"))
     return ResultColumn(name)
+
+
+DECLARED_SQL = (
+    "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, c.CHARACTER_MAXIMUM_LENGTH, "
+    "c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, EXISTS (SELECT 1 FROM "
+    "information_schema.CHECK_CONSTRAINTS k WHERE k.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME "
+    "AND k.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)')) "
+    "FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s ORDER BY c.ORDINAL_POSITION")
+"""Each column's declared type; a MariaDB JSON column is LONGTEXT with a json_valid check."""
+_LABEL = re.compile(r"'((?:[^']|'')*)'")
+_SIZED = ("char", "varchar", "binary", "varbinary", "bit")
+
+
+def declared(row: tuple[Any, ...]) -> SourceType:
+    """A DECLARED_SQL row → the column's SourceType."""
+    _, data_type, column_type, is_nullable, length, precision, scale, fraction, is_json = row
+    base, full = str(data_type).lower(), str(column_type).lower()
+    if is_json and base == "longtext":
+        base = "json"
+    values: tuple[str, ...] = ()
+    if base in ("enum", "set"):
+        inside = str(column_type)[len(base) + 1:-1]
+        values = tuple(m.replace("''", "'").replace("\\\\", "\\") for m in _LABEL.findall(inside))
+    size = None
+    if base in _SIZED:
+        size = int(length) if length is not None and base != "bit" else int(precision or 1)
+    elif base == "tinyint" and full.startswith("tinyint(1)"):
+        size = 1
+    return SourceType(
+        family="mysql", type=base, nullable=str(is_nullable).upper() == "YES", length=size,
+        precision=(int(precision) if base == "decimal" and precision is not None else
+                   int(fraction) if base in ("time", "datetime", "timestamp") and fraction is not None else None),
+        scale=int(scale) if base == "decimal" and scale is not None else None,
+        unsigned="unsigned" in full, values=values)

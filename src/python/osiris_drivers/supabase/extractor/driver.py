@@ -89,8 +89,9 @@ class RestPages:
                     hint="set order_by to columns that identify a row, or add pg_dsn to read it over SQL")
             pages.append(pa.Table.from_pylist(rows))
             offset += len(rows)  # a server's max-rows may cap a page below `size`
-        if not pages:
-            return pa.table({})
+        if not pages:  # no rows: the columns PostgREST describes (typed null), or none if it does not say
+            names = config.columns or list(rest.properties(self.table.name) or {})
+            return pa.table({name: pa.array([], pa.null()) for name in names})
         return pa.concat_tables(pages, promote_options="permissive")
 
     def _page(self, rest: Rest, order: list[str], offset: int, size: int) -> list[dict[str, Any]]:
