@@ -22,6 +22,8 @@ from osiris_drivers.sql.extractor import ResultColumn, SqlSource
 from osiris_drivers.sql.source_types import SourceType
 
 NUMERIC_OID = 1700
+JSON_OID = 114
+"""`json` keeps its text as written; ConnectorX would re-serialise it, so it is read as text."""
 MAX_DECIMAL128_PRECISION = 38
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 DECLARED_SQL = """
@@ -30,7 +32,7 @@ SELECT c.n, a.attnotnull, CASE WHEN t.oid <> e.oid THEN greatest(a.attndims, 1) 
        information_schema._pg_char_max_length(e.oid, a.atttypmod),
        information_schema._pg_numeric_precision(e.oid, a.atttypmod),
        information_schema._pg_numeric_scale(e.oid, a.atttypmod),
-       information_schema._pg_datetime_precision(e.oid, a.atttypmod),
+       CASE WHEN a.atttypmod >= 0 THEN information_schema._pg_datetime_precision(e.oid, a.atttypmod) END,
        CASE WHEN e.typtype = 'e' THEN (SELECT array_agg(enumlabel::text ORDER BY enumsortorder) FROM pg_enum
                                       WHERE enumtypid = e.oid) END
 FROM unnest(%s::int[], %s::oid[], %s::int[]) AS c(n, rel, att)
@@ -114,6 +116,8 @@ def _declared(row: tuple[Any, ...]) -> SourceType:
 
 
 def _result_column(name: str, type_code: int, precision: int | None, scale: int | None) -> ResultColumn:
+    if type_code == JSON_OID:
+        return ResultColumn(name, pa.string(), as_text=True)
     if type_code != NUMERIC_OID:
         return ResultColumn(name)
     scale = scale or 0

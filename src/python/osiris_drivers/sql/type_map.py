@@ -48,8 +48,12 @@ def _sized(base: str) -> Callable[[SourceType], str]:
     return lambda s: f"{base}({s.length})" if s.length is not None else base
 
 
-def _frac(base: str, suffix: str = "") -> Callable[[SourceType], str]:
-    return lambda s: f"{base}({s.precision}){suffix}" if s.precision is not None else f"{base}{suffix}"
+def _frac(base: str, suffix: str = "", default: int | None = None) -> Callable[[SourceType], str]:
+    """`base(p)suffix` with the source's fractional-second digits (`default` when it declares none)."""
+    def render(s: SourceType) -> str:
+        digits = s.precision if s.precision is not None else default
+        return f"{base}({digits}){suffix}" if digits is not None else f"{base}{suffix}"
+    return render
 
 
 def _decimal(base: str) -> Callable[[SourceType], str | None]:
@@ -148,10 +152,10 @@ POSTGRES_TO_MYSQL: tuple[Rule, ...] = (
     Rule(("json", "jsonb"), _fixed("JSON"), "JSON", "MariaDB: LONGTEXT with a json_valid check"),
     Rule(("bytea",), _fixed("LONGBLOB"), "LONGBLOB", "VARBINARY(255) in a key"),
     Rule(("date",), _fixed("DATE"), "DATE"),
-    Rule(("time without time zone",), _frac("TIME"), "TIME(p)"),
-    Rule(("timestamp without time zone",), _frac("DATETIME"), "DATETIME(p)",
-         "a naive timestamp stays naive: no time zone is assumed"),
-    Rule(("timestamp with time zone",), _frac("DATETIME"), "DATETIME(p)",
+    Rule(("time without time zone",), _frac("TIME", default=6), "TIME(p)", "p is 6 when undeclared"),
+    Rule(("timestamp without time zone",), _frac("DATETIME", default=6), "DATETIME(p)",
+         "a naive timestamp stays naive: no time zone is assumed; p is 6 when undeclared"),
+    Rule(("timestamp with time zone",), _frac("DATETIME", default=6), "DATETIME(p)",
          "the instant in UTC (MySQL's TIMESTAMP ends in 2038)"),
     Rule(("enum",), _mysql_enum, "ENUM(labels)", "a PostgreSQL enum type's labels"),
 )
