@@ -16,7 +16,9 @@ import yaml
 
 from osiris_core.connections import Connections
 from osiris_core.registry import ComponentRegistry
+from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
 from osiris_drivers.postgres.extractor.driver import PostgresExtractor
+from osiris_drivers.sql.source_types import source_of
 from tests.conformance.connectors import (
     CONNECTORS,
     Connector,
@@ -258,3 +260,26 @@ def test_without_metadata_the_arrow_type_decides(resources: Resources) -> None:
     assert pg_columns(resources.pg, target) == {
         "ts": ("timestamp without time zone", False), "tz": ("timestamp with time zone", False),
         "n": ("integer", False)}
+
+
+@pytest.mark.parametrize(("query", "kept"), [
+    ("SELECT * FROM input_df WHERE id > 0 ORDER BY id", {"id", "v", "j", "small"}),
+    ('SELECT id, v AS renamed, small + 0 AS small, j FROM "{source}_in"', {"id", "renamed", "j"}),
+    ("SELECT * EXCLUDE (small) FROM input_df", {"id", "v", "j"}),
+    ("SELECT a.id, a.v FROM input_df a JOIN input_df b USING (id)", set()),
+    ("SELECT id, max(v) AS v FROM input_df GROUP BY id", set()),
+])
+def test_a_duckdb_pass_through_keeps_declared_types(query: str, kept: set[str], resources: Resources) -> None:
+    """DuckDB drops Arrow metadata; the processor puts it back on columns that surely pass an input through."""
+    source = pg_source(resources.pg)
+    data = read_output(run_driver(PostgresExtractor(), {**pg_fields(resources), "columns": ["id", "v", "j", "small"],
+                                                        "table": source}, resources))
+    out = read_output(run_driver(DuckDBProcessor(), {"query": query.format(source=source)}, resources,
+                                 {f"{source}_in": data}))
+    declared = {f.name for f in out.schema if source_of(f) is not None}
+    assert declared == kept
+    if "v" in kept:
+        assert not out.schema.field("v").nullable
+        target = unique("via_duck")
+        by_name("postgres").write(resources, target, out, "replace", ["id"])
+        assert pg_columns(resources.pg, target)["v"] == ("character varying(20)", True)
