@@ -162,26 +162,38 @@ class Connector:
     zoned_as_utc: bool = False
     """A zoned timestamp comes back as its naive UTC value (MySQL's DATETIME)."""
     lists_as_json: bool = False
-    """A list comes back as its JSON text (PostgreSQL's jsonb)."""
+    """A list or struct comes back as its JSON text (PostgreSQL's jsonb)."""
     needs_schema_hint: bool = False
     """The reader needs the written schema (CSV's column_types)."""
 
 
-REST_LACKS = frozenset({"u64", "dec", "f32", "d", "t", "ts", "tsz", "bin", "lst"})
+REST_LACKS = frozenset({"u64", "dec", "f32", "d", "t", "ts", "tsz", "bin", "lst", "st"})
 """PostgREST returns JSON: numbers, booleans and strings come back typed; dates, times, decimals and bytes as text."""
+
+
+class InsertingMySQLWriter(MySQLWriter):
+    """mysql.writer on a server with local_infile off: multi-row INSERTs instead of LOAD DATA."""
+
+    use_load_data = False
 
 CONNECTORS: tuple[Connector, ...] = (
     Connector("postgres", _table_writer(PostgresWriter(), pg_fields), read_pg, "postgresql", lists_as_json=True),
     Connector("mysql", _table_writer(MySQLWriter(), mysql_fields), read_mysql, "mysql",
-              lacks=frozenset({"lst"}), zoned_as_utc=True),
+              lacks=frozenset({"lst", "st"}), zoned_as_utc=True),
+    Connector("mysql-insert", _table_writer(InsertingMySQLWriter(), mysql_fields), read_mysql, "mysql",
+              lacks=frozenset({"lst", "st"}), zoned_as_utc=True),
     Connector("duckdb", _table_writer(DuckDBWriter(), lambda r: {"path": duckdb_path(r)}), read_duckdb, "duckdb"),
-    Connector("csv", write_csv, lambda r, t: pa.table({}), "csv", modes=False, lacks=frozenset({"bin", "lst"}),
+    Connector("csv", write_csv, lambda r, t: pa.table({}), "csv", modes=False,
+              lacks=frozenset({"bin", "lst", "st"}),
               needs_schema_hint=True),
     Connector("supabase-copy",
               _table_writer(SupabaseWriter(), lambda r: supabase_fields(r, pg_dsn=True), ddl_channel="psycopg2"),
               read_supabase_sql, "postgresql", lists_as_json=True),
     Connector("supabase-rest",
               _table_writer(SupabaseWriter(), lambda r: supabase_fields(r, pg_dsn=False), ddl_channel="http_sql"),
+              read_supabase_sql, "postgresql", lists_as_json=True),
+    Connector("supabase-rest-read",
+              _table_writer(SupabaseWriter(), lambda r: supabase_fields(r, pg_dsn=True), ddl_channel="http_sql"),
               read_supabase_rest, "postgresql", lacks=REST_LACKS),
 )
 """Every writer with the extractor that reads it back; add a line here and the connector gets the whole suite."""
