@@ -167,7 +167,7 @@ class Connector:
     """The reader needs the written schema (CSV's column_types)."""
 
 
-REST_LACKS = frozenset({"u64", "dec", "f32", "d", "t", "ts", "tsz", "bin", "lst", "st"})
+REST_LACKS = frozenset({"u64", "dec", "f32", "d", "t", "ts", "tsz", "bin", "lst", "st", "js"})
 """PostgREST returns JSON: numbers, booleans and strings come back typed; dates, times, decimals and bytes as text."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from osiris_drivers.sql.source_types import SourceType, with_source
 from tests.conformance.connectors import Connector
 
 UTC = dt.UTC
@@ -40,17 +41,23 @@ COLUMNS: dict[str, pa.Array] = {
     "st": pa.array([{"x": 1, "y": "é"}, {"x": None, "y": ""}, None],
                    pa.struct([("x", pa.int64()), ("y", pa.string())])),
 }
+JSON_FIELD = with_source(pa.field("js", pa.string()), SourceType("postgresql", "jsonb"))
+"""JSON as the extractors deliver it: text whose field says jsonb (`source_types`)."""
+JSON_VALUES = pa.array(['{"a": [1, "é", null], "b": {"c": true}}', "[]", None], pa.string())
 
 
 def matrix_for(connector: Connector) -> pa.Table:
     """The matrix without the columns the connector does not round trip."""
-    return pa.table({name: values for name, values in COLUMNS.items() if name not in connector.lacks})
+    table = pa.table({name: values for name, values in COLUMNS.items() if name not in connector.lacks})
+    return table if "js" in connector.lacks else table.append_column(JSON_FIELD, JSON_VALUES)
 
 
 def expected(connector: Connector, name: str, value: Any) -> Any:
     """A matrix value as the connector reads it back (the documented conversions only)."""
     if value is None:
         return None
+    if name == "js":
+        return json.loads(value)
     if name == "tsz" and connector.zoned_as_utc:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value
@@ -60,7 +67,7 @@ def comparable(connector: Connector, name: str, value: Any) -> Any:
     """A value read back, in the form `expected` gives."""
     if value is None:
         return None
-    if name in ("lst", "st") and connector.lists_as_json and isinstance(value, str):
+    if name == "js" or (name in ("lst", "st") and connector.lists_as_json and isinstance(value, str)):
         return json.loads(value)
     if isinstance(value, Decimal) and name.startswith("u"):
         return int(value)
