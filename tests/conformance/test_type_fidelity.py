@@ -17,6 +17,7 @@ import yaml
 from osiris_core.connections import Connections
 from osiris_core.registry import ComponentRegistry
 from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
+from osiris_drivers.mysql.extractor.driver import MySQLExtractor
 from osiris_drivers.postgres.extractor.driver import PostgresExtractor
 from osiris_drivers.sql.source_types import source_of
 from tests.conformance.connectors import (
@@ -286,3 +287,17 @@ def test_a_duckdb_pass_through_keeps_declared_types(query: str, kept: set[str], 
         target = unique("via_duck")
         by_name("postgres").write(resources, target, out, "replace", ["id"])
         assert pg_columns(resources.pg, target)["v"] == ("character varying(20)", True)
+
+
+@pytest.mark.parametrize("writer", MYSQL_WRITERS, ids=[c.name for c in MYSQL_WRITERS])
+def test_a_mysql_query_read_keeps_described_types(writer: Connector, resources: Resources) -> None:
+    """A query's columns are typed by the result set's description (no enum labels, never NOT NULL)."""
+    db = resources.mysql
+    source, target = mysql_source(db), unique("my_query")
+    columns = ["id", "v", "u", "d", "t", "dd", "ch", "bl", "f", "tx"]
+    data = read_output(run_driver(MySQLExtractor(), {
+        **db.fields, "query": f"SELECT {', '.join(columns)}, CONCAT(v, '!') AS cc FROM `{source}`"}, resources))
+    writer.write(resources, target, data, "replace", [])
+    declared = mysql_columns(db, source)
+    assert mysql_columns(db, target) == {**{c: (declared[c][0], False) for c in columns},
+                                         "cc": ("varchar(31)", False)}

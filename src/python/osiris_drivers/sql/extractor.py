@@ -85,7 +85,8 @@ class SqlSource(ABC):
         """The result's columns as the database types them (`sql` wrapped with LIMIT 0)."""
 
     def declared_types(self, table: TableName) -> dict[str, SourceType]:
-        """The table's declared column types by name, for columns `describe` could not trace (MySQL)."""
+        """The table's declared column types by name, where the catalogue knows more than `describe` (MySQL:
+        enum labels, JSON, NOT NULL); they take precedence."""
         return {}
 
     @abstractmethod
@@ -165,12 +166,8 @@ class SqlSource(ABC):
         null any column)."""
         if table is None:
             return [replace(c, source=c.source.relaxed()) if c.source is not None else c for c in columns]
-        missing = [c for c in columns if c.source is None]
-        if not missing:
-            return columns
         declared = {self.dialect.fold(name): source for name, source in self.declared_types(table).items()}
-        return [replace(c, source=declared.get(self.dialect.fold(c.name))) if c.source is None else c
-                for c in columns]
+        return [replace(c, source=declared.get(self.dialect.fold(c.name), c.source)) for c in columns]
 
     def _schema(self, reader: pa.RecordBatchReader, columns: list[ResultColumn], *, extra: int) -> pa.Schema:
         fields = list(reader.schema)

@@ -80,7 +80,7 @@ def _signed(s: SourceType) -> bool:
 
 
 def _enum_varchar(s: SourceType) -> str:
-    return f"character varying({max((len(v) for v in s.values), default=1) or 1})"
+    return f"character varying({max(len(v) for v in s.values) or 1})" if s.values else "text"
 
 
 def mysql_string(value: str) -> str:
@@ -121,7 +121,8 @@ MYSQL_TO_POSTGRES: tuple[Rule, ...] = (
     Rule(("varchar", "char"), _sized("character varying"), "character varying(n)",
          "length kept; CHAR(n) values have no trailing spaces in MySQL, so varchar holds them as read"),
     Rule(_MYSQL_TEXTS, _fixed("text"), "text"),
-    Rule(("enum",), _enum_varchar, "character varying(n)", "n = the longest label; the labels are not enforced"),
+    Rule(("enum",), _enum_varchar, "character varying(n)",
+         "n = the longest label (text when the labels are unknown); the labels are not enforced"),
     Rule(("set",), _fixed("text"), "text", "comma-separated labels, as MySQL reads them"),
     Rule(("json",), _fixed("jsonb"), "jsonb", "MariaDB's JSON (LONGTEXT with a json_valid check) too"),
     Rule(_MYSQL_BINARIES, _fixed("bytea"), "bytea"),
