@@ -145,7 +145,7 @@ def _bytes_per_char(charset_id: int) -> int | None:
     from pymysql.charset import charset_by_id
 
     try:
-        name = charset_by_id(charset_id).name
+        name = str(getattr(charset_by_id(charset_id), "name", ""))  # the stubs omit Charset.name
     except KeyError:
         return None
     return _MAX_BYTES_PER_CHAR.get(name, 1)
