@@ -54,3 +54,9 @@ def test_mysql_keys_get_indexable_types_across_families() -> None:
     blob = with_source(pa.field("c", pa.binary()), SourceType("postgresql", "bytea"))
     assert [MYSQL.field_type(f, key=True) for f in (text, blob)] == ["VARCHAR(255)", "VARBINARY(255)"]
     assert [MYSQL.field_type(f, key=False) for f in (text, blob)] == ["LONGTEXT", "LONGBLOB"]
+
+
+def test_mysql_keys_never_get_text_or_blob_types_in_the_same_family() -> None:
+    fields = [with_source(pa.field("c", pa.string()), SourceType("mysql", t)) for t in ("text", "longblob", "json")]
+    assert [MYSQL.field_type(f, key=True) for f in fields] == ["VARCHAR(255)", "VARBINARY(255)", "VARCHAR(255)"]
+    assert [MYSQL.field_type(f, key=False) for f in fields] == ["TEXT", "LONGBLOB", "JSON"]

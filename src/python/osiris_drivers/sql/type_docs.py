@@ -122,7 +122,9 @@ def render() -> str:
           "composites) are typed from their Arrow type.",
         f"- MySQL → MySQL: the declared type, e.g. {_declared_examples('mysql')}. Built-in types: "
         + ", ".join(f"`{t}`" for t in sorted(type_map.MYSQL_BUILTINS))
-        + ". The table's character set and collation are the writer's (utf8mb4, utf8mb4_bin).",
+        + ". The table's character set and collation are the writer's (utf8mb4, utf8mb4_bin). In a MySQL key, "
+          "from any family, a TEXT, BLOB or JSON type becomes `VARCHAR(255)` / `VARBINARY(255)` (MySQL indexes "
+          "them only with a prefix length).",
         "",
     ]
     for source_family, targets in type_map.RULES.items():

@@ -240,6 +240,18 @@ SAME_FAMILY = {"postgresql": "postgresql", "mysql": "mysql"}
 
 def target_type(source: SourceType, family: TargetFamily, *, key: bool) -> str | None:
     """The column type a `family` writer gives a column of `source`; None: typed from its Arrow type."""
+    target = _target_type(source, family)
+    if target is not None and key and family == "mysql":
+        return _MYSQL_KEY_TYPES.get(target.upper(), target)
+    return target
+
+
+_MYSQL_KEY_TYPES = {**{t.upper(): MYSQL_KEY_TEXT for t in (*_MYSQL_TEXTS, "json")},
+                    **{t.upper(): MYSQL_KEY_BINARY for t in _MYSQL_BINARIES if "blob" in t}}
+"""MySQL indexes no TEXT, BLOB or JSON column without a prefix length: in a key they become VARCHAR/VARBINARY(255)."""
+
+
+def _target_type(source: SourceType, family: TargetFamily) -> str | None:
     if SAME_FAMILY.get(source.family) == family:
         declared = declared_sql(source)
         if declared is None and source.family == "postgresql" and source.type == "enum" and not source.array:
@@ -249,8 +261,5 @@ def target_type(source: SourceType, family: TargetFamily, *, key: bool) -> str |
         return "JSON" if family == "mysql" else None
     for rule in RULES.get(source.family, {}).get(family, ()):
         if rule.applies(source):
-            target = rule.target(source)
-            if target is not None and key and family == "mysql":
-                target = {"LONGTEXT": MYSQL_KEY_TEXT, "LONGBLOB": MYSQL_KEY_BINARY}.get(target, target)
-            return target
+            return rule.target(source)
     return None
