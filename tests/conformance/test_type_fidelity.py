@@ -301,3 +301,16 @@ def test_a_mysql_query_read_keeps_described_types(writer: Connector, resources: 
     declared = mysql_columns(db, source)
     assert mysql_columns(db, target) == {**{c: (declared[c][0], False) for c in columns},
                                          "cc": ("varchar(31)", False)}
+
+
+def test_a_view_read_as_a_table_keeps_types_but_says_null_is_possible(resources: Resources) -> None:
+    """A view's columns trace to its tables' NOT NULL columns, yet an outer join in it can null them."""
+    source = pg_source(resources.pg)
+    view, target = unique("pg_view"), unique("pg_from_view")
+    with resources.pg.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f'CREATE VIEW "{view}" AS SELECT s.id, o.v FROM "{source}" s '
+                       f'LEFT JOIN "{source}" o ON o.id = s.id + 1')
+    data = read_pg(resources, view)
+    by_name("postgres").write(resources, target, data, "replace", [])
+    assert pg_columns(resources.pg, target) == {"id": ("integer", False), "v": ("character varying(20)", False)}
+    assert sorted(pg_rows(resources.pg, f'SELECT id, v FROM "{target}"')) == [(1, ""), (2, None)]
