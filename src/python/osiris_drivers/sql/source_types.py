@@ -1,26 +1,15 @@
 """A column's type as its source database declared it, carried in the Arrow field's metadata.
 
 SQL extractors record what the database says about each column (`SourceType`), so a writer can recreate it:
-exactly in the same family, through a documented table in another (`osiris_drivers.sql.type_map`). The keys
-below are the only place the metadata is spelled; `with_source` writes them and `source_of` reads them back.
-An Arrow field without them (CSV, DuckDB SQL results) is typed by its Arrow type alone.
-
-| key | value |
-|---|---|
-| `osiris.family` | `postgresql` or `mysql`: whose type names `osiris.type` uses |
-| `osiris.type` | the base type, lower case, as the family names it (`character varying`, `int`, `enum`, `json`) |
-| `osiris.nullable` | `true` / `false` (NOT NULL); the Arrow field's own `nullable` says the same |
-| `osiris.length` | characters (or bytes, for binary types) of a sized type: `varchar(20)` → `20` |
-| `osiris.precision`, `osiris.scale` | of decimals; `osiris.precision` is also the fractional seconds of times |
-| `osiris.unsigned` | `true` for MySQL's UNSIGNED integers and decimals |
-| `osiris.values` | the labels of an enum or set, as a JSON list |
-| `osiris.array` | the dimensions of a PostgreSQL array (`text[]` → `1`; `osiris.type` is then the element's) |
+exactly in the same family, through a documented table in another (`osiris_drivers.sql.type_map`). `KEYS` is
+the only place the metadata keys are spelled; `with_source` writes them and `source_of` reads them back. An
+Arrow field without them (CSV, DuckDB SQL results) is typed by its Arrow type alone. docs/types.md lists them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import pyarrow as pa
@@ -31,7 +20,18 @@ PREFIX = "osiris."
 FAMILY, TYPE, NULLABLE, LENGTH = "osiris.family", "osiris.type", "osiris.nullable", "osiris.length"
 PRECISION, SCALE, UNSIGNED, VALUES, ARRAY = "osiris.precision", "osiris.scale", "osiris.unsigned", "osiris.values", \
     "osiris.array"
-KEYS = (FAMILY, TYPE, NULLABLE, LENGTH, PRECISION, SCALE, UNSIGNED, VALUES, ARRAY)
+KEYS = {
+    FAMILY: "`postgresql` or `mysql`: whose type names `osiris.type` uses",
+    TYPE: "the base type, lower case, as the family names it (`character varying`, `int`, `enum`, `json`)",
+    NULLABLE: "`true` / `false` (NOT NULL); the Arrow field's `nullable` says the same",
+    LENGTH: "characters (bytes for binary types) of a sized type; `1` marks MySQL's TINYINT(1)",
+    PRECISION: "decimal digits; for time types the fractional-second digits",
+    SCALE: "decimal scale",
+    UNSIGNED: "`true` for MySQL's UNSIGNED integers and decimals",
+    VALUES: "the labels of an enum or set, as a JSON list",
+    ARRAY: "PostgreSQL array dimensions (`osiris.type` is then the element's)",
+}
+"""Every metadata key and what its value means."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class SourceType:
 
     def relaxed(self) -> SourceType:
         """The same type without NOT NULL."""
-        return SourceType(**{f.name: getattr(self, f.name) for f in fields(self)} | {"nullable": True})
+        return replace(self, nullable=True)
 
 
 def _flag(value: bool) -> str:
@@ -103,9 +103,3 @@ def source_of(field: pa.Field) -> SourceType | None:
 def _number(text: str | None) -> int | None:
     return None if text is None else int(text)
 
-
-def strip_sources(schema: pa.Schema) -> pa.Schema:
-    """`schema` without any source-type metadata (fields nullable again)."""
-    return pa.schema([pa.field(f.name, f.type, True, {k: v for k, v in (f.metadata or {}).items()
-                                                       if not k.startswith(PREFIX.encode())} or None)
-                      for f in schema], metadata=schema.metadata)

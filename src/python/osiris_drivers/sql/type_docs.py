@@ -15,17 +15,6 @@ from osiris_drivers.sql.dialect import UnsupportedType
 from osiris_drivers.sql.source_types import KEYS, SourceType
 
 NAMES = {"postgresql": "PostgreSQL (postgres, supabase)", "mysql": "MySQL / MariaDB", "duckdb": "DuckDB"}
-KEY_MEANINGS = {
-    "osiris.family": "`postgresql` or `mysql`: whose type names `osiris.type` uses",
-    "osiris.type": "the base type, lower case, as the family names it (`character varying`, `int`, `enum`, `json`)",
-    "osiris.nullable": "`true` / `false` (NOT NULL); the Arrow field's `nullable` says the same",
-    "osiris.length": "characters (bytes for binary types) of a sized type; `1` marks MySQL's TINYINT(1)",
-    "osiris.precision": "decimal digits; for time types the fractional-second digits",
-    "osiris.scale": "decimal scale",
-    "osiris.unsigned": "`true` for MySQL's UNSIGNED integers and decimals",
-    "osiris.values": "the labels of an enum or set, as a JSON list",
-    "osiris.array": "PostgreSQL array dimensions (`osiris.type` is then the element's)",
-}
 ARROW_SAMPLES: tuple[tuple[str, pa.DataType], ...] = (
     ("bool", pa.bool_()), ("int8", pa.int8()), ("int16", pa.int16()), ("int32", pa.int32()), ("int64", pa.int64()),
     ("uint8", pa.uint8()), ("uint16", pa.uint16()), ("uint32", pa.uint32()), ("uint64", pa.uint64()),
@@ -112,7 +101,7 @@ def render() -> str:
         "",
         "| key | value |",
         "|---|---|",
-        *[f"| `{key}` | {_cell(KEY_MEANINGS[key])} |" for key in KEYS],
+        *[f"| `{key}` | {_cell(meaning)} |" for key, meaning in KEYS.items()],
         "",
         "## Same family",
         "",
