@@ -11,6 +11,7 @@ from osiris_drivers.mysql.dialect import MYSQL
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.sql import type_docs
 from osiris_drivers.sql.source_types import SourceType, source_of, with_source
+from osiris_drivers.supabase.rest_types import declared, json_columns
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "types.md"
 
@@ -60,3 +61,19 @@ def test_mysql_keys_never_get_text_or_blob_types_in_the_same_family() -> None:
     fields = [with_source(pa.field("c", pa.string()), SourceType("mysql", t)) for t in ("text", "longblob", "json")]
     assert [MYSQL.field_type(f, key=True) for f in fields] == ["VARCHAR(255)", "VARBINARY(255)", "VARCHAR(255)"]
     assert [MYSQL.field_type(f, key=False) for f in fields] == ["TEXT", "LONGBLOB", "JSON"]
+
+
+def test_postgrest_openapi_columns_become_source_types() -> None:
+    """PostgREST's own OpenAPI form (format without modifiers, maxLength, required) and the modified form."""
+    definition = {"required": ["v"], "properties": {
+        "v": {"format": "character varying", "maxLength": 20}, "n": {"format": "numeric(12,2)"},
+        "ts": {"format": "timestamp(3) without time zone"}, "a": {"format": "text[]"}, "x": {"format": "My Type"},
+        "j": {"format": "jsonb"}}}
+    data = pa.table({name: pa.array(["1"], pa.string()) for name in ("v", "n", "ts", "a", "x", "j")})
+    sources = {f.name: source_of(f) for f in declared(data, definition).schema}
+    assert sources == {
+        "v": SourceType("postgresql", "character varying", nullable=False, length=20),
+        "n": SourceType("postgresql", "numeric", precision=12, scale=2),
+        "ts": SourceType("postgresql", "timestamp without time zone", precision=3),
+        "a": SourceType("postgresql", "text", array=1), "x": None, "j": SourceType("postgresql", "jsonb")}
+    assert json_columns(definition) == {"j"}

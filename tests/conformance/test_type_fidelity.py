@@ -20,6 +20,7 @@ from osiris_drivers.duckdb.processor.driver import DuckDBProcessor
 from osiris_drivers.mysql.extractor.driver import MySQLExtractor
 from osiris_drivers.postgres.extractor.driver import PostgresExtractor
 from osiris_drivers.sql.source_types import source_of
+from osiris_drivers.supabase.extractor.driver import SupabaseExtractor
 from tests.conformance.connectors import (
     CONNECTORS,
     Connector,
@@ -31,6 +32,7 @@ from tests.conformance.connectors import (
     read_output,
     read_pg,
     run_driver,
+    supabase_fields,
     unique,
 )
 from tests.support.databases import MySQLDatabase, PostgresDatabase
@@ -314,3 +316,25 @@ def test_a_view_read_as_a_table_keeps_types_but_says_null_is_possible(resources:
     by_name("postgres").write(resources, target, data, "replace", [])
     assert pg_columns(resources.pg, target) == {"id": ("integer", False), "v": ("character varying(20)", False)}
     assert sorted(pg_rows(resources.pg, f'SELECT id, v FROM "{target}"')) == [(1, ""), (2, None)]
+
+
+@pytest.mark.parametrize("writer", ["postgres", "supabase-copy"])
+def test_a_postgrest_read_keeps_what_openapi_declares(writer: str, resources: Resources) -> None:
+    """supabase.extractor without pg_dsn: types, lengths, arrays and NOT NULL from PostgREST's OpenAPI description
+    (no numeric precision or fractional seconds there)."""
+    source = pg_source(resources.pg)
+    with resources.pg.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f'GRANT SELECT ON "{source}" TO service_role')
+    resources.postgrest.reload_schema()
+    target = unique("rest_copy")
+    data = read_output(run_driver(SupabaseExtractor(), {**supabase_fields(resources, pg_dsn=False),
+                                                        "table": source, "columns": REST_COLUMNS}, resources))
+    by_name(writer).write(resources, target, data, "replace", ["id"])
+    # The test server's OpenAPI lists no `required` columns: only the key stays NOT NULL.
+    assert pg_columns(resources.pg, target) == {name: (PG_DECLARED[name][0], name == "id") for name in REST_COLUMNS}
+    assert pg_rows(resources.pg, f'SELECT id, j, a, v, ts::text FROM "{target}" ORDER BY id') == [
+        (1, {"k": [1, "x"]}, ["a", None, 'b "q"'], "twenty chars at most", "2024-01-02 03:04:05.123"),
+        (2, None, None, "", None)]
+
+
+REST_COLUMNS = ["id", "small", "u", "j", "v", "n", "ts", "tz", "a", "b"]
