@@ -1,5 +1,7 @@
 """Reading PostgreSQL through the shared SQL extractor: the psycopg2 probe, the integer-key lookup and the ConnectorX
-stream (used by `postgres.extractor`, and by `supabase.extractor` with pg_dsn).
+stream (used by `postgres.extractor`, and by `supabase.extractor` with pg_dsn). Each column that is a table's
+column carries its declared type (`DECLARED_SQL`); types ConnectorX cannot read are read as text
+(`TEXT_READ_OIDS`).
 
 NUMERIC columns keep their precision and scale: ConnectorX carries decimal128(38,10), so wider or unconstrained
 columns are read as exact text (an unconstrained or over-wide one stays text).
@@ -22,8 +24,17 @@ from osiris_drivers.sql.extractor import ResultColumn, SqlSource
 from osiris_drivers.sql.source_types import SourceType
 
 NUMERIC_OID = 1700
-JSON_OID = 114
-"""`json` keeps its text as written; ConnectorX would re-serialise it, so it is read as text."""
+TEXT_READ_OIDS = frozenset({
+    114,  # json: keeps its text as written (ConnectorX would re-serialise it)
+    1186, 650, 829, 774, 790, 142, 1266, 1560, 1562,  # interval cidr macaddr macaddr8 money xml timetz bit varbit
+    600, 601, 602, 603, 604, 628, 718, 3614, 3615,  # point lseg path box polygon line circle tsvector tsquery
+    # arrays of: date bytea jsonb json uuid timestamptz timestamp time interval inet cidr timetz macaddr xml money
+    1182, 1001, 3807, 199, 2951, 1185, 1115, 1183, 1187, 1041, 651, 1270, 1040, 143, 791,
+    1561, 1563, 1014,  # arrays of: bit varbit char(n)
+})
+"""Types ConnectorX cannot read (or, for json and bit, not as written): read as their exact text, which their
+declared type takes back (`source_types`); an array then travels as its PostgreSQL literal (`{a,b}`). So does
+any array of more than one dimension."""
 MAX_DECIMAL128_PRECISION = 38
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 DECLARED_SQL = """
@@ -72,8 +83,10 @@ class PostgresSource(SqlSource):
                     declared = {int(row[0]): _declared(row) for row in cursor.fetchall()}
         except Exception as exc:
             raise self.settings.failure(exc, step_id=self.step_id, role="read") from None
-        return [replace(_result_column(c.name, c.type_code, c.precision, c.scale), source=declared.get(n))
-                for n, c in enumerate(description)]
+        columns = [replace(_result_column(c.name, c.type_code, c.precision, c.scale), source=declared.get(n))
+                   for n, c in enumerate(description)]
+        return [replace(c, target=pa.string(), as_text=True) if c.source is not None and c.source.array > 1 else c
+                for c in columns]
 
     def integer_key(self, table: TableName) -> str | None:
         """Inheritance parents are read whole: their children share no key with them, pages could split equal
@@ -116,7 +129,7 @@ def _declared(row: tuple[Any, ...]) -> SourceType:
 
 
 def _result_column(name: str, type_code: int, precision: int | None, scale: int | None) -> ResultColumn:
-    if type_code == JSON_OID:
+    if type_code in TEXT_READ_OIDS:
         return ResultColumn(name, pa.string(), as_text=True)
     if type_code != NUMERIC_OID:
         return ResultColumn(name)

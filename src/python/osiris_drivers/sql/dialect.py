@@ -107,7 +107,8 @@ class Dialect:
         """The column type for a field that carries its source's declared type (`source_types`): the declared
         type itself in the same family, else the documented mapping (`type_map`); None: the Arrow type decides."""
         source = source_of(field)
-        return target_type(source, self.FAMILY, key=key) if source is not None else None
+        listed = pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
+        return target_type(source, self.FAMILY, key=key, listed=listed) if source is not None else None
 
     def field_type(self, field: pa.Field, *, key: bool) -> str:
         """The column type for `field`: from its source type when it carries one, else from its Arrow type."""

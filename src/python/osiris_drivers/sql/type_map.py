@@ -180,7 +180,8 @@ POSTGRES_BUILTINS = frozenset({
     "smallint", "integer", "bigint", "numeric", "real", "double precision", "boolean", "character varying",
     "character", "text", "uuid", "json", "jsonb", "bytea", "date", "time without time zone", "time with time zone",
     "timestamp without time zone", "timestamp with time zone", "interval", "inet", "cidr", "macaddr", "money",
-    "xml", "bit", "bit varying", "oid", "point", "tsvector"})
+    "xml", "bit", "bit varying", "oid", "point", "line", "lseg", "box", "path", "polygon", "circle", "tsvector",
+    "tsquery", "macaddr8"})
 MYSQL_BUILTINS = frozenset({
     *_MYSQL_INTEGERS, *_MYSQL_TEXTS, *_MYSQL_BINARIES, "decimal", "float", "double", "char", "varchar", "enum",
     "set", "json", "date", "time", "datetime", "timestamp", "year"})
@@ -238,8 +239,11 @@ def _mysql_declared(s: SourceType) -> str | None:
 SAME_FAMILY = {"postgresql": "postgresql", "mysql": "mysql"}
 
 
-def target_type(source: SourceType, family: TargetFamily, *, key: bool) -> str | None:
-    """The column type a `family` writer gives a column of `source`; None: typed from its Arrow type."""
+def target_type(source: SourceType, family: TargetFamily, *, key: bool, listed: bool = True) -> str | None:
+    """The column type a `family` writer gives a column of `source`; None: typed from its Arrow type.
+    `listed`: the values are Arrow lists (else a PostgreSQL array travels as its text literal)."""
+    if source.array and not listed and SAME_FAMILY.get(source.family) != family:
+        return None  # an array literal is text to any other family
     target = _target_type(source, family)
     if target is not None and key and family == "mysql":
         return _MYSQL_KEY_TYPES.get(target.upper(), target)

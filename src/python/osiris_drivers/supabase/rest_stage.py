@@ -57,7 +57,7 @@ def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     """The rows as PostgREST's JSON; a column that was JSON at its source (`source_types`) goes as the JSON
     document its text holds, so a json/jsonb column stores the document, not a string."""
     documents = {f.name for f in batch.schema if (s := source_of(f)) is not None and s.type in JSON_TYPES
-                 and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))}
+                 and not s.array and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))}
     return [{k: (json.loads(v) if k in documents and v is not None else json_value(v)) for k, v in row.items()}
             for row in python_safe(batch).to_pylist()]
 
