@@ -157,20 +157,24 @@ POSTGRES_TO_MYSQL: tuple[Rule, ...] = (
     Rule(("timestamp without time zone",), _frac("DATETIME", default=6), "DATETIME(p)",
          "a naive timestamp stays naive: no time zone is assumed; p is 6 when undeclared"),
     Rule(("timestamp with time zone",), _frac("DATETIME", default=6), "DATETIME(p)",
-         "the instant in UTC (MySQL's TIMESTAMP ends in 2038)"),
+         "the instant in UTC (MySQL's TIMESTAMP ends in 2038); p is 6 when undeclared"),
     Rule(("enum",), _mysql_enum, "ENUM(labels)", "a PostgreSQL enum type's labels"),
 )
 
-ARRAY_TO_MYSQL = Rule(("any array",), _fixed("JSON"), "JSON", "a PostgreSQL array becomes a JSON array")
+ARRAY_TO_MYSQL = Rule(("any array",), _fixed("JSON"), "JSON",
+                      "an array read as a list becomes a JSON array; one read as text (its `{…}` literal) LONGTEXT")
 
-_DUCKDB_COMMON: tuple[Rule, ...] = (
+MYSQL_TO_DUCKDB: tuple[Rule, ...] = (
+    Rule(("json",), _fixed("JSON"), "JSON", "DuckDB's json type"),
+)
+POSTGRES_TO_DUCKDB: tuple[Rule, ...] = (
     Rule(("json", "jsonb"), _fixed("JSON"), "JSON", "DuckDB's json type"),
     Rule(("uuid",), _fixed("UUID"), "UUID"),
 )
 
 RULES: dict[str, dict[TargetFamily, tuple[Rule, ...]]] = {
-    "mysql": {"postgresql": MYSQL_TO_POSTGRES, "duckdb": _DUCKDB_COMMON},
-    "postgresql": {"mysql": POSTGRES_TO_MYSQL, "duckdb": _DUCKDB_COMMON},
+    "mysql": {"postgresql": MYSQL_TO_POSTGRES, "duckdb": MYSQL_TO_DUCKDB},
+    "postgresql": {"mysql": POSTGRES_TO_MYSQL, "duckdb": POSTGRES_TO_DUCKDB},
 }
 """Cross-family rules: source family → target family → rules (first match wins)."""
 
