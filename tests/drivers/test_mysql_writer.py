@@ -17,7 +17,6 @@ from osiris_drivers.mysql.writer import driver as writer_module
 from osiris_drivers.mysql.writer.driver import MySQLWriter, MySQLWriterConfig
 from tests.support.databases import MySQLDatabase
 from tests.support.mysql_env import (
-    EXPECTED_FIRST_ROW,
     EXPECTED_TYPES,
     Env,
     create_types_table,
@@ -380,11 +379,8 @@ def test_mysql_to_mysql_round_trip(env: Env) -> None:
     tmp = env.project
     source = extract_direct(env.db, tmp, query="SELECT * FROM source_types ORDER BY id").read_all()
     copied = extract_direct(env.db, tmp, query="SELECT * FROM copied_types ORDER BY id").read_all()
-    expected_types = {**EXPECTED_TYPES, "stamp": pa.timestamp("us")}  # TIMESTAMP → DATETIME(6) holding UTC
-    assert dict(zip(copied.schema.names, copied.schema.types, strict=True)) == expected_types
-    assert copied.drop_columns(["stamp"]).equals(source.drop_columns(["stamp"]))
-    stamp = EXPECTED_FIRST_ROW["stamp"]
-    assert isinstance(stamp, dt.datetime)
-    assert copied.column("stamp").to_pylist() == [stamp.replace(tzinfo=None), None]
+    # Every declared type is recreated (TIMESTAMP stays TIMESTAMP: docs/types.md), so the copy reads back equal.
+    assert dict(zip(copied.schema.names, copied.schema.types, strict=True)) == EXPECTED_TYPES
+    assert copied.equals(source)
     assert primary_key(env.db, "copied_types") == ["id"]
     assert helper_tables(env.db) == []

@@ -10,6 +10,7 @@ from osiris_drivers.sql.dialect import Dialect
 
 class DuckDBDialect(Dialect):
     NAME = "DuckDB"
+    FAMILY = "duckdb"
     FOLDS_CASE = True
     REPLACE_KEEPS_MATCHING_TABLE = False
 

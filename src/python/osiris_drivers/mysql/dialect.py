@@ -11,6 +11,7 @@ columns for `LOAD DATA` / `INSERT`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ _INTEGERS = {
 
 class MySQLDialect(Dialect):
     NAME = "MySQL"
+    FAMILY = "mysql"
     QUOTE = "`"
     FOLDS_CASE = True
     MAX_IDENTIFIER_LENGTH = 64
@@ -109,7 +111,8 @@ def is_text(arrow: pa.DataType) -> bool:
 
 
 def _normalised(values: pa.Array) -> pa.Array:
-    """Dictionary decoded, time zones dropped (values are UTC, the session's zone), date64 as date32."""
+    """Dictionary decoded, time zones dropped (values are UTC, the session's zone), date64 as date32, lists and
+    structs as JSON text."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     arrow = values.type
@@ -125,6 +128,10 @@ def _normalised(values: pa.Array) -> pa.Array:
         values = values.cast(pa.large_string())
     elif pa.types.is_binary_view(arrow) or pa.types.is_fixed_size_binary(arrow):
         values = values.cast(pa.large_binary())
+    elif pa.types.is_nested(arrow):  # a PostgreSQL array into a JSON column (`type_map`)
+        values = pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
+                           for v in python_safe(pa.RecordBatch.from_arrays([values], names=["v"])).column(0)
+                           .to_pylist()], pa.string())
     return values
 
 

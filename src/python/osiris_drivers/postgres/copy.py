@@ -20,6 +20,7 @@ from osiris_drivers.connection import ConnectionSettings
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.sql.dialect import TableName, hex_encode
+from osiris_drivers.sql.source_types import source_of
 from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import batches
 
@@ -40,11 +41,38 @@ def _json_text(values: list[Any]) -> pa.Array:
     return pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string())
 
 
+def array_literal(value: Any) -> str:
+    """A (nested) list as PostgreSQL's array input: `{"a","b \\"c\\"",NULL}`."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        return "{" + ",".join(array_literal(v) for v in value) + "}"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, bytes):
+        value = "\\x" + value.hex()
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array_text(values: list[Any]) -> pa.Array:
+    return pa.array([None if v is None else array_literal(v) for v in values], pa.string())
+
+
 def csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Columns pyarrow's CSV writer cannot write as PostgreSQL reads them become text (bytea hex, JSON)."""
-    columns = [_csv_column(column) for column in batch.columns]
+    """Columns pyarrow's CSV writer cannot write as PostgreSQL reads them become text (bytea hex; lists as
+    PostgreSQL arrays when they were arrays in PostgreSQL (`source_types`), else as JSON like structs)."""
+    columns = [_array_text(column.to_pylist()) if is_pg_array(field) else _csv_column(column)
+               for field, column in zip(batch.schema, batch.columns, strict=True)]
     changed = any(new is not old for new, old in zip(columns, batch.columns, strict=True))
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
+
+
+def is_pg_array(field: pa.Field) -> bool:
+    """A list column that was a PostgreSQL array: it is written into an array column (`type_map`)."""
+    source = source_of(field)
+    return bool(pa.types.is_list(field.type) or pa.types.is_large_list(field.type)) and source is not None \
+        and source.family == "postgresql" and source.array > 0
 
 
 def _csv_column(column: pa.Array) -> pa.Array:

@@ -15,6 +15,7 @@ from osiris_drivers.sql.dialect import Dialect
 
 class PostgresDialect(Dialect):
     NAME = "PostgreSQL"
+    FAMILY = "postgresql"
     REPLACE_KEEPS_MATCHING_TABLE = True
     CREATE_STAGE = "CREATE UNLOGGED TABLE"
     TEXT_CAST = "{}::text"
@@ -46,8 +47,8 @@ class PostgresDialect(Dialect):
             return "BYTEA"
         if t.is_date(arrow):
             return "DATE"
-        if t.is_timestamp(arrow):
-            return "TIMESTAMPTZ"
+        if t.is_timestamp(arrow):  # a naive timestamp stays naive: no time zone is assumed
+            return "TIMESTAMPTZ" if arrow.tz is not None else "TIMESTAMP"
         if t.is_time(arrow):
             return "TIME"
         return "JSONB"

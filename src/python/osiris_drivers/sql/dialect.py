@@ -16,6 +16,9 @@ from typing import ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from osiris_drivers.sql.source_types import source_of
+from osiris_drivers.sql.type_map import target_type
+
 
 class UnsupportedType(ValueError):
     """An Arrow type a writer has no column type for."""
@@ -42,6 +45,8 @@ class Dialect:
     """ANSI-flavoured defaults; each database's subclass overrides what differs."""
 
     NAME: ClassVar[str] = "SQL"
+    FAMILY: ClassVar[str] = ""
+    """The type family its columns are declared in (`osiris_drivers.sql.type_map`): `postgresql`, `mysql`, …"""
     QUOTE: ClassVar[str] = '"'
     """The identifier quote; a quote inside a name is doubled."""
     FOLDS_CASE: ClassVar[bool] = False
@@ -98,17 +103,28 @@ class Dialect:
         """The column type holding every value of `arrow` (`key`: it is part of the primary key)."""
         raise UnsupportedType(f"no {self.NAME} column type for Arrow {arrow}")
 
+    def source_type(self, field: pa.Field, *, key: bool) -> str | None:
+        """The column type for a field that carries its source's declared type (`source_types`): the declared
+        type itself in the same family, else the documented mapping (`type_map`); None: the Arrow type decides."""
+        source = source_of(field)
+        listed = pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
+        return target_type(source, self.FAMILY, key=key, listed=listed) if source is not None else None
+
+    def field_type(self, field: pa.Field, *, key: bool) -> str:
+        """The column type for `field`: from its source type when it carries one, else from its Arrow type."""
+        return self.source_type(field, key=key) or self.column_type(field.type, key=key)
+
     def check_writable(self, schema: pa.Schema) -> None:
         """Raise `UnsupportedType` naming the first column this database cannot store."""
         for field in schema:
             try:
-                self.column_type(field.type, key=False)
+                self.field_type(field, key=False)
             except UnsupportedType as exc:
                 raise UnsupportedType(f"column '{field.name}': {exc}") from None
 
     def column_types(self, schema: pa.Schema, primary_key: Sequence[str]) -> list[str]:
         keys = set(primary_key)
-        return [self.column_type(f.type, key=f.name in keys) for f in schema]
+        return [self.field_type(f, key=f.name in keys) for f in schema]
 
     def cast_column(self, values: pa.Array, target: pa.DataType) -> pa.Array:
         """A column as read → `target` (exact: a value that does not fit raises ArrowInvalid)."""
@@ -122,7 +138,9 @@ class Dialect:
     # ------------------------------------------------------------------------------------------- statements
 
     def column_definition(self, field: pa.Field, sql_type: str, *, key: bool) -> str:
-        return f"{self.quote_ident(field.name)} {sql_type}"
+        """`name type`, NOT NULL when the field is not nullable (a NOT NULL source column, `source_types`)."""
+        not_null = " NOT NULL" if not field.nullable else ""
+        return f"{self.quote_ident(field.name)} {sql_type}{not_null}"
 
     def create_table_sql(self, table: str, schema: pa.Schema, types: Sequence[str],
                          primary_key: Sequence[str]) -> str:

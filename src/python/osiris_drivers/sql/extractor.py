@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, ClassVar
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_
 from osiris_drivers.sql import pages
 from osiris_drivers.sql.connectorx import guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
+from osiris_drivers.sql.source_types import SourceType, with_source
 
 ColumnName = Annotated[str, Field(min_length=1)]
 TEXT_ALIAS = "__osiris_q"
@@ -56,6 +57,8 @@ class ResultColumn:
     """The Arrow type ConnectorX's column is cast to; None keeps ConnectorX's."""
     as_text: bool = False
     """Fetched as exact text (ConnectorX would round it), then cast to `target`."""
+    source: SourceType | None = None
+    """The column's declared type in the database, carried in the Arrow field's metadata (`source_types`)."""
 
 
 class SqlSource(ABC):
@@ -80,6 +83,11 @@ class SqlSource(ABC):
     @abstractmethod
     def describe(self, sql: str) -> list[ResultColumn]:
         """The result's columns as the database types them (`sql` wrapped with LIMIT 0)."""
+
+    def declared_types(self, table: TableName) -> dict[str, SourceType]:
+        """The table's declared column types by name, where the catalogue knows more than `describe` (MySQL:
+        enum labels, JSON, NOT NULL); they take precedence."""
+        return {}
 
     @abstractmethod
     def integer_key(self, table: TableName) -> str | None:
@@ -124,7 +132,7 @@ class SqlSource(ABC):
     def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
         """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
         sql = self._checked_sql(options, table)
-        columns = self.describe(sql)
+        columns = self._with_sources(self.describe(sql), table)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)
         key = self.integer_key(table) if table is not None else None
@@ -153,19 +161,27 @@ class SqlSource(ABC):
         return pa.RecordBatchReader.from_batches(schema, pages.keyset_pages(
             read_page, schema, limit=options.limit, page_rows=page_rows, name=f"osiris-{self.step_id}"))
 
+    def _with_sources(self, columns: list[ResultColumn], table: TableName | None) -> list[ResultColumn]:
+        """Declared types for a table's columns; a query's keep their types but not NOT NULL (an outer join can
+        null any column)."""
+        if table is None:
+            return [replace(c, source=c.source.relaxed()) if c.source is not None else c for c in columns]
+        declared = {self.dialect.fold(name): source for name, source in self.declared_types(table).items()}
+        return [replace(c, source=declared.get(self.dialect.fold(c.name), c.source)) for c in columns]
+
     def _schema(self, reader: pa.RecordBatchReader, columns: list[ResultColumn], *, extra: int) -> pa.Schema:
         fields = list(reader.schema)
         if len(fields) != len(columns) + extra:
             raise DriverError(f"ConnectorX returned {len(fields) - extra} columns where {self.dialect.NAME} "
                               f"described {len(columns)}", step_id=self.step_id,
                               hint="give every column a distinct name")
-        return pa.schema([f if c.target is None else f.with_type(c.target)
+        return pa.schema([with_source(f if c.target is None else f.with_type(c.target), c.source)
                           for f, c in zip(fields[:len(columns)], columns, strict=True)])
 
     def _cast(self, reader: pa.RecordBatchReader, columns: list[ResultColumn],
               schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
         """Each batch with every column cast to its target (`schema` None: keep the batch's names)."""
-        casting = any(c.target is not None for c in columns)
+        casting = schema is not None or any(c.target is not None for c in columns)
         for batch in guarded_batches(reader, self.stream_failure):
             if not casting:
                 yield batch

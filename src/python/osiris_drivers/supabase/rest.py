@@ -109,6 +109,14 @@ class RestError(Exception):
         return scrub_text(" ".join(text.split()))
 
 
+def key_columns(definition: dict[str, Any] | None) -> list[str] | None:
+    """The primary-key columns an OpenAPI table definition marks (in column order); None if none."""
+    properties = (definition or {}).get("properties") or {}
+    keys = [name for name, prop in properties.items()
+            if isinstance(prop, dict) and PK_MARK in str(prop.get("description") or "")]
+    return keys or None
+
+
 def rest_client(url: str, key: str, schema: str) -> Client:
     """supabase-py's client for `schema`, its own retries off (a missing library is `ClientMissing`)."""
     import_client("supabase", project="supabase", family="supabase")
@@ -160,6 +168,12 @@ class Rest:
                     sleep: Callable[[float], None] = time.sleep) -> list[str] | None:
         """The table's primary-key columns from PostgREST's OpenAPI root (in column order); None when PostgREST
         does not say (root disabled, no privilege, no key). Transient failures are retried."""
+        return key_columns(self.definition(table, retry=retry, sleep=sleep))
+
+    def definition(self, table: str, *, retry: RetryPolicy = DEFAULT_RETRY,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+        """The table as PostgREST's OpenAPI root describes it (`properties` name → column in column order,
+        `required`: the NOT NULL ones); None when PostgREST does not say. Transient failures are retried."""
         import httpx
 
         delays = retry.delays()
@@ -181,12 +195,9 @@ class Rest:
                 document = None
             break
         definition = (document or {}).get("definitions", {}).get(table) if isinstance(document, dict) else None
-        properties = definition.get("properties") if isinstance(definition, dict) else None
-        if not isinstance(properties, dict):
+        if not isinstance(definition, dict) or not isinstance(definition.get("properties"), dict):
             return None
-        keys = [name for name, prop in properties.items()
-                if isinstance(prop, dict) and PK_MARK in str(prop.get("description") or "")]
-        return keys or None
+        return definition
 
     def wait_visible(self, table: str, *, budget_s: float = SCHEMA_CACHE_WAIT_S,
                      sleep: Callable[[float], None] = time.sleep) -> float:

@@ -25,6 +25,7 @@ from osiris_core.arrow_values import python_safe
 from osiris_core.driver import ArrowData, StepContext
 from osiris_core.errors import DriverError
 from osiris_drivers.connection import UNCHANGED, Problem
+from osiris_drivers.sql.source_types import source_of
 from osiris_drivers.step_io import batches
 from osiris_drivers.supabase.rest import DEFAULT_RETRY, Rest, RestError, RetryPolicy
 
@@ -49,8 +50,16 @@ def json_value(value: Any) -> Any:
     return value
 
 
+JSON_TYPES = frozenset({"json", "jsonb"})
+
+
 def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    return [{k: json_value(v) for k, v in row.items()} for row in python_safe(batch).to_pylist()]
+    """The rows as PostgREST's JSON; a column that was JSON at its source (`source_types`) goes as the JSON
+    document its text holds, so a json/jsonb column stores the document, not a string."""
+    documents = {f.name for f in batch.schema if (s := source_of(f)) is not None and s.type in JSON_TYPES
+                 and not s.array and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))}
+    return [{k: (json.loads(v) if k in documents and v is not None else json_value(v)) for k, v in row.items()}
+            for row in python_safe(batch).to_pylist()]
 
 
 class _TooLarge(Exception):

@@ -28,6 +28,7 @@ from osiris_core.driver import (
 from osiris_core.errors import DriverError
 from osiris_drivers.duckdb.connection import EXTERNAL_ACCESS_HINT, is_refusal, memory_connection
 from osiris_drivers.duckdb.dialect import DUCKDB
+from osiris_drivers.duckdb.passthrough import keep_sources, passed_through
 
 SINGLE_INPUT_NAME = SINGLE_INPUT_SQL_NAME
 BATCH_ROWS = 122_880
@@ -80,8 +81,12 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
             ctx: StepContext) -> StepOutputs:
         spill = tempfile.TemporaryDirectory(prefix="osiris-duckdb-")
         con = memory_connection(config.memory_limit, spill.name, allow_external_access=config.allow_external_access)
+        schemas = {name: data.schema for name, data in inputs.items()}
+        if len(inputs) == 1:
+            schemas[SINGLE_INPUT_NAME] = next(iter(inputs.values())).schema
         try:
             register_inputs(con, inputs, config.query)
+            origins = passed_through(con, config.query, schemas)
             result = con.execute(config.query)
             reader = result.fetch_record_batch(BATCH_ROWS)
         except duckdb.Error as exc:
@@ -91,11 +96,15 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
             hint = EXTERNAL_ACCESS_HINT if is_refusal(exc) else f"fix the query; tables available: {available}"
             raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id, hint=hint) from None
 
+        schema = keep_sources(reader.schema, origins)
+
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield from reader
+                for batch in reader:
+                    yield batch if schema is reader.schema else pa.RecordBatch.from_arrays(batch.columns,
+                                                                                            schema=schema)
             finally:
                 con.close()
                 spill.cleanup()
 
-        return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(reader.schema, batches())}
+        return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(schema, batches())}

@@ -69,7 +69,11 @@ class DuckDBTableWriter(TransactionalWriter):
         return [str(r[0]) for r in rows] or None
 
     def column_types(self) -> list[str]:
-        return [str(row[1]) for row in self.con.execute(f"DESCRIBE SELECT * FROM {SOURCE}").fetchall()]
+        """DuckDB's own reading of the Arrow input, except where a field carries its source type (`type_map`)."""
+        described = [str(row[1]) for row in self.con.execute(f"DESCRIBE SELECT * FROM {SOURCE}").fetchall()]
+        keys = set(self.options.primary_key)
+        return [DUCKDB.source_type(f, key=f.name in keys) or d
+                for f, d in zip(self.data.schema, described, strict=True)]
 
     def load(self, table: str) -> int:
         return self.execute(DUCKDB.insert_sql(table, SOURCE, self.names))

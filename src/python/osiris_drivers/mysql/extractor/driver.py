@@ -18,10 +18,11 @@ from osiris_core.errors import DriverError
 from osiris_drivers.endpoint import ENCRYPTED_MODES
 from osiris_drivers.mysql.connection import ER_PARSE, SESSION_TIME_ZONE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL
-from osiris_drivers.mysql.extractor.columns import result_column
+from osiris_drivers.mysql.extractor.columns import DECLARED_SQL, declared, result_column
 from osiris_drivers.sql.connectorx import open_stream
 from osiris_drivers.sql.dialect import TableName
 from osiris_drivers.sql.extractor import ResultColumn, SourceOptions, SqlSource
+from osiris_drivers.sql.source_types import SourceType
 
 BATCH_ROWS = 65_536
 """Rows per record batch ConnectorX produces."""
@@ -63,6 +64,17 @@ class MySQLSource(SqlSource):
                                        "LIMIT 0 first") from None
             raise problem.error(self.step_id) from None
         return [result_column(field) for field in fields]
+
+    def declared_types(self, table: TableName) -> dict[str, SourceType]:
+        """From information_schema: a query probe's columns name only the derived table they pass through."""
+        try:
+            session = self.mysql.connect()
+            with session, session.cursor() as cursor:
+                cursor.execute(DECLARED_SQL, (table.schema, table.name))
+                rows = cursor.fetchall()
+        except Exception as exc:
+            raise self.mysql.failure(exc, step_id=self.step_id, role="read") from None
+        return {str(row[0]): declared(row) for row in rows}
 
     def integer_key(self, table: TableName) -> str | None:
         try:

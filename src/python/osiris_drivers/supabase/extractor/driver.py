@@ -23,7 +23,8 @@ from osiris_drivers.postgres.source import PostgresSource
 from osiris_drivers.sql.dialect import TableName
 from osiris_drivers.sql.extractor import SourceOptions, check_source
 from osiris_drivers.supabase.connection import SupabaseSettings, postgrest_field, postgrest_resource
-from osiris_drivers.supabase.rest import DEFAULT_RETRY, Rest, RestError
+from osiris_drivers.supabase.rest import DEFAULT_RETRY, Rest, RestError, key_columns
+from osiris_drivers.supabase.rest_types import as_text, declared, json_columns
 
 
 class SupabaseExtractorConfig(SupabaseSettings, SourceOptions):
@@ -72,7 +73,9 @@ class RestPages:
         except ClientMissing as exc:
             raise config.failure(exc, step_id=self.step_id, role="read") from None
         order = list(config.order_by or [])
-        key = rest.primary_key(self.table.name) or []
+        definition = rest.definition(self.table.name)
+        documents = json_columns(definition)
+        key = key_columns(definition) or []
         order += [column for column in key if column not in order]
         pages: list[pa.Table] = []
         offset = 0
@@ -87,11 +90,12 @@ class RestPages:
                     "PostgREST reports, so its pages have no stable order (rows could be skipped or repeated)",
                     step_id=self.step_id,
                     hint="set order_by to columns that identify a row, or add pg_dsn to read it over SQL")
-            pages.append(pa.Table.from_pylist(rows))
+            pages.append(pa.Table.from_pylist(as_text(rows, documents) if documents else rows))
             offset += len(rows)  # a server's max-rows may cap a page below `size`
-        if not pages:
-            return pa.table({})
-        return pa.concat_tables(pages, promote_options="permissive")
+        if not pages:  # no rows: the columns PostgREST describes (typed null), or none if it does not say
+            names = config.columns or list((definition or {}).get("properties") or {})
+            return declared(pa.table({name: pa.array([], pa.null()) for name in names}), definition)
+        return declared(pa.concat_tables(pages, promote_options="permissive"), definition)
 
     def _page(self, rest: Rest, order: list[str], offset: int, size: int) -> list[dict[str, Any]]:
         """One page (`size` rows from `offset`), transient failures retried."""
