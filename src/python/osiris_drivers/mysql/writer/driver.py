@@ -152,12 +152,52 @@ class MySQLTableWriter(SwapWriter):
             f"add one (ALTER TABLE {self.target} ADD UNIQUE ({MYSQL.column_list(self.options.primary_key)})) or set "
             "primary_key to an existing one")
 
+    def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                           "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (self.table.schema, self.table.name))
+            return {str(r[0]): str(r[1]) for r in cursor.fetchall()}
+
+    def kept_on_rebuild(self, table: str) -> list[str]:
+        """replace keeps the target's secondary indexes whose columns the new table has, and its table comment,
+        added to the new table before the swap."""
+        schema, types, _ = self.table_definition()
+        # A TEXT/BLOB column is indexable only by a prefix: an index without one is not kept.
+        columns = {n.lower(): t.upper().endswith(("TEXT", "BLOB")) for n, t in zip(schema.names, types, strict=True)}
+        with self.session.cursor() as cursor:
+            cursor.execute(f"SHOW INDEX FROM {self.target}")
+            names = [str(d[0]) for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            cursor.execute("SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                           "TABLE_NAME = %s", (self.table.schema, self.table.name))
+            comment = cursor.fetchone()
+        indexes: dict[str, list[dict[str, object]]] = {}
+        for row in rows:
+            if row["Key_name"] != "PRIMARY":
+                indexes.setdefault(str(row["Key_name"]), []).append(row)
+        statements = []
+        for name, parts in indexes.items():
+            if any(p.get("Expression") is not None or str(p["Column_name"]).lower() not in columns
+                   or (columns[str(p["Column_name"]).lower()] and p["Sub_part"] is None) for p in parts):
+                continue
+            parts.sort(key=lambda p: int(str(p["Seq_in_index"])))
+            cols = ", ".join(MYSQL.quote_ident(str(p["Column_name"])) + (f"({int(str(p['Sub_part']))})"
+                                                                        if p["Sub_part"] is not None else "")
+                             for p in parts)
+            unique = "UNIQUE " if int(str(parts[0]["Non_unique"])) == 0 else ""
+            statements.append(f"ALTER TABLE {table} ADD {unique}INDEX {MYSQL.quote_ident(name)} ({cols})")
+        if comment and comment[0]:
+            statements.append(f"ALTER TABLE {table} COMMENT = {self.session.escape(str(comment[0]))}")
+        return statements
+
     # ------------------------------------------------------------------------------------------------ loads
 
     def stage(self, table: str) -> tuple[str, int | None]:
-        """A keyless TEMPORARY table typed like `table`'s columns, loaded."""
+        """A keyless TEMPORARY table typed like `table`'s columns (and a BOOLEAN `hard_delete_column`), loaded."""
         self.discard_stage()
-        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} SELECT {MYSQL.column_list(self.names)} "
+        flag = self.options.hard_delete_column
+        extra = f"({MYSQL.quote_ident(flag)} BOOLEAN) " if flag else ""
+        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} {extra}SELECT {MYSQL.column_list(self.written)} "
                      f"FROM {table} LIMIT 0")
         return self.stage_table, self.load(self.stage_table)
 
