@@ -101,6 +101,13 @@ def test_scd2_over_three_runs_insert_update_delete_noop(target: Target) -> None:
     assert closed and all(a == b for a, b in closed)
     hashes = target.sql(f"SELECT _osiris_row_hash FROM {target.q(table)} WHERE id = 1")
     assert len(hashes[0][0]) == 64
+    if target.dialect.PARTIAL_UNIQUE_INDEX:  # PostgreSQL enforces one current row per key itself
+        index = target.sql(f"SELECT indexdef FROM pg_indexes WHERE tablename = '{table}' AND indexname LIKE "
+                           "'%osiris_current'")
+        assert index and "UNIQUE" in index[0][0] and "WHERE (_osiris_valid_to IS NULL)" in index[0][0]
+        with pytest.raises(Exception, match="duplicate key"):
+            target.sql(f"INSERT INTO {target.q(table)} (id, v, _osiris_row_hash, _osiris_valid_from) "
+                       "VALUES (1, 'dup', 'x', now())")
 
 
 def test_scd2_row_hash_is_the_same_in_every_database(target: Target) -> None:
