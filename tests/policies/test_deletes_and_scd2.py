@@ -56,6 +56,7 @@ def test_hard_delete_column_deletes_flagged_keys_and_is_not_written(target: Targ
                            hard_delete_column="_deleted")
     assert target.rows(table, ["id", "v"]) == [(2, "b2"), (3, "c"), (5, "e")]
     assert "_deleted" not in target.columns(table)
+    assert written.rows == 2  # the flagged row is not written
     if target.name != "supabase":
         assert written.metrics["rows_deleted"] == 1
     fresh = target.table()  # a table the write creates never gets the flag column either
@@ -140,6 +141,16 @@ def test_a_failure_mid_write_leaves_the_table_unchanged(target: Target) -> None:
     assert "unchanged" in (info.value.hint or "") + info.value.message
     assert target.columns(table) == ["id", "v", "req"]
     assert target.rows(table, ["id", "v", "req"]) == [(1, "a", 1), (2, "b", 2)]
+
+
+def test_scd2_refuses_two_versions_of_a_key_in_one_run(target: Target) -> None:
+    """A created scd2 table's primary key is the key plus _osiris_valid_from (one per run): a key twice in one
+    input cannot become two current rows."""
+    table = target.table()
+    target.write(table, orders([1], ["a"]), write_mode="scd2", primary_key=["id"])
+    with pytest.raises(DriverError):
+        target.write(table, orders([1, 1, 2], ["b", "c", "d"]), write_mode="scd2", primary_key=["id"])
+    assert versions(target, table) == [(1, "a", True)]
 
 
 def test_a_failed_scd2_write_closes_nothing(target: Target) -> None:

@@ -22,11 +22,12 @@ import contextlib
 import datetime as dt
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
@@ -65,6 +66,19 @@ class TableWriteOptions(DriverConfig):
     on_schema_change: SchemaChangePolicy = DEFAULT_POLICY
     delete_missing: Literal["hard", "soft"] | None = None
     hard_delete_column: ColumnName | None = None
+
+
+FLAGGED = "_flagged"
+"""Input rows flagged by `hard_delete_column` (counted as they stream, where the merge cannot count the rows)."""
+
+
+def count_flagged(data: ArrowData, flag: str, counts: dict[str, int]) -> ArrowData:
+    """The input unchanged, adding its rows where `flag` is true to `counts[FLAGGED]` as they are read."""
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in data.to_batches() if isinstance(data, pa.Table) else data:
+            counts[FLAGGED] = counts.get(FLAGGED, 0) + int(pc.sum(batch.column(flag)).as_py() or 0)
+            yield batch
+    return pa.RecordBatchReader.from_batches(data.schema, counted())
 
 
 def select_columns(data: ArrowData, names: Sequence[str]) -> ArrowData:
@@ -189,7 +203,8 @@ class TableWriter(ABC):
         finally:
             self.close()
         for name, value in self.counts.items():
-            self.ctx.metric(name, value, "rows")
+            if name != FLAGGED:
+                self.ctx.metric(name, value, "rows")
         return rows
 
     def dry_run(self, target: str, *, input_known: bool) -> StepPlan:
@@ -356,6 +371,9 @@ class TableWriter(ABC):
             hashed = [n for n in self.written if n not in self.options.primary_key]
             self.data = scd2.with_row_hash(self.data, hashed)
             changed = True
+        if self.options.hard_delete_column is not None and not self.dialect.MERGE_COUNTS_ROWS:
+            self.data = count_flagged(self.data, self.options.hard_delete_column, self.counts)
+            changed = True
         if changed:
             self.names = self.data.schema.names
             self.input_changed()
@@ -454,9 +472,9 @@ class SessionWriter(TableWriter):
                 rows = count
             else:
                 self.counts[move.metric] = self.counts.get(move.metric, 0) + count
-        if self.options.write_mode == "scd2":
+        if self.options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
             return rows
-        return rows if self.dialect.MERGE_COUNTS_ROWS or loaded is None else loaded
+        return loaded - self.counts.pop(FLAGGED, 0)  # the staged rows, less those flagged for deletion
 
 
 class TransactionalWriter(SessionWriter):
