@@ -81,7 +81,8 @@ class _ReadOnlyLookup(DuckDBTableWriter):
     def open(self) -> None:
         if Path(self.config.path).is_file():
             self._con = duckdb.connect(self.config.path, read_only=True)
-            self._con.register(SOURCE, self.data)  # the planned input: its column types for on_schema_change
+            if self.names:  # the planned input: its column types for on_schema_change
+                self._con.register(SOURCE, self.data)
 
     def columns(self) -> list[str] | None:
         return super().columns() if self._con is not None else None
