@@ -118,6 +118,16 @@ def test_scd2_row_hash_is_the_same_in_every_database(target: Target) -> None:
     assert value == hashlib.sha256(b"v\n" + b"a").hexdigest()  # the column names, then the values
 
 
+def test_scd2_with_ignore_hashes_only_the_columns_it_writes(target: Target) -> None:
+    table = target.table()
+    scd2 = {"write_mode": "scd2", "primary_key": ["id"], "on_schema_change": "ignore"}
+    target.write(table, orders([1], ["a"]), **scd2)
+    extra = pa.table({"id": pa.array([1], pa.int64()), "v": ["a"], "note": ["not stored"]})
+    assert target.write(table, extra, **scd2).rows == 0  # a change in an ignored column is no change
+    assert versions(target, table) == [(1, "a", True)]
+    assert "note" not in target.columns(table)
+
+
 def test_scd2_refuses_a_table_without_its_columns(target: Target) -> None:
     table = target.table()
     target.write(table, orders([1], ["a"]), **KEYED)

@@ -366,6 +366,7 @@ class TableWriter(ABC):
         changed = False
         if skip:
             self.data = select_columns(self.data, [n for n in self.names if self.dialect.fold(n) not in skip])
+            self.names = self.data.schema.names
             changed = True
         if self.options.write_mode == "scd2":
             hashed = [n for n in self.written if n not in self.options.primary_key]
