@@ -27,8 +27,7 @@ def test_delete_missing_hard_deletes_keys_the_full_extract_lacks(target: Target)
     written = target.write(table, orders([2, 4], ["b2", "d"]), **KEYED, delete_missing="hard")
     assert target.rows(table, ["id", "v"]) == [(2, "b2"), (4, "d")]
     assert written.rows == 2
-    if target.name != "supabase":  # the staged path reports only the rows written
-        assert written.metrics["rows_deleted"] == 2
+    assert written.metrics["rows_deleted"] == 2
 
 
 def test_delete_missing_soft_stamps_and_clears_deleted_at(target: Target) -> None:
@@ -45,8 +44,7 @@ def test_delete_missing_soft_stamps_and_clears_deleted_at(target: Target) -> Non
     written = target.write(table, orders([1, 2], ["a2", "b2"]), **KEYED, delete_missing="soft")
     assert target.rows(table, ["id"], " WHERE _osiris_deleted_at IS NOT NULL") == [(3,)]  # 1 came back
     assert target.rows(table, ["id", "v"]) == [(1, "a2"), (2, "b2"), (3, "c")]
-    if target.name != "supabase":
-        assert written.metrics == {"rows_deleted": 0, "rows_undeleted": 1}
+    assert written.metrics == {"rows_deleted": 0, "rows_undeleted": 1}
 
 
 def test_hard_delete_column_deletes_flagged_keys_and_is_not_written(target: Target) -> None:
@@ -57,8 +55,7 @@ def test_hard_delete_column_deletes_flagged_keys_and_is_not_written(target: Targ
     assert target.rows(table, ["id", "v"]) == [(2, "b2"), (3, "c"), (5, "e")]
     assert "_deleted" not in target.columns(table)
     assert written.rows == 2  # the flagged row is not written
-    if target.name != "supabase":
-        assert written.metrics["rows_deleted"] == 1
+    assert written.metrics["rows_deleted"] == 1
     fresh = target.table()  # a table the write creates never gets the flag column either
     target.write(fresh, orders([1, 2], ["a", "b"], [False, True]), **KEYED, hard_delete_column="_deleted")
     assert target.columns(fresh) == ["id", "v"] and target.rows(fresh, ["id", "v"]) == [(1, "a")]
@@ -87,8 +84,7 @@ def test_scd2_over_three_runs_insert_update_delete_noop(target: Target) -> None:
     assert second.rows == 2  # the versions inserted: 2 (new version) and 4
     assert versions(target, table) == [(1, "a", True), (2, "b", False), (2, "b2", True), (3, "c", False),
                                        (4, "d", True)]
-    if target.name != "supabase":
-        assert second.metrics["rows_closed"] == 2
+    assert second.metrics["rows_closed"] == 2
     third = target.write(table, second_input, **scd2)  # the same extract again: nothing changes
     assert third.rows == 0
     assert len(versions(target, table)) == 5

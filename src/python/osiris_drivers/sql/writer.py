@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -54,6 +55,8 @@ NEW_SUFFIX = "__osiris_new"
 OLD_SUFFIX = "__osiris_old"
 STAGE_SUFFIX = "__osiris_stage"
 STAGE_PREFIX = "_osiris_stage_"
+COUNTS_COLUMN = "policy_counts"
+"""StagedWriter: the finishing transaction's policy row counts (JSON {metric: rows}), beside `rows`."""
 
 
 class TableWriteOptions(DriverConfig):
@@ -636,8 +639,13 @@ class StagedWriter(TableWriter):
         """Called once the staging table exists (e.g. to wait until the data path can see it)."""
 
     def finalize(self, statements: list[str]) -> int:
-        """Run the finishing transaction; the rows moved in (its last statement's `rows`)."""
+        """Run the finishing transaction; the rows moved in (its last statement's `rows`; its `counts`, when the
+        policies counted rows, go to `self.counts`)."""
         result = self.run_sql(";\n".join(statements))
+        if result and result[-1].get(COUNTS_COLUMN):
+            counts = result[-1][COUNTS_COLUMN]
+            for name, value in (json.loads(counts) if isinstance(counts, str) else counts).items():
+                self.counts[str(name)] = int(value)
         return int(result[-1]["rows"]) if result else 0
 
     # ------------------------------------------------------------------------------------------------ skeleton
@@ -649,9 +657,9 @@ class StagedWriter(TableWriter):
             columns.append(f"{self.dialect.quote_ident(self.BATCH_COLUMN)} INTEGER NOT NULL")
         return f"{self.dialect.CREATE_STAGE} {stage} ({', '.join(columns)})"
 
-    def counted(self, insert: str) -> str:
-        """A statement that runs `insert` and returns its row count as `rows`."""
-        return f"WITH written AS ({insert} RETURNING 1) SELECT count(*) AS rows FROM written"
+    def counted(self, insert: str, extra: str = "") -> str:
+        """A statement that runs `insert` and returns its row count as `rows` (and the `extra` select items)."""
+        return f"WITH written AS ({insert} RETURNING 1) SELECT count(*) AS rows{extra} FROM written"
 
     def write(self) -> int:
         stage = TableName(self.table.schema, f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}")
@@ -691,11 +699,18 @@ class StagedWriter(TableWriter):
         elif plan.empty:
             statements.append(self.dialect.empty_sql(self.target))
         statements += plan.change.statements(self.dialect, self.target)
+        extra = ""
         if self.options.write_mode in KEYED_MODES:
             *policies, last = self.moves(self.target, staged)
-            statements += [m.sql for m in policies]
             move = last.sql
+            if policies:  # each policy statement's row count, kept in a table the commit drops
+                counts = self.dialect.quote_ident(f"_osiris_counts_{uuid.uuid4().hex[:12]}")
+                statements.append(f"CREATE TEMPORARY TABLE {counts} (metric TEXT, n BIGINT) ON COMMIT DROP")
+                statements += [f"WITH moved AS ({m.sql} RETURNING 1) INSERT INTO {counts} "
+                               f"SELECT '{m.metric}', count(*) FROM moved" for m in policies]
+                extra = (f", (SELECT CAST(json_object_agg(metric, n) AS TEXT) FROM (SELECT metric, sum(n) AS n "
+                         f"FROM {counts} GROUP BY metric) AS c) AS {COUNTS_COLUMN}")
         else:
             move = self.dialect.insert_sql(self.target, staged, self.written)
-        statements.append(self.counted(move))
+        statements.append(self.counted(move, extra))
         return statements

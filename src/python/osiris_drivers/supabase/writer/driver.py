@@ -196,8 +196,8 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
 
-    def counted(self, insert: str) -> str:
-        return self.marker.counted_sql(insert) if self.marked else super().counted(insert)
+    def counted(self, insert: str, extra: str = "") -> str:
+        return self.marker.counted_sql(insert, extra) if self.marked else super().counted(insert, extra)
 
     def finalize(self, statements: list[str]) -> int:
         try:
