@@ -169,3 +169,19 @@ def test_a_failed_scd2_write_closes_nothing(target: Target) -> None:
     with pytest.raises(DriverError):
         target.write(table, orders([1], ["a2"]), write_mode="scd2", primary_key=["id"])
     assert [(r[0], r[1], r[2]) for r in versions(target, table)] == [(1, "a", True)]
+
+
+def test_a_failed_sync_all_columns_write_keeps_dropped_and_widened_columns(target: Target) -> None:
+    """sync_all_columns adds, drops and widens, then a row breaks a CHECK: the table keeps its old shape."""
+    table = target.table()
+    t = target.types
+    target.sql(f"CREATE TABLE {target.q(table)} (id {t['int']} NOT NULL PRIMARY KEY, v {t['text']} "
+               f"CHECK (v <> 'boom'), n INTEGER, gone {t['int']})")
+    target.sql(f"INSERT INTO {target.q(table)} (id, v, n, gone) VALUES (1, 'a', 1, 10)")
+    data = pa.table({"id": pa.array([2], pa.int64()), "v": ["boom"], "n": pa.array([2**40], pa.int64()),
+                     "extra": pa.array([1], pa.int64())})
+    with pytest.raises(DriverError):
+        target.write(table, data, **KEYED, on_schema_change="sync_all_columns", delete_missing="soft")
+    assert target.columns(table) == ["id", "v", "n", "gone"]
+    assert "big" not in target.column_type(table, "n")
+    assert target.rows(table, ["id", "v", "n", "gone"]) == [(1, "a", 1, 10)]
