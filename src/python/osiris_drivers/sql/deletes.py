@@ -63,3 +63,15 @@ def undelete_sql(dialect: Dialect, target: str, source: str, keys: Sequence[str]
     written = f"NOT {flagged(dialect, flag)}" if flag else ""
     return (f"UPDATE {target} SET {dialect.quote_ident(DELETED_AT)} = NULL WHERE {column} IS NOT NULL "
             f"AND {in_source(dialect, target, source, keys, written)}")
+
+
+def describe_deletions(*, scd2: bool, delete_missing: str | None, flag: str | None) -> str:
+    """What the deletion policies do, as `; …` parts of a dry run's detail ("" when none is set)."""
+    parts = []
+    if delete_missing:
+        what = ("closes their current version" if scd2 else
+                "deletes them" if delete_missing == "hard" else f"sets their {DELETED_AT}")
+        parts.append(f"keys missing from the input: delete_missing {delete_missing} {what}")
+    if flag:
+        parts.append(f"input rows with {flag} true: their keys " + ("closed" if scd2 else "deleted"))
+    return "".join(f"; {p}" for p in parts)

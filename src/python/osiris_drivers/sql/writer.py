@@ -23,20 +23,20 @@ import datetime as dt
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql import scd2
-from osiris_drivers.sql.deletes import DELETED_AT
+from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
+from osiris_drivers.sql.input_shape import FLAGGED, count_flagged, select_columns
 from osiris_drivers.sql.moves import Move, MoveSpec, moves
 from osiris_drivers.sql.schema_change import (
     DEFAULT_POLICY,
@@ -69,27 +69,6 @@ class TableWriteOptions(DriverConfig):
     on_schema_change: SchemaChangePolicy = DEFAULT_POLICY
     delete_missing: Literal["hard", "soft"] | None = None
     hard_delete_column: ColumnName | None = None
-
-
-FLAGGED = "_flagged"
-"""Input rows flagged by `hard_delete_column` (counted as they stream, where the merge cannot count the rows)."""
-
-
-def count_flagged(data: ArrowData, flag: str, counts: dict[str, int]) -> ArrowData:
-    """The input unchanged, adding its rows where `flag` is true to `counts[FLAGGED]` as they are read."""
-    def counted() -> Iterator[pa.RecordBatch]:
-        for batch in data.to_batches() if isinstance(data, pa.Table) else data:
-            counts[FLAGGED] = counts.get(FLAGGED, 0) + int(pc.sum(batch.column(flag)).as_py() or 0)
-            yield batch
-    return pa.RecordBatchReader.from_batches(data.schema, counted())
-
-
-def select_columns(data: ArrowData, names: Sequence[str]) -> ArrowData:
-    """The input with only `names` (a stream stays a stream)."""
-    if isinstance(data, pa.Table):
-        return data.select(list(names))
-    schema = pa.schema([data.schema.field(n) for n in names])
-    return pa.RecordBatchReader.from_batches(schema, (b.select(list(names)) for b in data))
 
 
 def planned_input(columns: Sequence[str] | None) -> pa.Table:
@@ -226,7 +205,9 @@ class TableWriter(ABC):
         finally:
             self.close()
         mode = self.options.write_mode
-        policies = self.describe_policies()
+        options = self.options
+        policies = describe_deletions(scd2=mode == "scd2", delete_missing=options.delete_missing,
+                                      flag=options.hard_delete_column)
         if plan.existing is None:
             key = f" (primary key {self.options.primary_key})" if self.options.primary_key else ""
             how = "then the rows written" if mode != "scd2" else "then the first versions inserted"
@@ -252,18 +233,6 @@ class TableWriter(ABC):
         if plan.change.alters or plan.change.skip_input:
             detail += f"; on_schema_change {self.options.on_schema_change} {plan.change.describe()}"
         return StepPlan(target=target, write_mode=mode, action=mode, target_exists=True, detail=detail + policies)
-
-    def describe_policies(self) -> str:
-        """The deletion policies, for a dry run's detail."""
-        options, parts = self.options, []
-        if options.delete_missing:
-            what = ("closes their current version" if options.write_mode == "scd2" else
-                    "deletes them" if options.delete_missing == "hard" else f"sets their {DELETED_AT}")
-            parts.append(f"keys missing from the input: delete_missing {options.delete_missing} {what}")
-        if options.hard_delete_column:
-            parts.append(f"input rows with {options.hard_delete_column} true: their keys "
-                         + ("closed" if options.write_mode == "scd2" else "deleted"))
-        return "".join(f"; {p}" for p in parts)
 
     def fail(self, message: str, hint: str) -> DriverError:
         return DriverError(message, step_id=self.step_id, hint=hint)
