@@ -1,5 +1,6 @@
 """replace that rebuilds a table (the input's columns differ) keeps what the new schema allows: PostgreSQL (both
-the psycopg2 and the Supabase staged path) its grants, non-key indexes and comments, refusing dependent views;
+the psycopg2 and the Supabase staged path) its row-level security, grants, non-key indexes and comments, refusing
+dependent views;
 MySQL its secondary indexes and table comment."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def role(pg_target: Target) -> Iterator[str]:
     pg_target.sql(f'DROP ROLE "{name}"')
 
 
-def test_postgres_replace_keeps_grants_indexes_and_comments(pg_target: Target, role: str) -> None:
+def test_postgres_replace_keeps_rls_grants_indexes_and_comments(pg_target: Target, role: str) -> None:
     target, table = pg_target, pg_target.table()
     q = target.q(table)
     target.sql(f"CREATE TABLE {q} (id BIGINT PRIMARY KEY, a TEXT, old TEXT)")
@@ -40,9 +41,15 @@ def test_postgres_replace_keeps_grants_indexes_and_comments(pg_target: Target, r
     target.sql(f"COMMENT ON TABLE {q} IS 'orders, kept'")
     target.sql(f"COMMENT ON COLUMN {q}.a IS 'it''s a'")
     target.sql(f'GRANT SELECT, UPDATE ON {q} TO "{role}"')
+    target.sql(f"ALTER TABLE {q} ENABLE ROW LEVEL SECURITY")
+    target.sql(f"CREATE POLICY own_rows ON {q} AS PERMISSIVE FOR SELECT TO \"{role}\" USING (a = current_user)")
     target.sql(f"INSERT INTO {q} VALUES (1, 'x', 'y')")
     target.write(table, NEW_INPUT, **REPLACE)
     assert target.columns(table) == ["id", "a", "c"]
+    # The grants come back only with the row-level security that guarded them.
+    assert target.sql(f"SELECT relrowsecurity FROM pg_class WHERE oid = '{q}'::regclass") == [(True,)]
+    policies = target.sql(f"SELECT policyname, cmd, roles::text[], qual FROM pg_policies WHERE tablename = '{table}'")
+    assert policies == [("own_rows", "SELECT", [role], "(a = CURRENT_USER)")]
     assert target.rows(table, ["id", "a", "c"]) == [(5, "new", 1)]
     privileges = target.sql(f"SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = "
                             f"'{role}' AND table_name = '{table}' ORDER BY 1")
@@ -83,3 +90,18 @@ def test_mysql_replace_keeps_secondary_indexes_and_the_table_comment(mysql_targe
     assert indexes == {"PRIMARY", f"{table}_n"}
     comment = target.sql(f"SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_NAME = '{table}'")
     assert comment == [("orders, kept",)]
+
+
+def test_postgres_replace_refuses_to_lose_a_policy_on_a_dropped_column(pg_target: Target) -> None:
+    """RLS is never silently weakened: a policy that names a column the input lacks fails the write."""
+    target, table = pg_target, pg_target.table()
+    q = target.q(table)
+    target.sql(f"CREATE TABLE {q} (id BIGINT PRIMARY KEY, a TEXT, old TEXT)")
+    target.sql(f"ALTER TABLE {q} ENABLE ROW LEVEL SECURITY")
+    target.sql(f"CREATE POLICY by_old ON {q} FOR SELECT USING (old = current_user)")
+    target.sql(f"INSERT INTO {q} VALUES (1, 'x', 'y')")
+    with pytest.raises(DriverError) as info:
+        target.write(table, NEW_INPUT, **REPLACE)
+    assert "old" in info.value.message and "unchanged" in (info.value.hint or "") + info.value.message
+    assert target.rows(table, ["id", "a", "old"]) == [(1, "x", "y")]
+    assert target.sql(f"SELECT policyname FROM pg_policies WHERE tablename = '{table}'") == [("by_old",)]

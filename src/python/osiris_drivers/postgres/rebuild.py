@@ -1,7 +1,9 @@
 """What `replace` keeps when it rebuilds a PostgreSQL table (its columns changed): the same transaction drops the
-table, creates it from the input and then re-applies the old table's grants, its non-primary-key indexes whose
-columns still exist and its table and column comments. Views that depend on the table are never dropped (no
-CASCADE): the write is refused, naming them. Used by `postgres.writer` and both `supabase.writer` paths."""
+table, creates it from the input and then re-applies the old table's row-level security (enabled, forced, every
+policy), its grants, its non-primary-key indexes whose columns still exist and its table and column comments.
+Grants never come back without the RLS that guarded them: a policy that names a column the new table lacks fails
+the write (atomically). Views that depend on the table are never dropped (no CASCADE): the write is refused,
+naming them. Used by `postgres.writer` and both `supabase.writer` paths."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def kept_statements(query: Query, target: str, table: str, columns: Collection[s
         "AND v.oid <> d.refobjid ORDER BY 1")]
     if views:
         raise DependentViews(views)
-    statements = []
+    statements = _row_security(query, oid, table)
     for row in query("SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) "
                      "END AS grantee, a.privilege_type AS privilege, a.is_grantable AS grantable "
                      f"FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = {oid} AND a.grantee <> c.relowner "
@@ -67,6 +69,35 @@ def kept_statements(query: Query, target: str, table: str, columns: Collection[s
             statements.append(f"COMMENT ON COLUMN {table}.{POSTGRES.quote_ident(str(row['name']))} IS "
                               f"{quote_literal(str(row['comment']))}")
     return statements
+
+
+def _row_security(query: Query, oid: str, table: str) -> list[str]:
+    """RLS on `table` as on the old table: enabled, forced, and each policy re-created."""
+    statements = []
+    for row in query("SELECT relrowsecurity AS enabled, relforcerowsecurity AS forced FROM pg_class "
+                     f"WHERE oid = {oid}"):
+        if row["enabled"]:
+            statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        if row["forced"]:
+            statements.append(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    for row in query("SELECT p.polname AS name, p.polpermissive AS permissive, p.polcmd AS cmd, "
+                     "ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END "
+                     "FROM unnest(p.polroles) AS r) AS roles, pg_get_expr(p.polqual, p.polrelid) AS qual, "
+                     f"pg_get_expr(p.polwithcheck, p.polrelid) AS checks FROM pg_policy p WHERE p.polrelid = {oid} "
+                     "ORDER BY p.polname"):
+        command = _POLICY_COMMANDS[str(row["cmd"])]
+        kind = "PERMISSIVE" if row["permissive"] else "RESTRICTIVE"
+        policy = (f"CREATE POLICY {POSTGRES.quote_ident(str(row['name']))} ON {table} AS {kind} FOR {command} "
+                  f"TO {', '.join(_names(row['roles']))}")
+        if row["qual"] is not None:
+            policy += f" USING ({row['qual']})"
+        if row["checks"] is not None:
+            policy += f" WITH CHECK ({row['checks']})"
+        statements.append(policy)
+    return statements
+
+
+_POLICY_COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
 
 
 def _names(value: Any) -> list[str]:
