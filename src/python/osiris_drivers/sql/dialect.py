@@ -88,10 +88,6 @@ class Dialect:
     def same_columns(self, existing: Sequence[str], names: Sequence[str]) -> bool:
         return sorted(map(self.fold, existing)) == sorted(map(self.fold, names))
 
-    def unknown_columns(self, names: Sequence[str], existing: Sequence[str]) -> list[str]:
-        known = {self.fold(c) for c in existing}
-        return [n for n in names if self.fold(n) not in known]
-
     def helper_name(self, table: str, suffix: str) -> str:
         """`<table><suffix>`, shortened to the identifier limit with a hash of the full name."""
         if len(table) + len(suffix) <= self.MAX_IDENTIFIER_LENGTH:

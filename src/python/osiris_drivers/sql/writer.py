@@ -204,8 +204,8 @@ class TableWriter(ABC):
                 self.reraise(exc, started=False)
         finally:
             self.close()
-        mode = self.options.write_mode
         options = self.options
+        mode = options.write_mode
         policies = describe_deletions(scd2=mode == "scd2", delete_missing=options.delete_missing,
                                       flag=options.hard_delete_column)
         if plan.existing is None:
