@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pytest
 
-from osiris_core.driver import ROWS_WRITTEN, Driver, DriverConfig
+from osiris_core.driver import ROWS_WRITTEN, ArrowData, Driver, DriverConfig
 from osiris_drivers.duckdb.dialect import DUCKDB
 from osiris_drivers.duckdb.writer.driver import DuckDBWriter, DuckDBWriterConfig
 from osiris_drivers.mysql.dialect import MYSQL
@@ -61,7 +60,7 @@ class Target:
     def q(self, table: str) -> str:
         return f"{self.dialect.quote_ident(self.schema)}.{self.dialect.quote_ident(table)}"
 
-    def write(self, table: str, data: pa.Table, **config: Any) -> Written:
+    def write(self, table: str, data: ArrowData, **config: Any) -> Written:
         recorder = Recorder()
         model = self.config_model.model_validate({**self.base, "table": table, **config})
         self.driver.run(step_id="write", config=model, inputs={"in": data}, ctx=recorder.context(self.artifacts))

@@ -185,3 +185,21 @@ def test_a_failed_sync_all_columns_write_keeps_dropped_and_widened_columns(targe
     assert target.columns(table) == ["id", "v", "n", "gone"]
     assert "big" not in target.column_type(table, "n")
     assert target.rows(table, ["id", "v", "n", "gone"]) == [(1, "a", 1, 10)]
+
+
+def stream(table: pa.Table) -> pa.RecordBatchReader:
+    """The input as a pipeline hands it over: a stream of small batches, readable once."""
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=1))
+
+
+def test_policies_read_a_streamed_input_once(target: Target) -> None:
+    table = target.table()
+    scd2 = {"write_mode": "scd2", "primary_key": ["id"], "delete_missing": "soft",
+            "hard_delete_column": "_deleted", "on_schema_change": "ignore"}
+    first = orders([1, 2, 3], ["a", "b", "c"], [False, False, False])
+    assert target.write(table, stream(first), **scd2).rows == 3
+    second = orders([1, 2, 4], ["a2", "b", "d"], [False, True, False]).append_column("note", pa.array(["x"] * 3))
+    written = target.write(table, stream(second), **scd2)
+    assert written.rows == 2 and written.metrics["rows_closed"] == 3  # 1 changed; 2 flagged; 3 missing
+    assert versions(target, table) == [(1, "a", False), (1, "a2", True), (2, "b", False), (3, "c", False),
+                                       (4, "d", True)]
