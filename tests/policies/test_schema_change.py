@@ -79,3 +79,13 @@ def test_type_names_of_every_database_read_alike() -> None:
     assert not fits(parse_type("NUMERIC(10,4)"), parse_type("numeric(12,2)"))
     assert fits(parse_type("BIGINT"), parse_type("numeric(20,0)")) and not fits(parse_type("TEXT"), parse_type("int"))
     assert decide("ignore", SchemaDiff(), "t").alters is False
+
+
+def test_mysql_widening_keeps_not_null_and_the_comment(mysql_target: Target) -> None:
+    target, table = mysql_target, mysql_target.table()
+    target.sql(f"CREATE TABLE {target.q(table)} (id BIGINT PRIMARY KEY, n INT NOT NULL COMMENT 'how many')")
+    data = pa.table({"id": pa.array([1], pa.int64()), "n": pa.array([2**40], pa.int64())})
+    target.write(table, data, write_mode="upsert", primary_key=["id"], on_schema_change="sync_all_columns")
+    assert target.sql(f"SELECT COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT FROM information_schema.COLUMNS WHERE "
+                      f"TABLE_NAME = '{table}' AND COLUMN_NAME = 'n'") == [("bigint(20)", "NO", "how many")]
+    assert target.rows(table, ["id", "n"]) == [(1, 2**40)]

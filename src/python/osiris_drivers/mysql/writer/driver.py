@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,6 +33,7 @@ from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, sin
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL, is_binary, to_python, to_text
+from osiris_drivers.sql.schema_change import SchemaChange
 from osiris_drivers.sql.writer import STAGE_SUFFIX, Plan, SwapWriter, TableWriteOptions
 from osiris_drivers.step_io import batches, report_written
 
@@ -153,10 +155,27 @@ class MySQLTableWriter(SwapWriter):
             "primary_key to an existing one")
 
     def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        return {name: sql_type for name, (sql_type, _) in self._column_definitions().items()}
+
+    def _column_definitions(self) -> dict[str, tuple[str, str]]:
+        """Each column's type and what `MODIFY COLUMN` must restate to keep it: NOT NULL and the comment."""
         with self.session.cursor() as cursor:
-            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-                           "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (self.table.schema, self.table.name))
-            return {str(r[0]): str(r[1]) for r in cursor.fetchall()}
+            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT "
+                           "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                           "ORDER BY ORDINAL_POSITION",
+                           (self.table.schema, self.table.name))
+            rows = cursor.fetchall()
+        return {str(name): (str(sql_type), (" NOT NULL" if nullable == "NO" else "")
+                            + (f" COMMENT {self.session.escape(str(comment))}" if comment else ""))
+                for name, sql_type, nullable, comment in rows}
+
+    def schema_change(self, existing: list[str]) -> SchemaChange:
+        """As shared, with a widened column's NOT NULL and comment restated (MODIFY COLUMN replaces them)."""
+        change = super().schema_change(existing)
+        if not change.retype:
+            return change
+        kept = {MYSQL.fold(n): extra for n, (_, extra) in self._column_definitions().items()}
+        return replace(change, retype=tuple((n, t + kept.get(MYSQL.fold(n), "")) for n, t in change.retype))
 
     def kept_on_rebuild(self, table: str) -> list[str]:
         """replace keeps the target's secondary indexes whose columns the new table has, and its table comment,
