@@ -196,7 +196,7 @@ def test_a_plan_that_would_fail_says_why_and_exits_1(targets: Path, mysql_db: My
         READ,
         write("strict", "duckdb.writer", "t_new", create_if_missing=False),
         write("nokey", "mysql.writer", "t_nokey", "upsert", connection="@mysql.main"),
-        write("columns", "postgres.writer", "t_other", connection="@postgres.main"),
+        write("columns", "postgres.writer", "t_other", connection="@postgres.main", on_schema_change="fail"),
         write("down", "postgres.writer", "t_new", connection="@postgres.down"),
         write("fine", "duckdb.writer", "t_append"),
         {"id": "gone", "component": "filesystem.csv_extractor", "mode": "read", "config": {"path": "gone.csv"}},
@@ -207,7 +207,7 @@ def test_a_plan_that_would_fail_says_why_and_exits_1(targets: Path, mysql_db: My
     assert plan["ok"] is False and errors["read"] is None and errors["fine"] is None
     assert errors["strict"].startswith("step 'strict': table t_new does not exist in wh.duckdb")
     assert "has no PRIMARY KEY or UNIQUE index on ['id']" in errors["nokey"]
-    assert "input columns ['name'] are not in table public.t_other" in errors["columns"]  # the CSV header
+    assert "the input's columns differ from table public.t_other's (added: name" in errors["columns"]  # the header
     assert "cannot connect to PostgreSQL at 127.0.0.1" in errors["down"]
     assert errors["gone"].startswith("step 'gone': CSV file not found: gone.csv")
     assert PASSWORD not in json.dumps(plan)

@@ -147,7 +147,20 @@ def test_every_sql_writer_refuses_upsert_without_a_primary_key(project: Path, ca
     assert _validate(project, capsys, step)[0] == 0
     config["write_mode"] = "merge"
     code, error = _validate(project, capsys, step)
-    assert code == 2 and "'merge' is not one of ['append', 'upsert', 'replace']" in error
+    assert code == 2 and "'merge' is not one of ['append', 'upsert', 'replace', 'scd2']" in error
+    config.update(write_mode="scd2", primary_key=[])
+    code, error = _validate(project, capsys, step)
+    assert code == 2 and 'primary_key is required when write_mode is "scd2"' in error
+    config.update(write_mode="append", primary_key=["id"], delete_missing="hard")
+    code, error = _validate(project, capsys, step)
+    assert code == 2 and 'delete_missing is not allowed when write_mode is one of "append", "replace"' in error
+    assert "use write_mode upsert or scd2" in error
+    del config["delete_missing"]
+    config.update(write_mode="replace", hard_delete_column="_deleted")
+    code, error = _validate(project, capsys, step)
+    assert code == 2 and "hard_delete_column is not allowed when write_mode is" in error
+    config.update(write_mode="scd2", delete_missing="soft", on_schema_change="sync_all_columns")
+    assert _validate(project, capsys, step)[0] == 0
 
 
 def test_supabase_query_needs_pg_dsn_in_the_connection(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,8 +180,8 @@ def test_the_sql_writers_declare_the_same_rules_and_idempotence() -> None:
     assert len({json.dumps([r.model_dump() for r in specs[n].rules]) for n in SQL_EXTRACTORS[:2]}) == 1
     for name in SQL_WRITERS:
         spec = specs[name]
-        assert [spec.writes_idempotently({"write_mode": m}) for m in ("append", "upsert", "replace")] == \
-            [False, True, True]
+        assert [spec.writes_idempotently({"write_mode": m}) for m in ("append", "upsert", "replace", "scd2")] == \
+            [False, True, True, True]
         assert spec.writes_idempotently({}) is False  # the default is append
     assert specs["filesystem.csv_writer"].writes_idempotently({})
 

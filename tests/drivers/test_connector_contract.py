@@ -25,7 +25,8 @@ PACKAGE = Path(osiris_drivers.__file__).parent
 FAMILIES = ("duckdb", "filesystem", "mysql", "postgres", "supabase")
 SQL_WRITERS = ("mysql.writer", "postgres.writer", "supabase.writer", "duckdb.writer")
 SQL_EXTRACTORS = ("mysql.extractor", "postgres.extractor", "supabase.extractor")
-WRITE_OPTIONS = ("write_mode", "primary_key", "create_if_missing")
+WRITE_OPTIONS = ("write_mode", "primary_key", "create_if_missing", "on_schema_change", "delete_missing",
+                 "hard_delete_column")
 
 
 def component_folders(family: str) -> list[Path]:
@@ -110,8 +111,10 @@ def test_the_four_sql_writers_declare_one_set_of_write_options(registry: Compone
     for key in WRITE_OPTIONS:
         assert len({json.dumps(spec["properties"][key], sort_keys=True) for spec in specs.values()}) == 1, key
     reference = specs["mysql.writer"]["properties"]
-    assert reference["write_mode"] == {**reference["write_mode"], "enum": ["append", "upsert", "replace"],
+    assert reference["write_mode"] == {**reference["write_mode"], "enum": ["append", "upsert", "replace", "scd2"],
                                        "default": "append"}
+    assert reference["on_schema_change"]["default"] == "append_new_columns"
+    assert "default" not in reference["delete_missing"] and "default" not in reference["hard_delete_column"]
     assert reference["create_if_missing"]["default"] is True
     assert reference["primary_key"]["default"] == []
     for name, spec in specs.items():

@@ -96,7 +96,7 @@ def _step(step: ManifestStep, plan: StepPlan | None, error: str | None) -> dict[
             "incremental": INCREMENTAL, "error": error}
 
 
-AFTER_CREATE: dict[str | None, WriteAction] = {"append": "append", "upsert": "upsert"}
+AFTER_CREATE: dict[str | None, WriteAction] = {"append": "append", "upsert": "upsert", "scd2": "scd2"}
 """What a write does to a target an earlier step creates; anything else (replace, a file) replaces it."""
 
 

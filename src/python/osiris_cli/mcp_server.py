@@ -119,7 +119,7 @@ def build_server(app: App) -> FastMCP:
     @server.tool(annotations=LOOKS_UP)
     async def dry_run(target: str) -> dict[str, Any]:
         """The plan of running a pipeline file or compiled manifest.yaml, without reading rows or writing
-        anything: per step its source and target, write_mode, action (create, replace, append, upsert),
+        anything: per step its source and target, write_mode, action (create, replace, append, upsert, scd2),
         incremental state and the error that would stop the run. As `run --dry-run --json`."""
         return await tools.call(api.dry_run, target)
 

@@ -84,8 +84,9 @@ class StepContext:
         self.emit_event(OUTPUT_WRITTEN, {"target": target, "rows": rows})
 
 
-WriteAction: TypeAlias = Literal["create", "replace", "append", "upsert"]
-"""What a write does to its target: creates it (it is missing), replaces its rows, appends, or upserts by key."""
+WriteAction: TypeAlias = Literal["create", "replace", "append", "upsert", "scd2"]
+"""What a write does to its target: creates it (it is missing), replaces its rows, appends, upserts by key, or adds
+scd2 versions by key."""
 
 
 @dataclass(frozen=True)

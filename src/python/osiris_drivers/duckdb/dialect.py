@@ -1,7 +1,10 @@
 """DuckDB as a `Dialect`: double-quoted names that resolve case-insensitively; `replace` rebuilds the table from
-the input. Column types are DuckDB's own reading of the Arrow input: the writer asks DuckDB (`DESCRIBE`)."""
+the input. Column types are DuckDB's own reading of the Arrow input: the writer asks DuckDB (`DESCRIBE`). No
+partial indexes; the writer's own time columns are TIMESTAMP in UTC."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pyarrow as pa
 
@@ -13,6 +16,12 @@ class DuckDBDialect(Dialect):
     FAMILY = "duckdb"
     FOLDS_CASE = True
     REPLACE_KEEPS_MATCHING_TABLE = False
+    PARTIAL_UNIQUE_INDEX = False
+    TIMESTAMP_TYPE = "TIMESTAMP"
+    """UTC without a zone (a TIMESTAMPTZ reads back through pytz)."""
+
+    def timestamp_sql(self, value: dt.datetime) -> str:
+        return f"CAST('{value.strftime('%Y-%m-%d %H:%M:%S.%f')}' AS TIMESTAMP)"
 
     def check_writable(self, schema: pa.Schema) -> None:
         """DuckDB stores every Arrow type it can scan; anything else fails the write before it changes a thing."""

@@ -15,7 +15,7 @@ from osiris_drivers.catalog import Catalog, Column, FamilyCatalog, Relation, Rel
 from osiris_drivers.connection import ConnectionFailed, Problem
 from osiris_drivers.duckdb.connection import DEFAULT_SCHEMA, DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
-from osiris_drivers.duckdb.writer.driver import DuckDBTableWriter, DuckDBWriterConfig
+from osiris_drivers.duckdb.writer.driver import SOURCE, DuckDBTableWriter, DuckDBWriterConfig
 from osiris_drivers.sql.dialect import TableName
 from osiris_drivers.sql.writer import planned_input
 
@@ -81,6 +81,8 @@ class _ReadOnlyLookup(DuckDBTableWriter):
     def open(self) -> None:
         if Path(self.config.path).is_file():
             self._con = duckdb.connect(self.config.path, read_only=True)
+            if self.names:  # the planned input: its column types for on_schema_change
+                self._con.register(SOURCE, self.data)
 
     def columns(self) -> list[str] | None:
         return super().columns() if self._con is not None else None

@@ -11,6 +11,7 @@ columns for `LOAD DATA` / `INSERT`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -43,6 +44,9 @@ class MySQLDialect(Dialect):
     CREATES_SCHEMAS = False
     TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     TEXT_CAST: ClassVar[str] = "CAST({} AS CHAR)"
+    TIMESTAMP_TYPE: ClassVar[str] = "DATETIME(6)"
+    HASH_TYPE: ClassVar[str] = "CHAR(64)"
+    PARTIAL_UNIQUE_INDEX: ClassVar[bool] = False
 
     def column_type(self, arrow: pa.DataType, *, key: bool) -> str:
         """MySQL column type for a column of `arrow` values; `key` columns get indexable string types."""
@@ -86,6 +90,15 @@ class MySQLDialect(Dialect):
             first = self.quote_ident(names[0])
             updates = f"{first} = {first}"
         return f"{self.insert_sql(target, source, names)} ON DUPLICATE KEY UPDATE {updates}"
+
+    def retype_column_sql(self, table: str, name: str, sql_type: str) -> str:
+        return f"ALTER TABLE {table} MODIFY COLUMN {self.quote_ident(name)} {sql_type}"
+
+    def timestamp_sql(self, value: dt.datetime) -> str:
+        return f"CAST('{value.strftime('%Y-%m-%d %H:%M:%S.%f')}' AS DATETIME(6))"
+
+    def copy_table_sql(self, table: str, like: str) -> str:
+        return f"CREATE TABLE {table} LIKE {like}"
 
     def rename_sql(self, pairs: Sequence[tuple[str, str]]) -> str:
         """One atomic RENAME TABLE of every (old, new) pair."""

@@ -19,6 +19,7 @@ from osiris_core.driver import ArrowData, StepContext
 from osiris_drivers.connection import ConnectionSettings
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.dialect import POSTGRES
+from osiris_drivers.postgres.rebuild import column_types_sql, kept_on_rebuild
 from osiris_drivers.sql.dialect import TableName, hex_encode
 from osiris_drivers.sql.source_types import source_of
 from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
@@ -176,6 +177,18 @@ class CopyWriter(TransactionalWriter):
         self.cursor.execute("SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
                             "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (self.target,))
         return [str(r[0]) for r in self.cursor.fetchall()]
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of one read-only statement in the open transaction, as dicts."""
+        self.cursor.execute(sql)
+        names = [d[0] for d in self.cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in self.cursor.fetchall()]
+
+    def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        return {str(r["name"]): str(r["type"]) for r in self.query(column_types_sql(self.target))}
+
+    def kept_on_rebuild(self, table: str) -> list[str]:
+        return kept_on_rebuild(self, self.query, table)
 
     def load(self, table: str) -> int:
         return copy_into(self.cursor, table, self.names, self.data)

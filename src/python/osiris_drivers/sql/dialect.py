@@ -8,6 +8,7 @@ statement from them, so each name is quoted by exactly one `quote_ident` per dat
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ class Dialect:
     """How a staging table that lives until the rows moved in is created."""
     TEXT_CAST: ClassVar[str] = "CAST({} AS VARCHAR)"
     """A column read as exact text (`{}` is the quoted name)."""
+    TIMESTAMP_TYPE: ClassVar[str] = "TIMESTAMPTZ"
+    """The type of the writer's own time columns (`_osiris_valid_from`, `_osiris_deleted_at`, …), in UTC."""
+    HASH_TYPE: ClassVar[str] = "VARCHAR(64)"
+    """The type of `_osiris_row_hash` (64 hex digits)."""
+    PARTIAL_UNIQUE_INDEX: ClassVar[bool] = True
+    """A unique index can have a WHERE clause (scd2 enforces one current row per key with one)."""
 
     # ------------------------------------------------------------------------------------------- names
 
@@ -85,10 +92,6 @@ class Dialect:
 
     def same_columns(self, existing: Sequence[str], names: Sequence[str]) -> bool:
         return sorted(map(self.fold, existing)) == sorted(map(self.fold, names))
-
-    def unknown_columns(self, names: Sequence[str], existing: Sequence[str]) -> list[str]:
-        known = {self.fold(c) for c in existing}
-        return [n for n in names if self.fold(n) not in known]
 
     def helper_name(self, table: str, suffix: str) -> str:
         """`<table><suffix>`, shortened to the identifier limit with a hash of the full name."""
@@ -163,6 +166,24 @@ class Dialect:
                             if self.fold(c) not in keys)
         action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         return f"{self.insert_sql(target, source, names)} ON CONFLICT ({self.column_list(primary_key)}) {action}"
+
+    def add_column_sql(self, table: str, name: str, sql_type: str) -> str:
+        return f"ALTER TABLE {table} ADD COLUMN {self.quote_ident(name)} {sql_type}"
+
+    def drop_column_sql(self, table: str, name: str) -> str:
+        return f"ALTER TABLE {table} DROP COLUMN {self.quote_ident(name)}"
+
+    def retype_column_sql(self, table: str, name: str, sql_type: str) -> str:
+        """Widen a column to `sql_type` (its values convert implicitly)."""
+        return f"ALTER TABLE {table} ALTER COLUMN {self.quote_ident(name)} SET DATA TYPE {sql_type}"
+
+    def timestamp_sql(self, value: dt.datetime) -> str:
+        """A UTC timestamp with microseconds as a literal of `TIMESTAMP_TYPE`."""
+        return f"CAST('{value.strftime('%Y-%m-%d %H:%M:%S.%f')}+00:00' AS {self.TIMESTAMP_TYPE})"
+
+    def copy_table_sql(self, table: str, like: str) -> str:
+        """Create `table` empty with `like`'s columns, keys, indexes and comments."""
+        return f"CREATE TABLE {table} (LIKE {like} INCLUDING ALL)"
 
     def empty_sql(self, target: str) -> str:
         return f"TRUNCATE {target}"

@@ -10,16 +10,21 @@ Every skeleton is atomic: a failure at any point leaves the target as it was and
   then one SQL transaction creates, rebuilds or empties the target and moves them in.
 
 Defaults (the four SQL writers' specs declare the same): `write_mode: append`, `primary_key: []`,
-`create_if_missing: true` (a missing table is created from the input's Arrow schema).
+`create_if_missing: true` (a missing table is created from the input's Arrow schema), `on_schema_change:
+append_new_columns`, no `delete_missing`, no `hard_delete_column`. The policies live in their own modules
+(`schema_change`, `deletes`, `scd2`, `moves`); the skeletons apply them in the same atomic write
+(docs/write_modes.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 import pyarrow as pa
@@ -28,14 +33,30 @@ from pydantic import Field
 from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
+from osiris_drivers.sql import scd2
+from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
+from osiris_drivers.sql.input_shape import FLAGGED, count_flagged, select_columns
+from osiris_drivers.sql.moves import Move, MoveSpec, moves
+from osiris_drivers.sql.schema_change import (
+    DEFAULT_POLICY,
+    SchemaChange,
+    SchemaChangePolicy,
+    SchemaChangeRefused,
+    decide,
+    diff,
+)
 
-WriteMode = Literal["append", "upsert", "replace"]
+WriteMode = Literal["append", "upsert", "replace", "scd2"]
+KEYED_MODES = ("upsert", "scd2")
+"""The modes that merge staged rows by primary_key (and so can apply deletions)."""
 ColumnName = Annotated[str, Field(min_length=1)]
 NEW_SUFFIX = "__osiris_new"
 OLD_SUFFIX = "__osiris_old"
 STAGE_SUFFIX = "__osiris_stage"
 STAGE_PREFIX = "_osiris_stage_"
+COUNTS_COLUMN = "policy_counts"
+"""StagedWriter: the finishing transaction's policy row counts (JSON {metric: rows}), beside `rows`."""
 
 
 class TableWriteOptions(DriverConfig):
@@ -45,6 +66,9 @@ class TableWriteOptions(DriverConfig):
     write_mode: WriteMode = "append"
     primary_key: list[ColumnName] = Field(default_factory=list)
     create_if_missing: bool = True
+    on_schema_change: SchemaChangePolicy = DEFAULT_POLICY
+    delete_missing: Literal["hard", "soft"] | None = None
+    hard_delete_column: ColumnName | None = None
 
 
 def planned_input(columns: Sequence[str] | None) -> pa.Table:
@@ -64,6 +88,8 @@ class Plan:
     """An existing target is replaced by a new table typed from the input."""
     empty: bool
     """replace empties the existing target in place."""
+    change: SchemaChange = field(default_factory=SchemaChange)
+    """What `on_schema_change` (and a missing `_osiris_deleted_at`) does to an existing target's columns."""
 
 
 class TableWriter(ABC):
@@ -82,6 +108,10 @@ class TableWriter(ABC):
         self.ctx = ctx
         self.names: list[str] = data.schema.names
         self.target = self.dialect.qualified(table)
+        self.run_at = dt.datetime.now(dt.UTC)
+        """The run's one timestamp (µs): scd2's `_osiris_valid_from`/`_valid_to`, `_osiris_deleted_at`."""
+        self.counts: dict[str, int] = {}
+        """Rows counted by the policies' statements (`moves.ROWS_DELETED`, …), reported as metrics once committed."""
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -122,6 +152,19 @@ class TableWriter(ABC):
         """Statements run in the same transaction right after the write created `table` (quoted), e.g. grants."""
         return []
 
+    def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        """The target's column types by name, as the database spells them (None: not known, never compared)."""
+        return dict.fromkeys(existing)
+
+    def input_changed(self) -> None:  # noqa: B027 (a hook most writers leave empty)
+        """`self.data` was reshaped after the plan (columns left out, the scd2 row hash added)."""
+
+    def kept_on_rebuild(self, table: str) -> list[str]:
+        """Before `replace` rebuilds the target: the statements that give the new table `table` (quoted) what the
+        old one had and the new schema allows (grants, indexes, comments); refuses what a rebuild would break
+        (dependent views). Runs in the write's transaction, after the new table is created."""
+        return []
+
     @abstractmethod
     def write(self) -> int:
         """The skeleton: the rows the target received."""
@@ -138,9 +181,13 @@ class TableWriter(ABC):
                 raise
             except Exception as exc:
                 raise self.explain(exc).error(self.step_id) from None
-            return self.write()
+            rows = self.write()
         finally:
             self.close()
+        for name, value in self.counts.items():
+            if name != FLAGGED:
+                self.ctx.metric(name, value, "rows")
+        return rows
 
     def dry_run(self, target: str, *, input_known: bool) -> StepPlan:
         """What `run` would do to the target (`osiris run --dry-run`), decided with read-only look-ups: connect,
@@ -152,17 +199,21 @@ class TableWriter(ABC):
         try:
             try:
                 self.open()
-                plan = self.plan(self.columns())
+                plan = self.plan(self.columns(), input_known=input_known)
             except BaseException as exc:
                 self.reraise(exc, started=False)
         finally:
             self.close()
-        mode = self.options.write_mode
+        options = self.options
+        mode = options.write_mode
+        policies = describe_deletions(scd2=mode == "scd2", delete_missing=options.delete_missing,
+                                      flag=options.hard_delete_column)
         if plan.existing is None:
             key = f" (primary key {self.options.primary_key})" if self.options.primary_key else ""
+            how = "then the rows written" if mode != "scd2" else "then the first versions inserted"
             return StepPlan(target=target, write_mode=mode, action="create", target_exists=False,
                             detail=f"table {self.label} does not exist {self.where}: created from the input's "
-                                   f"columns{key}, then the rows written")
+                                   f"columns{key}, {how}{policies}")
         if mode == "replace":
             if plan.empty:
                 how = "emptied in place (its column types, keys, grants and policies stay)"
@@ -174,17 +225,39 @@ class TableWriter(ABC):
             detail = f"table {self.label} exists: {how}, then the new rows written"
         elif mode == "upsert":
             detail = f"table {self.label} exists: rows inserted or updated by {self.options.primary_key}"
+        elif mode == "scd2":
+            detail = (f"table {self.label} exists: changed rows close their current version and get a new one "
+                      f"(by {self.options.primary_key}); unchanged rows stay")
         else:
             detail = f"table {self.label} exists: rows appended"
-        return StepPlan(target=target, write_mode=mode, action=mode, target_exists=True, detail=detail)
+        if plan.change.alters or plan.change.skip_input:
+            detail += f"; on_schema_change {self.options.on_schema_change} {plan.change.describe()}"
+        return StepPlan(target=target, write_mode=mode, action=mode, target_exists=True, detail=detail + policies)
 
     def fail(self, message: str, hint: str) -> DriverError:
         return DriverError(message, step_id=self.step_id, hint=hint)
 
     def check_options(self) -> None:
-        """The write options alone: upsert needs a key."""
-        if self.options.write_mode == "upsert" and not self.options.primary_key:
-            raise self.fail("write_mode upsert needs primary_key", "set primary_key: [column, ...]")
+        """The write options alone: upsert and scd2 need a key; deletions need upsert or scd2."""
+        options = self.options
+        if options.write_mode in KEYED_MODES and not options.primary_key:
+            raise self.fail(f"write_mode {options.write_mode} needs primary_key", "set primary_key: [column, ...]")
+        if options.write_mode not in KEYED_MODES:
+            for name in ("delete_missing", "hard_delete_column"):
+                if getattr(options, name) is not None:
+                    raise self.fail(f"{name} needs write_mode upsert or scd2 (not {options.write_mode})",
+                                    f"set write_mode: upsert or scd2, or remove {name}")
+
+    @property
+    def reserved(self) -> list[str]:
+        """The writer's own columns in the target (never input columns, never 'removed' by a schema change)."""
+        own = list(scd2.COLUMNS) if self.options.write_mode == "scd2" else []
+        return own + ([DELETED_AT] if self.options.delete_missing == "soft" and not own else [])
+
+    @property
+    def written(self) -> list[str]:
+        """The input columns that go into the target (all but `hard_delete_column`)."""
+        return [n for n in self.names if n != self.options.hard_delete_column]
 
     def check_input(self) -> None:
         """Before any connection: one name per column, the key present, the types storable."""
@@ -198,14 +271,27 @@ class TableWriter(ABC):
         if clashing:
             why = f" ({self.dialect.NAME} column names ignore case)" if self.dialect.FOLDS_CASE else ""
             raise self.fail(f"input columns {clashing} clash{why}", "rename them in an upstream step")
+        own = {self.dialect.fold(n) for n in [*self.reserved, scd2.ROW_HASH]} if self.reserved else set()
+        taken = [n for n in names if self.dialect.fold(n) in own]
+        if taken:
+            raise self.fail(f"input columns {taken} are the writer's own (write_mode {options.write_mode})",
+                            "rename or drop them upstream")
+        flag = options.hard_delete_column
+        if flag is not None:
+            if flag not in names:
+                raise self.fail(f"hard_delete_column '{flag}' is not in the input", f"input columns: {names}")
+            if flag in options.primary_key or not pa.types.is_boolean(self.data.schema.field(flag).type):
+                raise self.fail(f"hard_delete_column '{flag}' must be a boolean non-key column "
+                                f"(it is {self.data.schema.field(flag).type})",
+                                "cast it to BOOLEAN upstream (true: delete the key)")
         try:
             self.dialect.check_writable(self.data.schema)
         except UnsupportedType as exc:
             raise self.fail(f"cannot write to {self.dialect.NAME}: {exc}",
                             "cast or drop that column upstream (e.g. in a duckdb.processor step)") from None
 
-    def plan(self, existing: list[str] | None) -> Plan:
-        """Decide what happens to the target; refuse a missing table or unknown columns."""
+    def plan(self, existing: list[str] | None, *, input_known: bool = True) -> Plan:
+        """Decide what happens to the target; refuse a missing table or columns the schema policy refuses."""
         options = self.options
         if existing is None:
             if not options.create_if_missing:
@@ -216,27 +302,98 @@ class TableWriter(ABC):
             keep = self.dialect.REPLACE_KEEPS_MATCHING_TABLE and self.dialect.same_columns(existing, self.names)
             plan = Plan(existing, create=not keep, rebuild=not keep, empty=keep)
         else:
-            unknown = self.dialect.unknown_columns(self.names, existing)
-            if unknown:
-                raise self.fail(f"input columns {unknown} are not in table {self.label} {self.where}",
-                                f"table columns: {existing}; add them, or use write_mode: replace to retype the "
-                                "table")
-            plan = Plan(existing, create=False, rebuild=False, empty=False)
+            change = self.schema_change(existing) if input_known else SchemaChange()
+            plan = Plan(existing, create=False, rebuild=False, empty=False, change=change)
         if not plan.create:
             self.check_existing(plan)
         return plan
+
+    def schema_change(self, existing: list[str]) -> SchemaChange:
+        """`on_schema_change` applied to the input vs the existing target, plus the policy columns it lacks."""
+        options, dialect = self.options, self.dialect
+        have = {dialect.fold(c) for c in existing}
+        if options.write_mode == "scd2":
+            lacking = [c for c in scd2.COLUMNS if dialect.fold(c) not in have]
+            if lacking:
+                raise self.fail(f"table {self.label} {self.where} has no scd2 columns {lacking}",
+                                "write scd2 history to a new table (the writer creates it), or use write_mode "
+                                "upsert")
+        compare = options.on_schema_change in ("fail", "sync_all_columns")
+        types = self.table_types(existing) if compare else dict.fromkeys(existing)
+        flag = options.hard_delete_column
+        inputs = [(f.name, t, pa.types.is_null(f.type))
+                  for f, t in zip(self.data.schema, self.column_types(), strict=True) if f.name != flag]
+        try:
+            change = decide(options.on_schema_change, diff(dialect, inputs, types, self.reserved), self.label)
+        except SchemaChangeRefused as exc:
+            raise self.fail(exc.message, exc.hint) from None
+        if options.delete_missing == "soft" and options.write_mode == "upsert" and dialect.fold(DELETED_AT) not in have:
+            change = SchemaChange(add=(*change.add, (DELETED_AT, dialect.TIMESTAMP_TYPE)), drop=change.drop,
+                                  retype=change.retype, skip_input=change.skip_input, diff=change.diff)
+        return change
+
+    def shape_input(self, plan: Plan) -> None:
+        """Once planned: leave out the input columns the plan skips; for scd2, add the row hash."""
+        skip = {self.dialect.fold(n) for n in plan.change.skip_input}
+        changed = False
+        if skip:
+            self.data = select_columns(self.data, [n for n in self.names if self.dialect.fold(n) not in skip])
+            self.names = self.data.schema.names
+            changed = True
+        if self.options.write_mode == "scd2":
+            hashed = [n for n in self.written if n not in self.options.primary_key]
+            self.data = scd2.with_row_hash(self.data, hashed)
+            changed = True
+        if self.options.hard_delete_column is not None and not self.dialect.MERGE_COUNTS_ROWS:
+            self.data = count_flagged(self.data, self.options.hard_delete_column, self.counts)
+            changed = True
+        if changed:
+            self.names = self.data.schema.names
+            self.input_changed()
+
+    def table_definition(self) -> tuple[pa.Schema, list[str], list[str]]:
+        """A created target's columns (the written input columns, then the policy columns), types and key."""
+        options, dialect = self.options, self.dialect
+        fields, types = [], []
+        for f, t in zip(self.data.schema, self.column_types(), strict=True):
+            if f.name != options.hard_delete_column:
+                fields.append(f)
+                types.append(dialect.HASH_TYPE if options.write_mode == "scd2" and f.name == scd2.ROW_HASH else t)
+        key = list(options.primary_key)
+        if options.write_mode == "scd2":
+            fields += [pa.field(scd2.VALID_FROM, pa.timestamp("us"), nullable=False),
+                       pa.field(scd2.VALID_TO, pa.timestamp("us"))]
+            types += [dialect.TIMESTAMP_TYPE, dialect.TIMESTAMP_TYPE]
+            key.append(scd2.VALID_FROM)
+        elif options.delete_missing == "soft":
+            fields.append(pa.field(DELETED_AT, pa.timestamp("us")))
+            types.append(dialect.TIMESTAMP_TYPE)
+        return pa.schema(fields), types, key
+
+    def table_statements(self, table: str) -> list[str]:
+        """CREATE TABLE `table` (quoted) as `table_definition` says, its scd2 index, then `created_sql`."""
+        schema, types, key = self.table_definition()
+        statements = [self.dialect.create_table_sql(table, schema, types, key)]
+        if self.options.write_mode == "scd2" and self.dialect.PARTIAL_UNIQUE_INDEX:
+            index = self.dialect.helper_name(self.table.name, scd2.CURRENT_INDEX_SUFFIX)
+            statements.append(scd2.current_index_sql(self.dialect, table, index, self.options.primary_key))
+        return statements + self.created_sql(table)
 
     def create_statements(self, table: str) -> list[str]:
         """The schema (where the dialect creates schemas) and the table `table`, typed from the input."""
         statements = []
         if self.dialect.CREATES_SCHEMAS:
             statements.append(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.quote_ident(self.table.schema)}")
-        statements.append(self.dialect.create_table_sql(table, self.data.schema, self.column_types(),
-                                                        self.options.primary_key))
-        return statements + self.created_sql(table)
+        return statements + self.table_statements(table)
 
-    def merge_sql(self, target: str, source: str) -> str:
-        return self.dialect.merge_sql(target, source, self.names, self.options.primary_key)
+    def moves(self, target: str, source: str) -> list[Move]:
+        """The statements that move the staged `source` into `target` for upsert or scd2 (the last writes)."""
+        mode = self.options.write_mode
+        assert mode in ("upsert", "scd2")
+        spec = MoveSpec(mode=mode, names=self.written, keys=self.options.primary_key,
+                        delete_missing=self.options.delete_missing, flag=self.options.hard_delete_column,
+                        at=self.dialect.timestamp_sql(self.run_at))
+        return moves(self.dialect, spec, target, source)
 
     def reraise(self, exc: BaseException, *, started: bool) -> NoReturn:
         """Raise what `exc` means for the step: Osiris errors as they are, client errors explained; once the
@@ -276,12 +433,21 @@ class SessionWriter(TableWriter):
         place), and the rows loaded into it (None: not counted)."""
 
     def fill(self, table: str) -> int:
-        """Every input row into `table`: loaded, or for upsert staged and merged. The rows written."""
-        if self.options.write_mode != "upsert":
+        """Every input row into `table`: loaded, or for upsert and scd2 staged and moved in (with the deletions
+        the policies ask for, counted in `counts`). The rows written."""
+        if self.options.write_mode not in KEYED_MODES:
             return self.load(table)
         source, loaded = self.stage(table)
-        merged = self.execute(self.merge_sql(table, source))  # later duplicates win, as in any upsert
-        return merged if self.dialect.MERGE_COUNTS_ROWS or loaded is None else loaded
+        rows = 0
+        for move in self.moves(table, source):
+            count = self.execute(move.sql)  # upsert: later duplicates win, as in any upsert
+            if move.metric is None:
+                rows = count
+            else:
+                self.counts[move.metric] = self.counts.get(move.metric, 0) + count
+        if self.options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
+            return rows
+        return loaded - self.counts.pop(FLAGGED, 0)  # the staged rows, less those flagged for deletion
 
 
 class TransactionalWriter(SessionWriter):
@@ -300,14 +466,18 @@ class TransactionalWriter(SessionWriter):
         try:
             self.begin()
             plan = self.plan(self.columns())
+            self.shape_input(plan)
             started = True
+            kept = self.kept_on_rebuild(self.target) if plan.rebuild else []
             if plan.rebuild:
                 self.execute(f"DROP TABLE {self.target}")
             if plan.create:
-                for statement in self.create_statements(self.target):
+                for statement in [*self.create_statements(self.target), *kept]:
                     self.execute(statement)
             elif plan.empty:
                 self.execute(self.dialect.empty_sql(self.target))
+            for statement in plan.change.statements(self.dialect, self.target):
+                self.execute(statement)
             return self.finish(self.fill(self.target))
         except BaseException as exc:
             with contextlib.suppress(Exception):  # a dead session: the server discards the transaction
@@ -344,8 +514,11 @@ class SwapWriter(SessionWriter):
         except BaseException as exc:
             self.reraise(exc, started=False)
         try:
+            self.shape_input(plan)
             if plan.create:
                 return self._via_new_table(swap=plan.existing is not None)
+            if plan.change.alters:
+                return self._via_new_table(swap=True, change=plan.change)
             rows = self.fill(self.target)
             self.commit()
             self.discard_stage()
@@ -354,13 +527,23 @@ class SwapWriter(SessionWriter):
             self._undo()
             self.reraise(exc, started=True)
 
-    def _via_new_table(self, *, swap: bool) -> int:
-        """Fill `<table>__osiris_new`, typed from the input, then rename it into place in one statement."""
+    def _via_new_table(self, *, swap: bool, change: SchemaChange | None = None) -> int:
+        """Fill `<table>__osiris_new`, then rename it into place in one statement. Without `change` the new table is
+        typed from the input; with it, it is a copy of the target (indexes and comments included) with the changed
+        columns and the target's rows, so the ALTERs (which commit at once here) never touch the target."""
         new, old = self.helper(NEW_SUFFIX), self.helper(OLD_SUFFIX)
         self.execute(f"DROP TABLE IF EXISTS {new}, {old}")  # leftovers of a crashed run
         self.created.append(new)
-        for statement in self.create_statements(new):
+        if change is None:
+            statements = self.create_statements(new) + (self.kept_on_rebuild(new) if swap else [])
+        else:
+            statements = [self.dialect.copy_table_sql(new, self.target), *change.statements(self.dialect, new)]
+        for statement in statements:
             self.execute(statement)
+        if change is not None:
+            dropped = {self.dialect.fold(n) for n in change.drop}
+            kept = self.dialect.column_list([c for c in self.columns() or [] if self.dialect.fold(c) not in dropped])
+            self.execute(f"INSERT INTO {new} ({kept}) SELECT {kept} FROM {self.target}")
         rows = self.fill(new)
         self.commit()
         self.discard_stage()
@@ -425,8 +608,13 @@ class StagedWriter(TableWriter):
         """Called once the staging table exists (e.g. to wait until the data path can see it)."""
 
     def finalize(self, statements: list[str]) -> int:
-        """Run the finishing transaction; the rows moved in (its last statement's `rows`)."""
+        """Run the finishing transaction; the rows moved in (its last statement's `rows`; its `counts`, when the
+        policies counted rows, go to `self.counts`)."""
         result = self.run_sql(";\n".join(statements))
+        if result and result[-1].get(COUNTS_COLUMN):
+            counts = result[-1][COUNTS_COLUMN]
+            for name, value in (json.loads(counts) if isinstance(counts, str) else counts).items():
+                self.counts[str(name)] = int(value)
         return int(result[-1]["rows"]) if result else 0
 
     # ------------------------------------------------------------------------------------------------ skeleton
@@ -438,9 +626,9 @@ class StagedWriter(TableWriter):
             columns.append(f"{self.dialect.quote_ident(self.BATCH_COLUMN)} INTEGER NOT NULL")
         return f"{self.dialect.CREATE_STAGE} {stage} ({', '.join(columns)})"
 
-    def counted(self, insert: str) -> str:
-        """A statement that runs `insert` and returns its row count as `rows`."""
-        return f"WITH written AS ({insert} RETURNING 1) SELECT count(*) AS rows FROM written"
+    def counted(self, insert: str, extra: str = "") -> str:
+        """A statement that runs `insert` and returns its row count as `rows` (and the `extra` select items)."""
+        return f"WITH written AS ({insert} RETURNING 1) SELECT count(*) AS rows{extra} FROM written"
 
     def write(self) -> int:
         stage = TableName(self.table.schema, f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}")
@@ -448,6 +636,7 @@ class StagedWriter(TableWriter):
         try:
             plan = self.plan(self.columns())
             self.prepare(plan)
+            self.shape_input(plan)
         except BaseException as exc:
             self.reraise(exc, started=False)
         try:
@@ -471,15 +660,26 @@ class StagedWriter(TableWriter):
     def _finish(self, plan: Plan, staged: str) -> list[str]:
         """One transaction: create, rebuild or empty the target as planned, then move the rows in."""
         statements = []
+        kept = self.kept_on_rebuild(self.target) if plan.rebuild else []
         if plan.rebuild:
             statements.append(f"DROP TABLE {self.target}")
         if plan.create:
-            statements.append(self.dialect.create_table_sql(self.target, self.data.schema, self.column_types(),
-                                                            self.options.primary_key))
-            statements.extend(self.created_sql(self.target))
+            statements += [*self.table_statements(self.target), *kept]
         elif plan.empty:
             statements.append(self.dialect.empty_sql(self.target))
-        move = (self.merge_sql(self.target, staged) if self.options.write_mode == "upsert"
-                else self.dialect.insert_sql(self.target, staged, self.names))
-        statements.append(self.counted(move))
+        statements += plan.change.statements(self.dialect, self.target)
+        extra = ""
+        if self.options.write_mode in KEYED_MODES:
+            *policies, last = self.moves(self.target, staged)
+            move = last.sql
+            if policies:  # each policy statement's row count, kept in a table the commit drops
+                counts = self.dialect.quote_ident(f"_osiris_counts_{uuid.uuid4().hex[:12]}")
+                statements.append(f"CREATE TEMPORARY TABLE {counts} (metric TEXT, n BIGINT) ON COMMIT DROP")
+                statements += [f"WITH moved AS ({m.sql} RETURNING 1) INSERT INTO {counts} "
+                               f"SELECT '{m.metric}', count(*) FROM moved" for m in policies]
+                extra = (f", (SELECT CAST(json_object_agg(metric, n) AS TEXT) FROM (SELECT metric, sum(n) AS n "
+                         f"FROM {counts} GROUP BY metric) AS c) AS {COUNTS_COLUMN}")
+        else:
+            move = self.dialect.insert_sql(self.target, staged, self.written)
+        statements.append(self.counted(move, extra))
         return statements

@@ -79,11 +79,12 @@ class LoadMarker:
     def rows_sql(self, rows: int) -> str:
         return f"UPDATE {self.table} SET rows = {int(rows)} WHERE {self._where()}"
 
-    def counted_sql(self, insert: str) -> str:
-        """`insert`, its row count recorded on the marker and returned as `rows` (the load's last statement)."""
+    def counted_sql(self, insert: str, extra: str = "") -> str:
+        """`insert`, its row count recorded on the marker and returned as `rows` (the load's last statement), with
+        the `extra` select items."""
         return (f"WITH written AS ({insert} RETURNING 1), counted AS (SELECT count(*) AS rows FROM written), "
                 f"marked AS (UPDATE {self.table} SET rows = counted.rows FROM counted WHERE {self._where()} "
-                "RETURNING 1) SELECT rows FROM counted")
+                f"RETURNING 1) SELECT rows{extra} FROM counted")
 
     def fence_sql(self) -> str:
         """Settle the outcome (waits for a load transaction still running) and read it: `committed`, `rows`."""

@@ -3,6 +3,7 @@ transactional skeleton with DuckDB's hooks: the input is scanned in place, so an
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import duckdb
@@ -11,7 +12,7 @@ from pydantic import Field
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
 from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
-from osiris_drivers.sql.writer import TableWriteOptions, TransactionalWriter
+from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import report_written
 
 SOURCE = "__osiris_source"
@@ -42,6 +43,17 @@ class DuckDBTableWriter(TransactionalWriter):
     def open(self) -> None:
         self._con = self.config.connect()
         self._con.register(SOURCE, self.data)
+
+    def input_changed(self) -> None:
+        self.con.unregister(SOURCE)
+        self.con.register(SOURCE, self.data)
+
+    def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE lower(table_name) = lower(?) "
+            "AND lower(table_schema) = lower(?) ORDER BY ordinal_position", [self.table.name, self.table.schema],
+        ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def close(self) -> None:
         if self._con is not None:
@@ -79,7 +91,13 @@ class DuckDBTableWriter(TransactionalWriter):
         return self.execute(DUCKDB.insert_sql(table, SOURCE, self.names))
 
     def stage(self, table: str) -> tuple[str, int | None]:
-        return SOURCE, None
+        """The input in place; a temporary copy when the moves read it more than once (a stream reads once)."""
+        options = self.options
+        if options.write_mode == "upsert" and not (options.delete_missing or options.hard_delete_column):
+            return SOURCE, None
+        stage = DUCKDB.quote_ident(f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}")
+        self.con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {SOURCE}")
+        return stage, None
 
 
 class DuckDBWriter(Driver[DuckDBWriterConfig]):

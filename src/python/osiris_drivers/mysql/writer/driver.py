@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,6 +33,7 @@ from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, sin
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL, is_binary, to_python, to_text
+from osiris_drivers.sql.schema_change import SchemaChange
 from osiris_drivers.sql.writer import STAGE_SUFFIX, Plan, SwapWriter, TableWriteOptions
 from osiris_drivers.step_io import batches, report_written
 
@@ -152,12 +154,69 @@ class MySQLTableWriter(SwapWriter):
             f"add one (ALTER TABLE {self.target} ADD UNIQUE ({MYSQL.column_list(self.options.primary_key)})) or set "
             "primary_key to an existing one")
 
+    def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        return {name: sql_type for name, (sql_type, _) in self._column_definitions().items()}
+
+    def _column_definitions(self) -> dict[str, tuple[str, str]]:
+        """Each column's type and what `MODIFY COLUMN` must restate to keep it: NOT NULL and the comment."""
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT "
+                           "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                           "ORDER BY ORDINAL_POSITION",
+                           (self.table.schema, self.table.name))
+            rows = cursor.fetchall()
+        return {str(name): (str(sql_type), (" NOT NULL" if nullable == "NO" else "")
+                            + (f" COMMENT {self.session.escape(str(comment))}" if comment else ""))
+                for name, sql_type, nullable, comment in rows}
+
+    def schema_change(self, existing: list[str]) -> SchemaChange:
+        """As shared, with a widened column's NOT NULL and comment restated (MODIFY COLUMN replaces them)."""
+        change = super().schema_change(existing)
+        if not change.retype:
+            return change
+        kept = {MYSQL.fold(n): extra for n, (_, extra) in self._column_definitions().items()}
+        return replace(change, retype=tuple((n, t + kept.get(MYSQL.fold(n), "")) for n, t in change.retype))
+
+    def kept_on_rebuild(self, table: str) -> list[str]:
+        """replace keeps the target's secondary indexes whose columns the new table has, and its table comment,
+        added to the new table before the swap."""
+        schema, types, _ = self.table_definition()
+        # A TEXT/BLOB column is indexable only by a prefix: an index without one is not kept.
+        columns = {n.lower(): t.upper().endswith(("TEXT", "BLOB")) for n, t in zip(schema.names, types, strict=True)}
+        with self.session.cursor() as cursor:
+            cursor.execute(f"SHOW INDEX FROM {self.target}")
+            names = [str(d[0]) for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            cursor.execute("SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                           "TABLE_NAME = %s", (self.table.schema, self.table.name))
+            comment = cursor.fetchone()
+        indexes: dict[str, list[dict[str, object]]] = {}
+        for row in rows:
+            if row["Key_name"] != "PRIMARY":
+                indexes.setdefault(str(row["Key_name"]), []).append(row)
+        statements = []
+        for name, parts in indexes.items():
+            if any(p.get("Expression") is not None or str(p["Column_name"]).lower() not in columns
+                   or (columns[str(p["Column_name"]).lower()] and p["Sub_part"] is None) for p in parts):
+                continue
+            parts.sort(key=lambda p: int(str(p["Seq_in_index"])))
+            cols = ", ".join(MYSQL.quote_ident(str(p["Column_name"])) + (f"({int(str(p['Sub_part']))})"
+                                                                        if p["Sub_part"] is not None else "")
+                             for p in parts)
+            unique = "UNIQUE " if int(str(parts[0]["Non_unique"])) == 0 else ""
+            statements.append(f"ALTER TABLE {table} ADD {unique}INDEX {MYSQL.quote_ident(name)} ({cols})")
+        if comment and comment[0]:
+            statements.append(f"ALTER TABLE {table} COMMENT = {self.session.escape(str(comment[0]))}")
+        return statements
+
     # ------------------------------------------------------------------------------------------------ loads
 
     def stage(self, table: str) -> tuple[str, int | None]:
-        """A keyless TEMPORARY table typed like `table`'s columns, loaded."""
+        """A keyless TEMPORARY table typed like `table`'s columns (and a BOOLEAN `hard_delete_column`), loaded."""
         self.discard_stage()
-        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} SELECT {MYSQL.column_list(self.names)} "
+        flag = self.options.hard_delete_column
+        extra = f"({MYSQL.quote_ident(flag)} BOOLEAN) " if flag else ""
+        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} {extra}SELECT {MYSQL.column_list(self.written)} "
                      f"FROM {table} LIMIT 0")
         return self.stage_table, self.load(self.stage_table)
 

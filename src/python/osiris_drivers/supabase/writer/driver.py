@@ -24,6 +24,7 @@ from osiris_drivers.connection import UNCHANGED
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.copy import CopyWriter, copy_into
 from osiris_drivers.postgres.dialect import POSTGRES
+from osiris_drivers.postgres.rebuild import column_types_sql, kept_on_rebuild
 from osiris_drivers.sql.dialect import TableName
 from osiris_drivers.sql.writer import Plan, StagedWriter, TableWriteOptions, TableWriter
 from osiris_drivers.step_io import report_written
@@ -138,6 +139,12 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
     def run_sql(self, sql: str) -> list[dict[str, Any]]:
         return self.channel.run(sql)
 
+    def table_types(self, existing: list[str]) -> dict[str, str | None]:
+        return {str(r["name"]): str(r["type"]) for r in self.run_sql(column_types_sql(self.target))}
+
+    def kept_on_rebuild(self, table: str) -> list[str]:
+        return kept_on_rebuild(self, self.run_sql, table)
+
     def prepare(self, plan: Plan) -> None:
         """Before anything is created: the schema is exposed (PostgREST path), the roles, the marker table."""
         if not self.config.pg_dsn:
@@ -189,8 +196,8 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
 
-    def counted(self, insert: str) -> str:
-        return self.marker.counted_sql(insert) if self.marked else super().counted(insert)
+    def counted(self, insert: str, extra: str = "") -> str:
+        return self.marker.counted_sql(insert, extra) if self.marked else super().counted(insert, extra)
 
     def finalize(self, statements: list[str]) -> int:
         try:

@@ -1,0 +1,121 @@
+"""What `replace` keeps when it rebuilds a PostgreSQL table (its columns changed): the same transaction drops the
+table, creates it from the input and then re-applies the old table's row-level security (enabled, forced, every
+policy), its grants, its non-primary-key indexes whose columns still exist and its table and column comments.
+Grants never come back without the RLS that guarded them: a policy that names a column the new table lacks fails
+the write (atomically). Views that depend on the table are never dropped (no CASCADE): the write is refused,
+naming them. Used by `postgres.writer` and both `supabase.writer` paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from osiris_drivers.postgres.dialect import POSTGRES, quote_literal
+from osiris_drivers.sql.writer import TableWriter
+
+Query = Callable[[str], list[dict[str, Any]]]
+"""Run one read-only statement; its rows as dicts."""
+
+
+class DependentViews(Exception):
+    """Views use the table a rebuild would drop."""
+
+    def __init__(self, views: list[str]) -> None:
+        super().__init__(", ".join(views))
+        self.views = views
+
+
+def _oid(target: str) -> str:
+    return f"to_regclass({quote_literal(target)})"
+
+
+def column_types_sql(target: str) -> str:
+    """Each column's name and type (`format_type`), in order."""
+    return (f"SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a "
+            f"WHERE a.attrelid = {_oid(target)} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+
+
+def kept_statements(query: Query, target: str, table: str, columns: Collection[str]) -> list[str]:
+    """Statements re-applying `target`'s grants, indexes (on `columns` only) and comments to `table` (both quoted,
+    usually the same name). Raises `DependentViews` when views use `target`."""
+    oid = _oid(target)
+    views = [str(r["view"]) for r in query(
+        "SELECT DISTINCT v.oid::regclass::text AS view FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+        f"JOIN pg_class v ON v.oid = r.ev_class WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = {oid} "
+        "AND v.oid <> d.refobjid ORDER BY 1")]
+    if views:
+        raise DependentViews(views)
+    statements = _row_security(query, oid, table)
+    for row in query("SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) "
+                     "END AS grantee, a.privilege_type AS privilege, a.is_grantable AS grantable "
+                     f"FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = {oid} AND a.grantee <> c.relowner "
+                     "ORDER BY 1, 2"):
+        option = " WITH GRANT OPTION" if row["grantable"] else ""
+        statements.append(f"GRANT {row['privilege']} ON {table} TO {row['grantee']}{option}")
+    present = set(columns)
+    for row in query("SELECT pg_get_indexdef(i.indexrelid) AS definition, i.indkey::int2[] AS keys, "
+                     "ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = i.indrelid "
+                     "AND a.attnum = ANY(i.indkey)) AS names, i.indexprs IS NOT NULL OR i.indpred IS NOT NULL AS "
+                     f"special FROM pg_index i WHERE i.indrelid = {oid} AND NOT i.indisprimary ORDER BY 1"):
+        if not row["special"] and set(_names(row["names"])) <= present:
+            statements.append(str(row["definition"]))
+    for row in query(f"SELECT obj_description({oid}, 'pg_class') AS comment"):
+        if row["comment"] is not None:
+            statements.append(f"COMMENT ON TABLE {table} IS {quote_literal(str(row['comment']))}")
+    for row in query(f"SELECT a.attname AS name, col_description(a.attrelid, a.attnum) AS comment FROM pg_attribute a "
+                     f"WHERE a.attrelid = {oid} AND a.attnum > 0 AND NOT a.attisdropped "
+                     "AND col_description(a.attrelid, a.attnum) IS NOT NULL ORDER BY a.attnum"):
+        if row["name"] in present:
+            statements.append(f"COMMENT ON COLUMN {table}.{POSTGRES.quote_ident(str(row['name']))} IS "
+                              f"{quote_literal(str(row['comment']))}")
+    return statements
+
+
+def _row_security(query: Query, oid: str, table: str) -> list[str]:
+    """RLS on `table` as on the old table: enabled, forced, and each policy re-created."""
+    statements = []
+    for row in query("SELECT relrowsecurity AS enabled, relforcerowsecurity AS forced FROM pg_class "
+                     f"WHERE oid = {oid}"):
+        if row["enabled"]:
+            statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        if row["forced"]:
+            statements.append(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    for row in query("SELECT p.polname AS name, p.polpermissive AS permissive, p.polcmd AS cmd, "
+                     "ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END "
+                     "FROM unnest(p.polroles) AS r) AS roles, pg_get_expr(p.polqual, p.polrelid) AS qual, "
+                     f"pg_get_expr(p.polwithcheck, p.polrelid) AS checks FROM pg_policy p WHERE p.polrelid = {oid} "
+                     "ORDER BY p.polname"):
+        command = _POLICY_COMMANDS[str(row["cmd"])]
+        kind = "PERMISSIVE" if row["permissive"] else "RESTRICTIVE"
+        policy = (f"CREATE POLICY {POSTGRES.quote_ident(str(row['name']))} ON {table} AS {kind} FOR {command} "
+                  f"TO {', '.join(_names(row['roles']))}")
+        if row["qual"] is not None:
+            policy += f" USING ({row['qual']})"
+        if row["checks"] is not None:
+            policy += f" WITH CHECK ({row['checks']})"
+        statements.append(policy)
+    return statements
+
+
+_POLICY_COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
+
+
+def _names(value: Any) -> list[str]:
+    """A text[] as psycopg2 (a list) or HTTP SQL (a list, or '{a,b}' text) returns it."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = str(value).strip("{}")
+    return [part.strip('"') for part in text.split(",")] if text else []
+
+
+def kept_on_rebuild(writer: TableWriter, query: Query, table: str) -> list[str]:
+    """`TableWriter.kept_on_rebuild` for PostgreSQL: what `kept_statements` finds, a dependent view refused."""
+    columns = writer.table_definition()[0].names
+    try:
+        return kept_statements(query, writer.target, table, columns)
+    except DependentViews as exc:
+        raise writer.fail(
+            f"replace would rebuild table {writer.label} {writer.where} (the input's columns differ from its), but "
+            f"views depend on it: {', '.join(exc.views)}",
+            "drop or change those views first (the writer never drops them), or give the input exactly the "
+            "table's columns so replace empties it in place") from None

@@ -1,0 +1,31 @@
+"""Reshaping a write's Arrow input after the plan, as a stream stays a stream: columns left out
+(`on_schema_change: ignore`), rows flagged by `hard_delete_column` counted as they pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from osiris_core.driver import ArrowData
+
+FLAGGED = "_flagged"
+"""Input rows flagged by `hard_delete_column` (counted as they stream, where the merge cannot count the rows)."""
+
+
+def count_flagged(data: ArrowData, flag: str, counts: dict[str, int]) -> ArrowData:
+    """The input unchanged, adding its rows where `flag` is true to `counts[FLAGGED]` as they are read."""
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in data.to_batches() if isinstance(data, pa.Table) else data:
+            counts[FLAGGED] = counts.get(FLAGGED, 0) + int(pc.sum(batch.column(flag)).as_py() or 0)
+            yield batch
+    return pa.RecordBatchReader.from_batches(data.schema, counted())
+
+
+def select_columns(data: ArrowData, names: Sequence[str]) -> ArrowData:
+    """The input with only `names` (a stream stays a stream)."""
+    if isinstance(data, pa.Table):
+        return data.select(list(names))
+    schema = pa.schema([data.schema.field(n) for n in names])
+    return pa.RecordBatchReader.from_batches(schema, (b.select(list(names)) for b in data))
