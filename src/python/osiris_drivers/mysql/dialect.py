@@ -41,6 +41,11 @@ class MySQLDialect(Dialect):
     CREATES_SCHEMAS = False
     TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     TEXT_CAST: ClassVar[str] = "CAST({} AS CHAR)"
+    LITERAL_OFFSETS = False
+
+    def quote_literal(self, text: str) -> str:
+        """Backslashes escape in MySQL strings (unless NO_BACKSLASH_ESCAPES): doubled, like quotes."""
+        return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
     def column_type(self, arrow: pa.DataType, *, key: bool) -> str:
         """MySQL column type for a column of `arrow` values; `key` columns get indexable string types."""

@@ -19,10 +19,19 @@ from pydantic import Field
 
 from osiris_core.driver import DriverConfig, StepPlan
 from osiris_core.errors import DriverError
+from osiris_core.state import IncrementalRead
 from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
 from osiris_drivers.sql.connectorx import guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
+from osiris_drivers.sql.incremental import (
+    INCREMENTAL_ALIAS,
+    IncrementalOptions,
+    check_columns,
+    cursor_filter,
+    start_of,
+    tracked,
+)
 
 ColumnName = Annotated[str, Field(min_length=1)]
 TEXT_ALIAS = "__osiris_q"
@@ -35,6 +44,8 @@ class SourceOptions(DriverConfig):
     table: str | None = Field(default=None, min_length=1)
     columns: list[ColumnName] | None = Field(default=None, min_length=1)
     limit: int | None = Field(default=None, ge=0)
+    incremental: IncrementalOptions | None = None
+    """Read only what changed since the last run (`osiris_drivers.sql.incremental`)."""
 
 
 def check_source(step_id: str, options: SourceOptions) -> None:
@@ -45,6 +56,9 @@ def check_source(step_id: str, options: SourceOptions) -> None:
     if options.query is not None and (options.columns is not None or options.limit is not None):
         raise DriverError("`columns` and `limit` apply to `table` only", step_id=step_id,
                           hint="select the columns and add LIMIT in the query itself")
+    if options.incremental is not None and options.limit is not None:
+        raise DriverError("`limit` cannot be combined with `incremental`", step_id=step_id,
+                          hint="drop limit: an incremental read must see every changed row")
 
 
 @dataclass(frozen=True)
@@ -121,9 +135,25 @@ class SqlSource(ABC):
         return StepPlan(source=source, columns=tuple(c.name for c in columns),
                         detail=f"reads {what} {self.where}: {len(columns)} columns")
 
-    def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
-        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
+    def read(self, options: SourceOptions, table: TableName | None,
+             incremental: IncrementalRead | None = None) -> pa.RecordBatchReader:
+        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key); with
+        `options.incremental`, only those from the cursor `incremental` starts at, the max cursor recorded."""
+        inc = options.incremental
+        if inc is None:
+            return self._read(options, table, None)
+        start = start_of(inc, incremental)
+        stored = incremental is not None and incremental.start is not None and not incremental.full_refresh
+        reader = self._read(options, table, cursor_filter(self.dialect, inc, start, stored=stored,
+                                                          step_id=self.step_id))
+        check_columns(reader.schema, inc, self.step_id)
+        return reader if incremental is None else tracked(reader, inc, incremental, self.step_id)
+
+    def _read(self, options: SourceOptions, table: TableName | None, where: str | None) -> pa.RecordBatchReader:
         sql = self._checked_sql(options, table)
+        if where is not None:  # the read as a subquery, filtered by the cursor (no key pages: it is the change)
+            sql = f"SELECT * FROM (\n{sql}\n) AS {INCREMENTAL_ALIAS} WHERE {where}"
+            table = None
         columns = self.describe(sql)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)

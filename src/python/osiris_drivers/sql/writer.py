@@ -29,6 +29,7 @@ from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
+from osiris_drivers.sql.state import state_setup_sql, state_statements
 
 WriteMode = Literal["append", "upsert", "replace"]
 ColumnName = Annotated[str, Field(min_length=1)]
@@ -73,6 +74,8 @@ class TableWriter(ABC):
 
     def __init__(self, step_id: str, options: TableWriteOptions, table: TableName, data: ArrowData,
                  ctx: StepContext, *, settings: ConnectionSettings) -> None:
+        if ctx.full_refresh:  # `osiris run --full-refresh` under an incremental upstream: reload the target
+            options = options.model_copy(update={"write_mode": "replace"})
         self.step_id = step_id
         self.options = options
         self.settings = settings
@@ -121,6 +124,16 @@ class TableWriter(ABC):
     def created_sql(self, table: str) -> list[str]:
         """Statements run in the same transaction right after the write created `table` (quoted), e.g. grants."""
         return []
+
+    # --------------------------------------------------------------- incremental state (osiris_drivers.sql.state)
+
+    def state_setup_sql(self) -> list[str]:
+        """Creates the state table when this write commits incremental state (before or in its transaction)."""
+        return state_setup_sql(self.dialect, self.table.schema, self.ctx)
+
+    def state_sql(self) -> list[str]:
+        """The state upserts the skeletons run in the rows' own transaction, once every row is loaded."""
+        return state_statements(self.dialect, self.table.schema, self.ctx)
 
     @abstractmethod
     def write(self) -> int:
@@ -308,7 +321,10 @@ class TransactionalWriter(SessionWriter):
                     self.execute(statement)
             elif plan.empty:
                 self.execute(self.dialect.empty_sql(self.target))
-            return self.finish(self.fill(self.target))
+            rows = self.fill(self.target)
+            for statement in [*self.state_setup_sql(), *self.state_sql()]:
+                self.execute(statement)
+            return self.finish(rows)
         except BaseException as exc:
             with contextlib.suppress(Exception):  # a dead session: the server discards the transaction
                 self.rollback()
@@ -344,9 +360,13 @@ class SwapWriter(SessionWriter):
         except BaseException as exc:
             self.reraise(exc, started=False)
         try:
+            for statement in self.state_setup_sql():  # DDL commits at once: before any row is loaded
+                self.execute(statement)
             if plan.create:
                 return self._via_new_table(swap=plan.existing is not None)
             rows = self.fill(self.target)
+            for statement in self.state_sql():
+                self.execute(statement)
             self.commit()
             self.discard_stage()
             return rows
@@ -374,6 +394,9 @@ class SwapWriter(SessionWriter):
         else:
             self.execute(self.rename_sql([(new, self.target)]))
             self.created.clear()
+        for statement in self.state_sql():  # only once the rows are in place: re-reading is safe, skipping is not
+            self.execute(statement)
+        self.commit()
         return rows
 
     def _undo(self) -> None:
@@ -481,5 +504,6 @@ class StagedWriter(TableWriter):
             statements.append(self.dialect.empty_sql(self.target))
         move = (self.merge_sql(self.target, staged) if self.options.write_mode == "upsert"
                 else self.dialect.insert_sql(self.target, staged, self.names))
+        statements.extend([*self.state_setup_sql(), *self.state_sql()])
         statements.append(self.counted(move))
         return statements

@@ -20,11 +20,13 @@ from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
+from osiris_core.state import StateStore
 from osiris_drivers.connection import UNCHANGED
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.copy import CopyWriter, copy_into
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.sql.dialect import TableName
+from osiris_drivers.sql.state import SqlStateStore
 from osiris_drivers.sql.writer import Plan, StagedWriter, TableWriteOptions, TableWriter
 from osiris_drivers.step_io import report_written
 from osiris_drivers.supabase.connection import DdlChannelName, SupabaseSettings
@@ -241,8 +243,25 @@ class SupabaseCopyWriter(SupabaseLoad, CopyWriter):
         return rows
 
 
+class SupabaseStateStore(SqlStateStore):
+    """The state table through the writer's DDL channel (psycopg2 over pg_dsn, or HTTP SQL)."""
+
+    def __init__(self, *args: Any, channel: DdlChannel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row.values()) for row in self.channel.run(sql)]
+
+
 class SupabaseWriter(Driver[SupabaseWriterConfig]):
     config_model = SupabaseWriterConfig
+
+    def state_store(self, *, step_id: str, config: SupabaseWriterConfig) -> StateStore:
+        table = TableName(config.schema_, config.table)
+        return SupabaseStateStore(step_id, config, POSTGRES, table, config.target(table.schema, table.name),
+                                  write_mode=config.write_mode, primary_key=config.primary_key,
+                                  channel=config.channel(step_id, config.ddl_channel))
 
     def run(self, *, step_id: str, config: SupabaseWriterConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
