@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
-import pymysql
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -119,7 +118,8 @@ def _my_setup(proj: Project) -> tuple[list[dict[str, Any]], str, str]:
 @pytest.mark.parametrize("full_refresh", [False, True], ids=["upsert-in-one-transaction", "rebuild-and-rename"])
 def test_mysql_target_killed_before_the_state_commits_then_rerun_is_exact(proj: Project, full_refresh: bool) -> None:
     steps, src, dst = _my_setup(proj)
-    connection = pymysql.connect(**proj.mysql.fields, autocommit=False)  # type: ignore[arg-type]
+    connection = proj.mysql.connect()
+    connection.autocommit(False)
     try:
         with connection.cursor() as cursor:  # the state row (and the gap around it) locked
             cursor.execute("SELECT * FROM _osiris_state FOR UPDATE")
