@@ -11,11 +11,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
 
+import osiris_cli
 from tests.conftest import REPO_ROOT
 from tests.incremental.support import Project, my_extract, my_write, pg_extract, pg_write, succeeded
 
@@ -23,7 +25,9 @@ WAIT_S = 60.0
 
 
 def _osiris(proj: Project, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'src' / 'python'}{os.pathsep}{REPO_ROOT}"}
+    # The test runs in the project (a temp dir): give the child absolute paths to this checkout's code.
+    code_roots = [str(Path(osiris_cli.__file__).resolve().parents[1]), str(REPO_ROOT)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(code_roots + [p for p in sys.path if os.path.isabs(p)])}
     return subprocess.Popen([sys.executable, "-c", "from osiris_cli.main import run; run()", *args],
                             cwd=proj.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -41,6 +41,14 @@ def test_an_incremental_read_without_a_writer_is_refused(proj: Project) -> None:
     assert "no writer step is downstream" in failed(proj.run(steps))
 
 
+def test_a_writer_that_keeps_no_state_is_refused(proj: Project) -> None:
+    steps = _setup(proj)
+    steps[1] = {"id": "load", "component": "filesystem.csv_writer", "mode": "write", "needs": ["read"],
+                "config": {"path": "out.csv"}}
+    assert "keeps no incremental state" in failed(proj.run(steps))
+    assert not (proj.path / "out.csv").exists()
+
+
 def test_events_and_card_show_the_cursor_before_and_after(proj: Project) -> None:
     steps = _setup(proj)
     first = succeeded(proj.run(steps))
