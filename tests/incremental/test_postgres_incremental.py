@@ -134,3 +134,20 @@ def test_initial_value_bounds_the_first_run(proj: Project) -> None:
                  f"(2, 'new', '2024-01-01 00:00:00+00')")
     succeeded(proj.run(_pipeline(proj, initial_value="2024-01-01 00:00:00+00")))
     assert [r[0] for r in _target(proj)] == [2]
+
+
+def test_a_query_is_filtered_as_a_subquery(proj: Project) -> None:
+    proj.pg_exec(f"CREATE SCHEMA IF NOT EXISTS {proj.schema}",
+                 f"CREATE TABLE {proj.schema}.src (id text PRIMARY KEY, v text, updated_at timestamp)",
+                 f"INSERT INTO {proj.schema}.src VALUES ('a', 'x', '2024-01-01'), ('b', 'y', '2024-01-02')")
+    read = {"id": "read", "component": "postgres.extractor", "mode": "read",
+            "config": {"connection": "@postgres.db",
+                       "query": f"SELECT id, upper(v) AS v, updated_at FROM {proj.schema}.src",
+                       "incremental": {"cursor": "updated_at"}}}
+    steps = [read, pg_write("load", "read", proj.schema, "dst")]
+    succeeded(proj.run(steps))
+    proj.pg_exec(f"INSERT INTO {proj.schema}.src VALUES ('c', 'z', '2024-01-03')")
+    again = succeeded(proj.run(steps))
+    inc = card(again, "read").incremental
+    assert inc is not None and inc.rows_read == 2
+    assert proj.pg_exec(f"SELECT id, v FROM {proj.schema}.dst ORDER BY id") == [("a", "X"), ("b", "Y"), ("c", "Z")]

@@ -150,14 +150,14 @@ class SqlSource(ABC):
         return reader if incremental is None else tracked(reader, inc, incremental, self.step_id)
 
     def _read(self, options: SourceOptions, table: TableName | None, where: str | None) -> pa.RecordBatchReader:
+        """The read; `where` filters it (a cursor condition on the table's columns, or the query's)."""
         sql = self._checked_sql(options, table)
-        if where is not None:  # the read as a subquery, filtered by the cursor (no key pages: it is the change)
+        key = self.integer_key(table) if table is not None else None
+        if where is not None and key is None:  # a query (or a table without key pages) filtered as a subquery
             sql = f"SELECT * FROM (\n{sql}\n) AS {INCREMENTAL_ALIAS} WHERE {where}"
-            table = None
         columns = self.describe(sql)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)
-        key = self.integer_key(table) if table is not None else None
         if key is None:
             if any(c.as_text for c in columns):
                 sql = f"SELECT {select} FROM (\n{sql}\n) AS {TEXT_ALIAS}"
@@ -169,9 +169,12 @@ class SqlSource(ABC):
         quoted_key = self.dialect.quote_ident(key)
 
         def page_sql(after: int | None) -> str:
-            where = f" WHERE {quoted_key} > {int(after)}" if after is not None else ""
-            return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}{where} "
-                    f"ORDER BY {quoted_key} LIMIT {page_rows}")
+            conditions = [f"{quoted_key} > {int(after)}"] if after is not None else []
+            if where is not None:
+                conditions.append(f"({where})")
+            condition = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}"
+                    f"{condition} ORDER BY {quoted_key} LIMIT {page_rows}")
 
         first = self.open(page_sql(None))
         schema = self._schema(first, columns, extra=1)
