@@ -8,7 +8,7 @@ It loads N movie-like rows into MariaDB (`updated_at DATETIME(6)`, indexed), run
 (the full run: every row read and upserted into PostgreSQL), changes a fraction of the rows (their `updated_at`
 moves past the last cursor), and runs it again (the incremental run). It prints, for both runs, the rows the
 extractor read (from the run card) and the wall time, and checks the targets: the incremental run reads at most
-1.05 × the changed rows and takes at most 10% of the full run's time; the target equals the source after it.
+1.05 x the changed rows and takes at most 10% of the full run's time; the target equals the source after it.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'incremental':<13} {incremental_rows:>10,} {incremental_s:>8.2f}   ({changed:,} rows changed)")
     reads = incremental_rows / max(changed, 1)
     share = incremental_s / full_s
-    print(f"reads: {reads:.3f} × the changed rows (target ≤ 1.05); time: {share:.1%} of the full run "
+    print(f"reads: {reads:.3f} x the changed rows (target ≤ 1.05); time: {share:.1%} of the full run "
           f"(target ≤ 10%); target equals source: {exact}")
     return 0 if reads <= 1.05 and share <= 0.10 and exact else 1
 
