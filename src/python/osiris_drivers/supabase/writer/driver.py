@@ -26,7 +26,7 @@ from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.copy import CopyWriter, copy_into
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.sql.dialect import TableName
-from osiris_drivers.sql.state import SqlStateStore
+from osiris_drivers.sql.state import SqlStateStore, state_table
 from osiris_drivers.sql.writer import Plan, StagedWriter, TableWriteOptions, TableWriter
 from osiris_drivers.step_io import report_written
 from osiris_drivers.supabase.connection import DdlChannelName, SupabaseSettings
@@ -83,6 +83,12 @@ class SupabaseLoad:
 
     def begin_statements(self) -> list[str]:
         return self.marker.begin_sql() if self.marked else []
+
+    def private_state(self, statements: list[str]) -> list[str]:
+        """The incremental state table's set-up, kept away from the API roles (like the load marker)."""
+        if not statements:
+            return statements
+        return [*statements, *self.grants.private_sql(POSTGRES.qualified(state_table(self.table.schema)))]
 
     def grants_for_created(self, table: str) -> list[str]:
         self.created = True
@@ -191,6 +197,9 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
 
+    def state_setup_sql(self) -> list[str]:
+        return self.private_state(super().state_setup_sql())
+
     def counted(self, insert: str) -> str:
         return self.marker.counted_sql(insert) if self.marked else super().counted(insert)
 
@@ -231,6 +240,9 @@ class SupabaseCopyWriter(SupabaseLoad, CopyWriter):
 
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
+
+    def state_setup_sql(self) -> list[str]:
+        return self.private_state(super().state_setup_sql())
 
     def finish(self, rows: int) -> int:
         if self.marked:
