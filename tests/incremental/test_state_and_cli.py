@@ -142,3 +142,20 @@ def test_bad_incremental_config_fails_at_compile_time_with_one_line(
     proj.write_pipeline(steps)
     assert main(["compile", "inc.yaml"]) == 2
     assert "initial_value has 1 values for 2 cursor columns" in capsys.readouterr().err
+
+
+def test_dry_run_shows_where_the_incremental_read_starts(proj: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = _setup(proj)
+    proj.write_pipeline(steps)
+
+    def planned(*flags: str) -> str:
+        capsys.readouterr()
+        assert main(["run", "inc.yaml", "--dry-run", "--json", *flags]) == 0
+        plan = json.loads(capsys.readouterr().out)
+        assert next(s for s in plan["steps"] if s["step"] == "load")["incremental"] == "full"
+        return str(next(s for s in plan["steps"] if s["step"] == "read")["incremental"])
+
+    assert planned() == "full (no state yet)"
+    succeeded(proj.run(steps))
+    assert planned() == 'from [["int","3"]]'
+    assert planned("--full-refresh") == "full (--full-refresh)"

@@ -107,9 +107,11 @@ _PUBLIC: dict[str, str] = {
     "StateCommit": "osiris_core.state",
     "StateRecord": "osiris_core.state",
     "StateStore": "osiris_core.state",
+    "cursor_min": "osiris_core.state",
     "decode_cursor": "osiris_core.state",
     "encode_cursor": "osiris_core.state",
     "StateTarget": "osiris_core.state_plan",
+    "stored_cursor": "osiris_core.state_plan",
     "incremental_steps": "osiris_core.state_plan",
     "load_records": "osiris_core.state_plan",
     "state_targets": "osiris_core.state_plan",
@@ -194,6 +196,7 @@ __all__ = [
     "check_regular_file",
     "compile_file",
     "compile_pipeline",
+    "cursor_min",
     "database_uri",
     "decode_cursor",
     "describe_size",
@@ -229,6 +232,7 @@ __all__ = [
     "single_input",
     "sql_name",
     "state_targets",
+    "stored_cursor",
 ]
 
 
