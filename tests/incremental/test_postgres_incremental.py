@@ -151,3 +151,19 @@ def test_a_query_is_filtered_as_a_subquery(proj: Project) -> None:
     inc = card(again, "read").incremental
     assert inc is not None and inc.rows_read == 2
     assert proj.pg_exec(f"SELECT id, v FROM {proj.schema}.dst ORDER BY id") == [("a", "X"), ("b", "Y"), ("c", "Z")]
+
+
+def test_a_cursor_of_no_orderable_type_is_refused_before_anything_is_written(proj: Project) -> None:
+    proj.pg_exec(f"CREATE SCHEMA IF NOT EXISTS {proj.schema}",
+                 f"CREATE TABLE {proj.schema}.src (id int PRIMARY KEY, v text, updated_at boolean)",
+                 f"INSERT INTO {proj.schema}.src VALUES (1, 'a', true)")
+    error = failed(proj.run(_pipeline(proj)))
+    assert "cursor column 'updated_at' reads as Arrow bool" in error
+    assert proj.pg_exec(f"SELECT to_regclass('{proj.schema}.dst') IS NULL") == [(True,)]
+
+
+def test_a_cursor_column_that_is_not_read_is_refused(proj: Project) -> None:
+    _source(proj)
+    steps = _pipeline(proj)
+    steps[0]["config"]["columns"] = ["id", "v"]
+    assert "cursor columns ['updated_at'] are not among the columns read" in failed(proj.run(steps))

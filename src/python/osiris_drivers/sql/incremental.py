@@ -152,11 +152,23 @@ def cursor_filter(dialect: Dialect, options: IncrementalOptions, start: tuple[Cu
     return f"({condition}) OR {nulls}"
 
 
+def _orderable(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(arrow) or pa.types.is_decimal(arrow) or pa.types.is_floating(arrow)
+                or pa.types.is_timestamp(arrow) or pa.types.is_date(arrow) or pa.types.is_string(arrow)
+                or pa.types.is_large_string(arrow))
+
+
 def check_columns(schema: pa.Schema, options: IncrementalOptions, step_id: str) -> None:
+    """The cursor columns are read, with a type a cursor can hold (before any row streams)."""
     missing = [c for c in options.columns if c not in schema.names]
     if missing:
         raise DriverError(f"cursor columns {missing} are not among the columns read {schema.names}",
                           step_id=step_id, hint="add them to `columns` or to the query")
+    for column in options.columns:
+        arrow = schema.field(column).type
+        if not _orderable(arrow):
+            raise DriverError(f"cursor column '{column}' reads as Arrow {arrow}, which is no cursor type",
+                              step_id=step_id, hint="use a timestamp, date, number or text column as the cursor")
 
 
 def batch_max(batch: pa.RecordBatch, columns: tuple[str, ...]) -> Cursor | None:
