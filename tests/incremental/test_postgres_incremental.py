@@ -18,7 +18,7 @@ def _target(proj: Project, table: str = "dst") -> list[tuple[object, ...]]:
     return proj.pg_exec(f"SELECT id, v, updated_at FROM {proj.schema}.{table} ORDER BY id")
 
 
-def _pipeline(proj: Project, **incremental: Any) -> list[dict[str, object]]:
+def _pipeline(proj: Project, **incremental: Any) -> list[dict[str, Any]]:
     return [pg_extract("read", proj.schema, "src", **incremental), pg_write("load", "read", proj.schema, "dst")]
 
 
