@@ -16,7 +16,7 @@ re-reads idempotent); `exclude` never reads them; `fail` stops the step with a o
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -191,6 +191,47 @@ def batch_max(batch: pa.RecordBatch, columns: tuple[str, ...]) -> Cursor | None:
     return tuple(values)
 
 
+def _value(value: CursorValue | Scalar, arrow: pa.DataType, column: str, step_id: str) -> pa.Scalar:
+    """A cursor value as an Arrow scalar of the column's type (text such as an initial_value is parsed)."""
+    try:
+        return pa.scalar(value).cast(arrow)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise DriverError(f"cursor value {value!r} does not fit column '{column}' ({arrow}): {exc}",
+                          step_id=step_id, hint="fix initial_value, or reset the state") from None
+
+
+def arrow_filter(schema: pa.Schema, options: IncrementalOptions, start: tuple[CursorValue | Scalar, ...] | None,
+                 *, stored: bool, step_id: str) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
+    """The cursor filter of `cursor_filter`, applied to Arrow batches (for sources without SQL, e.g. files):
+    the same inclusive row-value comparison, lookback and NULL rule, vectorised."""
+    columns = options.columns
+    bounds: list[pa.Scalar] = []
+    if start is not None:
+        values: list[CursorValue | Scalar] = list(start)
+        if stored and options.lookback:  # the window applies to the first column (a superset of the rows)
+            values = [behind(start[0], options.lookback, columns[0], step_id)]
+        bounds = [_value(v, schema.field(c).type, c, step_id) for v, c in zip(values, columns, strict=False)]
+
+    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
+        mask = None
+        if bounds:  # (c1, c2, …) >= (b1, b2, …), lexicographically
+            mask = pc.greater_equal(batch.column(columns[len(bounds) - 1]), bounds[-1])
+            for i in range(len(bounds) - 2, -1, -1):
+                column = batch.column(columns[i])
+                mask = pc.or_(pc.greater(column, bounds[i]), pc.and_(pc.equal(column, bounds[i]), mask))
+        nulls = None
+        for c in columns:
+            null = pc.is_null(batch.column(c))
+            nulls = null if nulls is None else pc.or_(nulls, null)
+        if options.on_null_cursor == "exclude":
+            mask = pc.invert(nulls) if mask is None else pc.and_(pc.fill_null(mask, False), pc.invert(nulls))
+        elif mask is not None:
+            mask = pc.or_(pc.fill_null(mask, False), nulls)
+        return batch if mask is None else batch.filter(mask)
+
+    return keep
+
+
 def tracked(reader: pa.RecordBatchReader, options: IncrementalOptions, read: IncrementalRead,
             step_id: str) -> pa.RecordBatchReader:
     """`reader`, recording into `read` the max cursor and the rows of each batch it yields; NULL cursors per
@@ -211,3 +252,14 @@ def tracked(reader: pa.RecordBatchReader, options: IncrementalOptions, read: Inc
         read.end()
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def filtered(reader: pa.RecordBatchReader, options: IncrementalOptions, read: IncrementalRead | None,
+             step_id: str) -> pa.RecordBatchReader:
+    """An incremental read of a source without SQL (files): every row is parsed, the cursor filter runs on the
+    batches (`arrow_filter`), and the rows passed on are tracked as a SQL source's are."""
+    check_columns(reader.schema, options, step_id)
+    stored = read is not None and read.start is not None and not read.full_refresh
+    keep = arrow_filter(reader.schema, options, start_of(options, read), stored=stored, step_id=step_id)
+    out = pa.RecordBatchReader.from_batches(reader.schema, (keep(batch) for batch in reader))
+    return out if read is None else tracked(out, options, read, step_id)
