@@ -394,9 +394,14 @@ class SwapWriter(SessionWriter):
         else:
             self.execute(self.rename_sql([(new, self.target)]))
             self.created.clear()
-        for statement in self.state_sql():  # only once the rows are in place: re-reading is safe, skipping is not
-            self.execute(statement)
-        self.commit()
+        try:  # only once the rows are in place: re-reading is safe, skipping is not
+            for statement in self.state_sql():
+                self.execute(statement)
+            self.commit()
+        except Exception as exc:
+            raise self.fail(f"the rows were written to {self.label} {self.where}, but committing the incremental "
+                            f"state failed: {self.explain(exc).message}",
+                            "run again: the rows since the last committed cursor are read and upserted again") from None
         return rows
 
     def _undo(self) -> None:
