@@ -110,8 +110,8 @@ def test_state_show_reset_and_run_full_refresh_on_the_command_line(
     assert main(["state", "show", "inc.yaml", "--json"]) == 0
     empty = json.loads(capsys.readouterr().out)
     assert empty["pipeline"] == "inc" and [s["cursor"] for s in empty["states"]] == [None]
-    assert main(["run", "inc.yaml", "--json"]) == 0
-    capsys.readouterr()
+    assert main(["run", "inc.yaml"]) == 0
+    assert 'Incremental: read read 3 rows from cursor (start) to [["int","3"]]' in capsys.readouterr().out
     assert main(["state", "show", "inc.yaml", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["states"]
     assert len(shown) == 1
