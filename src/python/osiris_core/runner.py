@@ -405,8 +405,7 @@ class LocalExecutor(Executor):
         (artifacts / "cleaned_config.json").write_text(canonical_json(recorder.masker.mask(config)),
                                                        encoding="utf-8")
         typed = self._typed(step, component, config)
-        driver = component.driver()
-        incremental = self._load_state(step, driver, typed, recorder) if step.mode == "read" else None
+        incremental = self._load_state(step, component.driver(), typed, recorder) if step.mode == "read" else None
         commits = self._incremental.commits.get(step.id, ())
         state.inputs = [outputs[need] for need in step.needs]
         inputs = {name: outputs[need].data for name, need in step.inputs.items()}
@@ -447,7 +446,7 @@ class LocalExecutor(Executor):
             progress.restart()
             try:
                 with _time_limit(self.settings.step_timeout_s, step.id):
-                    produced = driver.run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
+                    produced = component.driver().run(step_id=step.id, config=typed, inputs=inputs, ctx=ctx)
                     main = produced.get(MAIN_OUTPUT)
                     if consumers[step.id] and main is None:
                         raise DriverError(f"produced no '{MAIN_OUTPUT}' output but later steps need it",
