@@ -70,7 +70,8 @@ EXERCISED: set[str] = set()
 
 def _command_of(argv: tuple[str, ...]) -> str:
     words = [a for a in argv if not a.startswith("-")]
-    return " ".join(words[:2] if words[0] in ("components", "connections", "logs", "sandbox") else words[:1])
+    return " ".join(words[:2] if words[0] in ("components", "connections", "logs", "sandbox", "state")
+                    else words[:1])
 
 
 def _one_document(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> object:
@@ -104,7 +105,8 @@ def test_every_json_output_is_one_document(project: Path, capsys: pytest.Capture
                  ["logs", "show", session], ["logs", "show", session, "--events"],
                  ["logs", "show", compiled["session"]], ["logs", "html", session],
                  ["init", "fresh"], ["connections", "doctor"], ["discover", "@filesystem.main"],
-                 ["run", "examples/movies_local.yaml", "--dry-run"]):
+                 ["run", "examples/movies_local.yaml", "--dry-run"], ["state", "show", "examples/movies_local.yaml"],
+                 ["state", "reset", "examples/movies_local.yaml"]):
         _one_document(capsys, *argv)
     sandboxed = _one_document(capsys, "run", "examples/movies_local.yaml", "--sandbox", "local", "--verbose")
     assert isinstance(sandboxed, dict) and sandboxed["execution"]["mode"] == "sandbox"

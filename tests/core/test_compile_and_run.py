@@ -174,7 +174,7 @@ def test_event_vocabulary_and_metrics(project: Path, probe_registry: ComponentRe
                                 "driver": "osiris_drivers.filesystem.csv_writer.driver:CsvWriter",
                                 "status": "succeeded", "rows_in": 1, "rows_out": 1,
                                 "duration_ms": card["steps"][2]["duration_ms"], "error": None, "error_type": None,
-                                "output_sha256": None, "attempts": 1}
+                                "output_sha256": None, "attempts": 1, "incremental": None}
 
 
 def test_manifest_from_other_driver_code_is_refused(project: Path, probe_registry: ComponentRegistry,

@@ -121,7 +121,8 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
     with progress_listeners(args.progress, app.logs_dir) as progress:
         settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
                                      listeners=(*listeners, *progress), checksums=checksums,
-                                     step_timeout_s=args.step_timeout)
+                                     step_timeout_s=args.step_timeout,
+                                     full_refresh=getattr(args, "full_refresh", False))
         return EXECUTORS[executor](settings, args).run(compiled)
 
 

@@ -10,6 +10,7 @@ run checks it. Each step's config is resolved and validated as the run does, the
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,12 @@ from osiris_core.oml import load_pipeline
 from osiris_core.registry import Component
 from osiris_core.run_session import registry_masker
 from osiris_core.session import last_compile
+from osiris_core.state import cursor_min, encode_cursor
+from osiris_core.state_plan import load_records, state_targets, stored_cursor
 from osiris_drivers.dry_run import plan_step
 
 INCREMENTAL = "full"
-"""Every step reads its whole source: no incremental state exists yet."""
+"""A step that reads its whole source (or reads no source)."""
 EXIT_OK = 0
 EXIT_WOULD_FAIL = 1
 
@@ -88,12 +91,13 @@ def _config(step: ManifestStep, component: Component, raw: dict[str, Any], conne
                          hint=f"see `osiris components show {step.component}`") from None
 
 
-def _step(step: ManifestStep, plan: StepPlan | None, error: str | None) -> dict[str, Any]:
+def _step(step: ManifestStep, plan: StepPlan | None, error: str | None,
+          incremental: str = INCREMENTAL) -> dict[str, Any]:
     return {"step": step.id, "component": step.component, "mode": step.mode, "needs": list(step.needs),
             "source": plan.source if plan else None, "target": plan.target if plan else None,
             "write_mode": plan.write_mode if plan else None, "action": plan.action if plan else None,
             "target_exists": plan.target_exists if plan else None, "detail": plan.detail if plan else "",
-            "incremental": INCREMENTAL, "error": error}
+            "incremental": incremental, "error": error}
 
 
 AFTER_CREATE: dict[str | None, WriteAction] = {"append": "append", "upsert": "upsert", "scd2": "scd2"}
@@ -107,7 +111,22 @@ def _after(plan: StepPlan, creator: str) -> StepPlan:
                    detail=f"created by step '{creator}' earlier in this run, then: {action}")
 
 
-def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) -> dict[str, Any]:
+def _incremental(compiled: CompiledPipeline, step: ManifestStep, components: dict[str, Component],
+                 typed: Callable[[ManifestStep], DriverConfig], full_refresh: bool) -> str:
+    """What an incremental extractor would read: `from <cursor>` (the smallest over its writers' targets), or
+    `full (…)` without state or with --full-refresh; read-only look-ups of the state tables."""
+    targets = state_targets(compiled, components, typed, step)
+    if full_refresh:
+        return "full (--full-refresh)"
+    name = compiled.manifest.pipeline.name
+    cursors = [stored_cursor(name, target, load_records(target)) for target in targets]
+    if any(c is None for c in cursors):
+        return "full (no state yet)"
+    return f"from {encode_cursor(cursor_min([c for c in cursors if c is not None]))}"
+
+
+def plan_run(app: App, target: str | None, *, use_last_compile: bool = False,
+             full_refresh: bool = False) -> dict[str, Any]:
     """`{pipeline, dry_run: true, ok, steps: [{step, component, mode, needs, source, target, write_mode, action,
     target_exists, detail, incremental, error}]}`; `ok` is false when a step's plan shows the run would fail."""
     compiled, connections = _compiled(app, target, use_last_compile)
@@ -117,13 +136,21 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) ->
     columns: dict[str, tuple[str, ...] | None] = {}
     created: dict[str, str] = {}
     """target → the step that creates it."""
+    components = {s.id: registry.get(s.component) for s in compiled.manifest.steps}
+
+    def typed(step: ManifestStep) -> DriverConfig:
+        return _config(step, components[step.id], compiled.configs[step.id], connections, masker)
+
     with masked_logging(masker):
         for step in compiled.manifest.steps:
-            component = registry.get(step.component)
-            config = _config(step, component, compiled.configs[step.id], connections, masker)
+            component = components[step.id]
+            config = typed(step)
             known = columns.get(step.needs[0]) if len(step.needs) == 1 else None
+            incremental = INCREMENTAL
             try:
                 plan, error = plan_step(step.id, component, config, known), None
+                if step.mode == "read" and component.driver().incremental(config) is not None:
+                    incremental = _incremental(compiled, step, components, typed, full_refresh)
             except OsirisError as exc:
                 plan, error = None, exc.render()
             written = plan.target if plan is not None and plan.action == "create" else None
@@ -133,7 +160,7 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False) ->
                 else:
                     created[written] = step.id
             columns[step.id] = plan.columns if plan else None
-            steps.append(_step(step, plan, error))
+            steps.append(_step(step, plan, error, incremental))
     result: dict[str, Any] = masker.mask({"pipeline": compiled.manifest.pipeline.name, "dry_run": True,
                                           "ok": all(s["error"] is None for s in steps), "steps": steps})
     return result
@@ -161,7 +188,8 @@ def cmd_dry_run(app: App, args: argparse.Namespace) -> int:
         raise InputError("--dry-run plans on this machine and does not take --sandbox or --e2b",
                          hint="drop --sandbox/--e2b: the dry run looks the targets up from here")
     executor_name(args)  # every other execution flag is checked as for a run
-    result = plan_run(app, args.target, use_last_compile=args.last_compile)
+    result = plan_run(app, args.target, use_last_compile=args.last_compile,
+                      full_refresh=getattr(args, "full_refresh", False))
     if app.json:
         emit_json(result)
     else:

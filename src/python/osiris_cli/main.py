@@ -30,6 +30,7 @@ from osiris_cli.output import one_document
 from osiris_cli.progress import PROGRESS_MODES
 from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
 from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
+from osiris_cli.state_commands import cmd_state_reset, cmd_state_show
 from osiris_core.errors import OsirisError
 from osiris_core.masking import scrub_text
 
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (sources, targets, what happens to each) without touching data; exit 1 if "
                         "it shows the run would fail")
+    p.add_argument("--full-refresh", action="store_true",
+                   help="incremental extractors ignore their state and read everything; the writers downstream of "
+                        "them replace their targets (and commit the new state)")
     _progress_option(p)
     add_sandbox_flags(p)
 
@@ -137,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_connections_list, "list connections with secrets masked", connections)
     add("doctor", cmd_connections_doctor, "check each connection for real (exit 1 if one fails)",
         connections).add_argument("only", nargs="*", metavar="@family.alias", help="check only these")
+
+    state = sub.add_parser("state", help="show or reset incremental state").add_subparsers(
+        dest="state_command", required=True, metavar="ACTION")
+    p = add("show", cmd_state_show, "show each incremental step's cursor, as committed in its writers' targets", state)
+    p.add_argument("pipeline", help="PIPELINE.yaml or a compiled manifest.yaml")
+    p = add("reset", cmd_state_reset, "delete the pipeline's incremental state: the next run reads from the start",
+            state)
+    p.add_argument("pipeline", help="PIPELINE.yaml or a compiled manifest.yaml")
+    p.add_argument("--step", default=None, metavar="ID", help="reset only this incremental step")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="reset the state stored under this pipeline name instead (e.g. the name before a rename)")
 
     logs = sub.add_parser("logs", help="inspect sessions under logs/").add_subparsers(
         dest="logs_command", required=True, metavar="ACTION")

@@ -93,5 +93,11 @@ def print_run_card(card: dict[str, Any]) -> None:
         counts[step["status"]] = counts.get(step["status"], 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"Status: {card['status']} ({summary}) in {card['duration_ms']} ms")
+    for step in card["steps"]:
+        incremental = step.get("incremental")
+        if incremental:
+            refresh = " (--full-refresh)" if incremental["full_refresh"] else ""
+            print(f"Incremental: {step['step_id']} read {incremental['rows_read']} rows from cursor "
+                  f"{incremental['cursor_before'] or '(start)'} to {incremental['cursor_after'] or '(none)'}{refresh}")
     if card.get("error"):
         print(f"Error: {card['error']}")

@@ -13,6 +13,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from osiris_core.errors import DriverError
+from osiris_core.state import IncrementalRead, StateCommit, StateStore
 
 ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader
 """What flows between steps: a whole table, or a stream of record batches read once."""
@@ -56,6 +57,12 @@ class StepContext:
     emit_event: Callable[[str, Mapping[str, Any]], None]
     emit_progress: Callable[[str, int | None], None] | None = None
     """Where `progress` reports go (None: nowhere, e.g. a driver run outside the engine)."""
+    incremental: IncrementalRead | None = None
+    """An incremental extractor's read: where to start; it records the max cursor of what it yields."""
+    state_commits: tuple[StateCommit, ...] = ()
+    """A writer's incremental upstreams: the state it commits in its write's transaction."""
+    full_refresh: bool = False
+    """`osiris run --full-refresh` for a writer with an incremental upstream: replace the target."""
 
     def metric(self, name: str, value: float | int, unit: str | None = None) -> None:
         self.emit_metric(name, value, unit)
@@ -123,6 +130,16 @@ class Driver(ABC, Generic[ConfigT]):
         look-ups and without reading a row. `input_columns`: the single input's columns when known.
 
         None (the default) leaves the plan to the component's connection family, if it has one."""
+        return None
+
+    def incremental(self, config: ConfigT) -> tuple[str, ...] | None:
+        """An extractor's cursor columns when `config` reads incrementally (the engine then loads its state from
+        the downstream writers' targets and hands it `StepContext.incremental`); None (the default): it does not."""
+        return None
+
+    def state_store(self, *, step_id: str, config: ConfigT) -> StateStore | None:
+        """A writer's incremental state table in its target (see `osiris_core.state`); None (the default): the
+        writer keeps no state, so it cannot be downstream of an incremental extractor."""
         return None
 
 

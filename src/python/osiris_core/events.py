@@ -128,6 +128,35 @@ class StepCounted(StepEvent):
     output_sha256: str | None = None
 
 
+class StateLoaded(StepEvent):
+    """An incremental extractor's state, loaded from one downstream writer's target before it reads."""
+
+    name = "state_loaded"
+    pipeline: str
+    writer: str
+    """The writer step whose target holds the state."""
+    target: str
+    cursor: str | None
+    """The stored cursor (typed JSON text, `osiris_core.state`); null: none (first run, or --full-refresh)."""
+    start: str | None
+    """The cursor the read starts from: the minimum over the targets (null: the whole source)."""
+    full_refresh: bool = False
+    warning: str | None = None
+    """E.g. no state but the target already holds rows."""
+
+
+class StateCommitted(StepEvent):
+    """A writer committed an incremental upstream's new cursor in the same transaction as its rows."""
+
+    name = "state_committed"
+    source_step: str
+    target: str
+    cursor: str | None
+    """The committed cursor; null: nothing new was read, the stored state stays."""
+    rows: int
+    """Rows the extractor read."""
+
+
 class RunComplete(Event):
     name = "run_complete"
     status: Literal["succeeded", "failed"]
@@ -173,7 +202,7 @@ class ComponentEvent(StepEvent):
 
 ENGINE_EVENTS: Final[dict[str, type[Event]]] = {cls.name: cls for cls in (
     RunStart, DriversRegistered, StepStart, StepRetry, StepComplete, StepFailed, StepSkipped, StepProgress,
-    StepCounted, RunComplete)}
+    StepCounted, StateLoaded, StateCommitted, RunComplete)}
 """The engine's vocabulary: only the engine and the run recorder emit these."""
 TYPED_COMPONENT_EVENTS: Final[dict[str, type[StepEvent]]] = {cls.name: cls for cls in (SourceOpened, OutputWritten)}
 EVENT_NAMES: Final = frozenset(ENGINE_EVENTS)

@@ -43,6 +43,9 @@ class ExecutionSettings:
     """Fail a step attempt that runs longer than this."""
     progress_every_s: float | None = 1.0
     """How often a step reports `step_progress` while rows flow through it, in seconds (None: never)."""
+    full_refresh: bool = False
+    """`osiris run --full-refresh`: incremental extractors ignore their state and read everything; the writers
+    downstream of them replace their targets (and commit the new state)."""
 
     def env(self) -> dict[str, str]:
         return dict(os.environ if self.environ is None else self.environ)

@@ -28,6 +28,8 @@ from osiris_core.events import (
     Metric,
     RunComplete,
     RunStart,
+    StateCommitted,
+    StateLoaded,
     StepComplete,
     StepCounted,
     StepEvent,
@@ -41,7 +43,7 @@ from osiris_core.events import (
 )
 from osiris_core.manifest import CompiledPipeline
 from osiris_core.masking import Masker
-from osiris_core.run_card import RunCard, StepCard
+from osiris_core.run_card import IncrementalCard, RunCard, StepCard
 from osiris_core.run_session import write_card
 from osiris_core.session import Session, new_session
 
@@ -253,6 +255,8 @@ class RunRecorder:
     def _fold(self, event: Event) -> None:
         if isinstance(event, DriversRegistered):
             self.driver_code_sha256 = event.driver_code_sha256
+        if isinstance(event, StateLoaded | StateCommitted):
+            self._fold_state(event)
         if not isinstance(event, StepEvent) or type(event) not in _NEXT:
             return
         card = self._cards[event.step_id]
@@ -274,6 +278,16 @@ class RunRecorder:
         elif isinstance(event, StepCounted):
             self._streaming.discard(event.step_id)
             card.rows_in, card.rows_out, card.output_sha256 = event.rows_in, event.rows_out, event.output_sha256
+
+    def _fold_state(self, event: StateLoaded | StateCommitted) -> None:
+        if isinstance(event, StateLoaded):
+            card = self._cards[event.step_id]
+            card.incremental = IncrementalCard(cursor_before=event.start, full_refresh=event.full_refresh)
+        elif event.source_step in self._cards:
+            card = self._cards[event.source_step]
+            incremental = card.incremental or IncrementalCard()
+            after = event.cursor if event.cursor is not None else incremental.cursor_after
+            card.incremental = incremental.model_copy(update={"cursor_after": after, "rows_read": event.rows})
 
     def _write_metric(self, metric: Metric, *, ts: str | None = None) -> None:
         record = self._log.write(metric, ts=ts)

@@ -10,6 +10,19 @@ StepStatus = Literal["succeeded", "failed", "skipped"]
 RunStatus = Literal["succeeded", "failed"]
 
 
+class IncrementalCard(BaseModel):
+    """An incremental extractor's read: the cursor before and after the run, and the rows read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor_before: str | None = None
+    """Where the read started (typed JSON text); null: the whole source."""
+    cursor_after: str | None = None
+    """The cursor committed with the rows; null: none committed."""
+    rows_read: int | None = None
+    full_refresh: bool = False
+
+
 class StepCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +39,8 @@ class StepCard(BaseModel):
     """Checksum of the step's output rows (runs with checksums on, e.g. `osiris parity`)."""
     attempts: int | None = None
     """How many times the step ran: 1, or more when its `retries` policy ran it again; null when skipped."""
+    incremental: IncrementalCard | None = None
+    """Set for an incremental extractor."""
 
 
 class RunCard(BaseModel):

@@ -24,12 +24,14 @@ from pydantic import ValidationError
 
 from osiris_core.canonical import canonical_json
 from osiris_core.checksum import DataChecksum, table_checksum
-from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, ArrowData, DriverConfig, StepContext, count_rows
+from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, ArrowData, Driver, DriverConfig, StepContext, count_rows
 from osiris_core.errors import DriverError, InputError, OsirisError, RunError
 from osiris_core.events import (
     PHASE_PATTERN,
     DriversRegistered,
     ReservedEventError,
+    StateCommitted,
+    StateLoaded,
     StepComplete,
     StepCounted,
     StepFailed,
@@ -44,6 +46,8 @@ from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import CompiledPipeline, ManifestStep
 from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
+from osiris_core.state import Cursor, IncrementalRead, StateCommit, cursor_min, encode_cursor
+from osiris_core.state_plan import StateTarget, load_records, state_targets, stored_cursor
 
 __all__ = ["LocalExecutor", "RunResult", "StepTimeout"]
 
@@ -245,10 +249,20 @@ class _StepState:
         return rows_in, self.rows_written if self.rows_written is not None else 0, None
 
 
+@dataclass
+class _IncrementalRun:
+    """A run's incremental bookkeeping: what each writer commits for its incremental upstreams."""
+
+    compiled: CompiledPipeline
+    components: dict[str, Component]
+    commits: dict[str, list[StateCommit]] = field(default_factory=dict)
+
+
 class LocalExecutor(Executor):
     """Runs the steps in this process."""
 
     mode = "local"
+    _incremental: _IncrementalRun
 
     def execute(self, compiled: CompiledPipeline, recorder: RunRecorder) -> None:
         manifest = compiled.manifest
@@ -259,6 +273,7 @@ class LocalExecutor(Executor):
                                         driver_code_sha256=fingerprint))
         check_manifest(compiled, registry, fingerprint)
         components = {s.id: registry.get(s.component) for s in manifest.steps}
+        self._incremental = _IncrementalRun(compiled, components)
         consumers = {s.id: sum(s.id in other.needs for other in manifest.steps) for s in manifest.steps}
         replayed = {need for s in manifest.steps if s.retries.max for need in s.needs}
         states = {s.id: _StepState() for s in manifest.steps}
@@ -320,6 +335,64 @@ class LocalExecutor(Executor):
                              hint=f"allowed fields: {list(spec.connection.fields)}")
         return {**fields, **config}
 
+    @staticmethod
+    def _typed(step: ManifestStep, component: Component, config: Mapping[str, Any]) -> DriverConfig:
+        """The step's typed config; a bad value is a one-line InputError."""
+        violation = component.spec.rule_violation(config)  # again, with the connection's fields resolved
+        if violation is not None:
+            raise InputError(f"step '{step.id}': {violation.message}", hint=violation.hint)
+        try:
+            return component.driver.config_model.model_validate(config)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
+                             hint=f"see `osiris components show {step.component}`") from None
+
+    def _load_state(self, step: ManifestStep, driver: Driver[Any], typed: DriverConfig,
+                    recorder: RunRecorder) -> IncrementalRead | None:
+        """For an incremental extractor: its state loaded from every downstream writer's target (the read starts
+        at the smallest cursor), and what each writer is to commit. None for any other step."""
+        if driver.incremental(typed) is None:
+            return None
+        run = self._incremental
+        compiled, full_refresh = run.compiled, self.settings.full_refresh
+        pipeline = compiled.manifest.pipeline.name
+
+        def typed_config(other: ManifestStep) -> DriverConfig:
+            component = run.components[other.id]
+            config = self._resolve_config(other, component, compiled.configs[other.id], recorder)
+            return self._typed(other, component, config)
+
+        targets = state_targets(compiled, run.components, typed_config, step)
+        loaded: list[tuple[StateTarget, Cursor | None, str | None]] = []
+        for target in targets:
+            store = target.store
+            if not full_refresh and not store.deduplicates:
+                raise InputError(f"step '{target.writer}' writes with write_mode {store.write_mode}, but its "
+                                 f"upstream '{step.id}' reads incrementally: the rows at the last cursor are read "
+                                 "again, and only a deduplicating write lands them once",
+                                 hint="set write_mode: upsert with primary_key on the writer, or drop `incremental`")
+            cursor = None if full_refresh else stored_cursor(pipeline, target, load_records(target))
+            warning = None
+            if cursor is None and not full_refresh and store.target_has_rows():
+                warning = (f"no incremental state for step '{step.id}' in {store.target}, but the target already "
+                           "holds rows: reading the whole source (the upsert deduplicates by key)")
+                logger.warning(warning)
+            loaded.append((target, cursor, warning))
+        cursors = [cursor for _, cursor, _ in loaded]
+        start = None if any(c is None for c in cursors) else cursor_min([c for c in cursors if c is not None])
+        read = IncrementalRead(step.id, start, full_refresh=full_refresh)
+        for target, cursor, warning in loaded:
+            recorder.emit(StateLoaded(step_id=step.id, pipeline=pipeline, writer=target.writer,
+                                      target=target.store.target,
+                                      cursor=None if cursor is None else encode_cursor(cursor),
+                                      start=None if start is None else encode_cursor(start),
+                                      full_refresh=full_refresh, warning=warning))
+            run.commits.setdefault(target.writer, []).append(
+                StateCommit(pipeline, step.id, target.store.target, read, recorder.session.id))
+        return read
+
     def _run_step(self, step: ManifestStep, component: Component, raw_config: Mapping[str, Any],
                   recorder: RunRecorder, state: _StepState, outputs: dict[str, _Output], consumers: dict[str, int],
                   replayed: set[str]) -> None:
@@ -331,16 +404,9 @@ class LocalExecutor(Executor):
         config = self._resolve_config(step, component, raw_config, recorder)
         (artifacts / "cleaned_config.json").write_text(canonical_json(recorder.masker.mask(config)),
                                                        encoding="utf-8")
-        violation = component.spec.rule_violation(config)  # again, with the connection's fields resolved
-        if violation is not None:
-            raise InputError(f"step '{step.id}': {violation.message}", hint=violation.hint)
-        try:
-            typed: DriverConfig = component.driver.config_model.model_validate(config)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
-                             hint=f"see `osiris components show {step.component}`") from None
+        typed = self._typed(step, component, config)
+        incremental = self._load_state(step, component.driver(), typed, recorder) if step.mode == "read" else None
+        commits = self._incremental.commits.get(step.id, ())
         state.inputs = [outputs[need] for need in step.needs]
         inputs = {name: outputs[need].data for name, need in step.inputs.items()}
         every_s = self.settings.progress_every_s
@@ -371,7 +437,9 @@ class LocalExecutor(Executor):
             progress.say(phase, count)
 
         ctx = StepContext(session_id=recorder.session.id, artifacts_dir=artifacts, logger=logger.getChild(step.id),
-                          emit_metric=on_metric, emit_event=on_event, emit_progress=on_progress)
+                          emit_metric=on_metric, emit_event=on_event, emit_progress=on_progress,
+                          incremental=incremental, state_commits=tuple(commits),
+                          full_refresh=self.settings.full_refresh and bool(commits))
         attempt = 1
         while True:
             state.rows_written = None
@@ -396,6 +464,10 @@ class LocalExecutor(Executor):
                 attempt += 1
         if state.output is not None and consumers[step.id]:
             outputs[step.id] = state.output
+        for commit in commits:
+            record = commit.record()
+            recorder.emit(StateCommitted(step_id=step.id, source_step=commit.step, target=commit.target,
+                                         cursor=None if record is None else record.cursor, rows=commit.read.rows))
         duration_ms = clock.ms()
         recorder.metric(step.id, "duration_ms", duration_ms, "ms")
         rows_in, rows_out, checksum = state.counts()

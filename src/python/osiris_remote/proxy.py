@@ -364,6 +364,8 @@ class SandboxExecutor(Executor):
             args.append("--checksums")
         if self.settings.step_timeout_s:
             args += ["--step-timeout", str(self.settings.step_timeout_s)]
+        if self.settings.full_refresh:
+            args.append("--full-refresh")
         command = bootstrap_command(self._python(sandbox), "../bundle.zip", "../bundle", bundle.sha256, deps_dir,
                                     args)
         try:

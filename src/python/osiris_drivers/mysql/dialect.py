@@ -47,6 +47,11 @@ class MySQLDialect(Dialect):
     TIMESTAMP_TYPE: ClassVar[str] = "DATETIME(6)"
     HASH_TYPE: ClassVar[str] = "CHAR(64)"
     PARTIAL_UNIQUE_INDEX: ClassVar[bool] = False
+    LITERAL_OFFSETS = False
+
+    def quote_literal(self, text: str) -> str:
+        """Backslashes escape in MySQL strings (unless NO_BACKSLASH_ESCAPES): doubled, like quotes."""
+        return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
     def column_type(self, arrow: pa.DataType, *, key: bool) -> str:
         """MySQL column type for a column of `arrow` values; `key` columns get indexable string types."""

@@ -73,12 +73,18 @@ class Dialect:
     """The type of `_osiris_row_hash` (64 hex digits)."""
     PARTIAL_UNIQUE_INDEX: ClassVar[bool] = True
     """A unique index can have a WHERE clause (scd2 enforces one current row per key with one)."""
+    LITERAL_OFFSETS: ClassVar[bool] = True
+    """Timestamp literals may carry a UTC offset (MySQL: no; its sessions run in UTC, so values go as UTC)."""
 
     # ------------------------------------------------------------------------------------------- names
 
     def quote_ident(self, name: str) -> str:
         """A quoted identifier: reserved words, any case and any character survive."""
         return self.QUOTE + name.replace(self.QUOTE, self.QUOTE * 2) + self.QUOTE
+
+    def quote_literal(self, text: str) -> str:
+        """A string literal: the one way every value is put into SQL text (a quote inside is doubled)."""
+        return "'" + text.replace("'", "''") + "'"
 
     def qualified(self, table: TableName) -> str:
         return f"{self.quote_ident(table.schema)}.{self.quote_ident(table.name)}"

@@ -19,11 +19,20 @@ from pydantic import Field
 
 from osiris_core.driver import DriverConfig, StepPlan
 from osiris_core.errors import DriverError
+from osiris_core.state import IncrementalRead
 from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
 from osiris_drivers.sql.connectorx import guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
 from osiris_drivers.sql.source_types import SourceType, with_source
+from osiris_drivers.sql.incremental import (
+    INCREMENTAL_ALIAS,
+    IncrementalOptions,
+    check_columns,
+    cursor_filter,
+    start_of,
+    tracked,
+)
 
 ColumnName = Annotated[str, Field(min_length=1)]
 TEXT_ALIAS = "__osiris_q"
@@ -36,6 +45,8 @@ class SourceOptions(DriverConfig):
     table: str | None = Field(default=None, min_length=1)
     columns: list[ColumnName] | None = Field(default=None, min_length=1)
     limit: int | None = Field(default=None, ge=0)
+    incremental: IncrementalOptions | None = None
+    """Read only what changed since the last run (`osiris_drivers.sql.incremental`)."""
 
 
 def check_source(step_id: str, options: SourceOptions) -> None:
@@ -46,6 +57,9 @@ def check_source(step_id: str, options: SourceOptions) -> None:
     if options.query is not None and (options.columns is not None or options.limit is not None):
         raise DriverError("`columns` and `limit` apply to `table` only", step_id=step_id,
                           hint="select the columns and add LIMIT in the query itself")
+    if options.incremental is not None and options.limit is not None:
+        raise DriverError("`limit` cannot be combined with `incremental`", step_id=step_id,
+                          hint="drop limit: an incremental read must see every changed row")
 
 
 @dataclass(frozen=True)
@@ -129,13 +143,29 @@ class SqlSource(ABC):
         return StepPlan(source=source, columns=tuple(c.name for c in columns),
                         detail=f"reads {what} {self.where}: {len(columns)} columns")
 
-    def read(self, options: SourceOptions, table: TableName | None) -> pa.RecordBatchReader:
-        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key)."""
+    def read(self, options: SourceOptions, table: TableName | None,
+             incremental: IncrementalRead | None = None) -> pa.RecordBatchReader:
+        """The rows of `options.query`, or of `table` (in key pages when it has an integer primary key); with
+        `options.incremental`, only those from the cursor `incremental` starts at, the max cursor recorded."""
+        inc = options.incremental
+        if inc is None:
+            return self._read(options, table, None)
+        start = start_of(inc, incremental)
+        stored = incremental is not None and incremental.start is not None and not incremental.full_refresh
+        reader = self._read(options, table, cursor_filter(self.dialect, inc, start, stored=stored,
+                                                          step_id=self.step_id))
+        check_columns(reader.schema, inc, self.step_id)
+        return reader if incremental is None else tracked(reader, inc, incremental, self.step_id)
+
+    def _read(self, options: SourceOptions, table: TableName | None, where: str | None) -> pa.RecordBatchReader:
+        """The read; `where` filters it (a cursor condition on the table's columns, or the query's)."""
         sql = self._checked_sql(options, table)
+        key = self.integer_key(table) if table is not None else None
+        if where is not None and key is None:  # a query (or a table without key pages) filtered as a subquery
+            sql = f"SELECT * FROM (\n{sql}\n) AS {INCREMENTAL_ALIAS} WHERE {where}"
         columns = self._with_sources(self.describe(sql), table)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)
-        key = self.integer_key(table) if table is not None else None
         if key is None:
             if any(c.as_text for c in columns):
                 sql = f"SELECT {select} FROM (\n{sql}\n) AS {TEXT_ALIAS}"
@@ -147,9 +177,12 @@ class SqlSource(ABC):
         quoted_key = self.dialect.quote_ident(key)
 
         def page_sql(after: int | None) -> str:
-            where = f" WHERE {quoted_key} > {int(after)}" if after is not None else ""
-            return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}{where} "
-                    f"ORDER BY {quoted_key} LIMIT {page_rows}")
+            conditions = [f"{quoted_key} > {int(after)}"] if after is not None else []
+            if where is not None:
+                conditions.append(f"({where})")
+            condition = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}"
+                    f"{condition} ORDER BY {quoted_key} LIMIT {page_rows}")
 
         first = self.open(page_sql(None))
         schema = self._schema(first, columns, extra=1)

@@ -46,6 +46,7 @@ from osiris_drivers.sql.schema_change import (
     decide,
     diff,
 )
+from osiris_drivers.sql.state import state_setup_sql, state_statements
 
 WriteMode = Literal["append", "upsert", "replace", "scd2"]
 KEYED_MODES = ("upsert", "scd2")
@@ -99,6 +100,8 @@ class TableWriter(ABC):
 
     def __init__(self, step_id: str, options: TableWriteOptions, table: TableName, data: ArrowData,
                  ctx: StepContext, *, settings: ConnectionSettings) -> None:
+        if ctx.full_refresh:  # `osiris run --full-refresh` under an incremental upstream: reload the target
+            options = options.model_copy(update={"write_mode": "replace"})
         self.step_id = step_id
         self.options = options
         self.settings = settings
@@ -164,6 +167,15 @@ class TableWriter(ABC):
         old one had and the new schema allows (grants, indexes, comments); refuses what a rebuild would break
         (dependent views). Runs in the write's transaction, after the new table is created."""
         return []
+    # --------------------------------------------------------------- incremental state (osiris_drivers.sql.state)
+
+    def state_setup_sql(self) -> list[str]:
+        """Creates the state table when this write commits incremental state (before or in its transaction)."""
+        return state_setup_sql(self.dialect, self.table.schema, self.ctx)
+
+    def state_sql(self) -> list[str]:
+        """The state upserts the skeletons run in the rows' own transaction, once every row is loaded."""
+        return state_statements(self.dialect, self.table.schema, self.ctx)
 
     @abstractmethod
     def write(self) -> int:
@@ -478,7 +490,10 @@ class TransactionalWriter(SessionWriter):
                 self.execute(self.dialect.empty_sql(self.target))
             for statement in plan.change.statements(self.dialect, self.target):
                 self.execute(statement)
-            return self.finish(self.fill(self.target))
+            rows = self.fill(self.target)
+            for statement in [*self.state_setup_sql(), *self.state_sql()]:
+                self.execute(statement)
+            return self.finish(rows)
         except BaseException as exc:
             with contextlib.suppress(Exception):  # a dead session: the server discards the transaction
                 self.rollback()
@@ -515,11 +530,15 @@ class SwapWriter(SessionWriter):
             self.reraise(exc, started=False)
         try:
             self.shape_input(plan)
+            for statement in self.state_setup_sql():  # DDL commits at once: before any row is loaded
+                self.execute(statement)
             if plan.create:
                 return self._via_new_table(swap=plan.existing is not None)
             if plan.change.alters:
                 return self._via_new_table(swap=True, change=plan.change)
             rows = self.fill(self.target)
+            for statement in self.state_sql():
+                self.execute(statement)
             self.commit()
             self.discard_stage()
             return rows
@@ -557,6 +576,14 @@ class SwapWriter(SessionWriter):
         else:
             self.execute(self.rename_sql([(new, self.target)]))
             self.created.clear()
+        try:  # only once the rows are in place: re-reading is safe, skipping is not
+            for statement in self.state_sql():
+                self.execute(statement)
+            self.commit()
+        except Exception as exc:
+            raise self.fail(f"the rows were written to {self.label} {self.where}, but committing the incremental "
+                            f"state failed: {self.explain(exc).message}",
+                            "run again: the rows since the last committed cursor are read and upserted again") from None
         return rows
 
     def _undo(self) -> None:
@@ -681,5 +708,6 @@ class StagedWriter(TableWriter):
                          f"FROM {counts} GROUP BY metric) AS c) AS {COUNTS_COLUMN}")
         else:
             move = self.dialect.insert_sql(self.target, staged, self.written)
+        statements.extend([*self.state_setup_sql(), *self.state_sql()])
         statements.append(self.counted(move, extra))
         return statements

@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--expected-fingerprint", required=True)
     parser.add_argument("--checksums", action="store_true")
     parser.add_argument("--step-timeout", type=float, default=None)
+    parser.add_argument("--full-refresh", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         say("worker_error", {"error": exc.render(), "exit_code": exc.exit_code})
         return exc.exit_code
     settings = ExecutionSettings(registry, connections, args.logs, environ=values, listeners=(forward,),
-                                 checksums=args.checksums, step_timeout_s=args.step_timeout)
+                                 checksums=args.checksums, step_timeout_s=args.step_timeout,
+                                 full_refresh=args.full_refresh)
     result = LocalExecutor(settings).run(compiled)
     archive = args.logs / ARCHIVE_NAME
     with tarfile.open(archive, "w:gz") as tar:

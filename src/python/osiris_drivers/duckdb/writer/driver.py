@@ -10,8 +10,10 @@ import duckdb
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.state import StateStore
 from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
+from osiris_drivers.sql.state import SqlStateStore
 from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import report_written
 
@@ -100,8 +102,29 @@ class DuckDBTableWriter(TransactionalWriter):
         return stage, None
 
 
+class DuckDBStateStore(SqlStateStore):
+    """The state table in the DuckDB file (opened for each statement, so the writer can open it after)."""
+
+    def __init__(self, *args: Any, config: DuckDBSettings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config = config
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        con = self.config.connect()
+        try:
+            result = con.execute(sql)
+            return [tuple(row) for row in result.fetchall()] if result.description else []
+        finally:
+            con.close()
+
+
 class DuckDBWriter(Driver[DuckDBWriterConfig]):
     config_model = DuckDBWriterConfig
+
+    def state_store(self, *, step_id: str, config: DuckDBWriterConfig) -> StateStore:
+        table = config.table_name(config.table)
+        return DuckDBStateStore(step_id, config, DUCKDB, table, config.target(table), write_mode=config.write_mode,
+                                primary_key=config.primary_key, config=config)
 
     def run(self, *, step_id: str, config: DuckDBWriterConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
         writer = DuckDBTableWriter(step_id, config, single_input(step_id, inputs), ctx)

@@ -23,6 +23,7 @@ from osiris_core.errors import DriverError
 from osiris_core.spec import expand_glob
 from osiris_drivers.filesystem.connection import PATH_HINT, FileSettings
 from osiris_drivers.filesystem.dialect import ColumnType, Encoding, OneChar, arrow_type
+from osiris_drivers.sql.incremental import IncrementalOptions, filtered
 
 BLOCK_SIZE = 8 << 20
 """Bytes per read block; types are inferred from the first block, so it is generous."""
@@ -43,6 +44,8 @@ class CsvExtractorConfig(FileSettings):
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
     decimal_separator: Literal[".", ","] = "."
     filename_column: str | None = Field(default=None, min_length=1)
+    incremental: IncrementalOptions | None = None
+    """Pass on only rows whose cursor is >= the last committed one (every file is still parsed)."""
 
 
 class _Reader:
@@ -84,6 +87,9 @@ class _Reader:
 class CsvExtractor(Driver[CsvExtractorConfig]):
     config_model = CsvExtractorConfig
 
+    def incremental(self, config: CsvExtractorConfig) -> tuple[str, ...] | None:
+        return config.incremental.columns if config.incremental is not None else None
+
     def run(self, *, step_id: str, config: CsvExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         reader = _Reader(step_id, config)
@@ -103,7 +109,10 @@ class CsvExtractor(Driver[CsvExtractorConfig]):
             _check_header(reader, path, files[0], schema)
         output = schema.append(pa.field(config.filename_column, pa.string())) if config.filename_column else schema
         ctx.source_opened(config.target, columns=output.names)
-        return {MAIN_OUTPUT: pa.RecordBatchReader.from_batches(output, _batches(reader, first, files, schema, output))}
+        data = pa.RecordBatchReader.from_batches(output, _batches(reader, first, files, schema, output))
+        if config.incremental is not None:
+            data = filtered(data, config.incremental, ctx.incremental, step_id)
+        return {MAIN_OUTPUT: data}
 
 
 def _files(reader: _Reader, path: str) -> list[str]:

@@ -101,9 +101,12 @@ class MySQLSource(SqlSource):
 class MySQLExtractor(Driver[MySQLExtractorConfig]):
     config_model = MySQLExtractorConfig
 
+    def incremental(self, config: MySQLExtractorConfig) -> tuple[str, ...] | None:
+        return config.incremental.columns if config.incremental is not None else None
+
     def run(self, *, step_id: str, config: MySQLExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         table = config.table_name(config.table) if config.table is not None else None
-        reader = MySQLSource(step_id, config).read(config, table)
+        reader = MySQLSource(step_id, config).read(config, table, ctx.incremental)
         ctx.source_opened(config.target(table), columns=reader.schema.names)
         return {MAIN_OUTPUT: reader}

@@ -23,17 +23,19 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from pydantic import Field
 
 from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.state import StateStore
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL, is_binary, to_python, to_text
 from osiris_drivers.sql.schema_change import SchemaChange
+from osiris_drivers.sql.state import SqlStateStore
 from osiris_drivers.sql.writer import STAGE_SUFFIX, Plan, SwapWriter, TableWriteOptions
 from osiris_drivers.step_io import batches, report_written
 
@@ -283,8 +285,29 @@ class MySQLTableWriter(SwapWriter):
         return total
 
 
+class MySQLStateStore(SqlStateStore):
+    """The state table in the target's database, one short session per statement."""
+
+    def __init__(self, *args: Any, config: MySQLSettings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config = config
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        session = self.config.connect()
+        with session, session.cursor() as cursor:
+            cursor.execute(sql)
+            rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+            session.commit()
+            return rows
+
+
 class MySQLWriter(Driver[MySQLWriterConfig]):
     config_model = MySQLWriterConfig
+
+    def state_store(self, *, step_id: str, config: MySQLWriterConfig) -> StateStore:
+        table = config.table_name(config.table)
+        return MySQLStateStore(step_id, config, MYSQL, table, config.target(table), write_mode=config.write_mode,
+                               primary_key=config.primary_key, config=config)
     use_load_data: ClassVar[bool] = True
     """LOAD DATA LOCAL INFILE when the server allows it; False always uses multi-row INSERTs."""
 

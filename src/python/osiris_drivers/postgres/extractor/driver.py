@@ -19,11 +19,14 @@ class PostgresExtractorConfig(PostgresSettings, SourceOptions):
 class PostgresExtractor(Driver[PostgresExtractorConfig]):
     config_model = PostgresExtractorConfig
 
+    def incremental(self, config: PostgresExtractorConfig) -> tuple[str, ...] | None:
+        return config.incremental.columns if config.incremental is not None else None
+
     def run(self, *, step_id: str, config: PostgresExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         table = TableName(config.schema_, config.table) if config.table is not None else None
         source = PostgresSource(step_id, config, dsn=config.dsn)
-        reader = source.read(config, table)
+        reader = source.read(config, table, ctx.incremental)
         target = config.target(table.schema, table.name) if table else config.target() + "#query"
         ctx.source_opened(target, columns=reader.schema.names)
         return {MAIN_OUTPUT: reader}

@@ -36,15 +36,21 @@ class SupabaseExtractorConfig(SupabaseSettings, SourceOptions):
 class SupabaseExtractor(Driver[SupabaseExtractorConfig]):
     config_model = SupabaseExtractorConfig
 
+    def incremental(self, config: SupabaseExtractorConfig) -> tuple[str, ...] | None:
+        return config.incremental.columns if config.incremental is not None else None
+
     def run(self, *, step_id: str, config: SupabaseExtractorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
         table = TableName(config.schema_, config.table) if config.table is not None else None
         data: pa.RecordBatchReader | pa.Table
         if config.pg_dsn:
             source = PostgresSource(step_id, config, dsn=config.pg_dsn, where=f"at {dsn_address(config.pg_dsn)}")
-            data = source.read(config, table)
+            data = source.read(config, table, ctx.incremental)
         else:
             check_source(step_id, config)
+            if config.incremental is not None:
+                raise DriverError("`incremental` needs pg_dsn in the supabase connection", step_id=step_id,
+                                  hint="add pg_dsn (the cursor filter runs in SQL), or drop incremental")
             if table is None:
                 raise DriverError("`query` needs pg_dsn in the supabase connection", step_id=step_id,
                                   hint="add pg_dsn, or read a `table` through PostgREST")

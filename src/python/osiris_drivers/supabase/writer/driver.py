@@ -20,12 +20,14 @@ from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
 from osiris_core.errors import DriverError
+from osiris_core.state import StateStore
 from osiris_drivers.connection import UNCHANGED
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.copy import CopyWriter, copy_into
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.postgres.rebuild import column_types_sql, kept_on_rebuild
 from osiris_drivers.sql.dialect import TableName
+from osiris_drivers.sql.state import SqlStateStore, state_table
 from osiris_drivers.sql.writer import Plan, StagedWriter, TableWriteOptions, TableWriter
 from osiris_drivers.step_io import report_written
 from osiris_drivers.supabase.connection import DdlChannelName, SupabaseSettings
@@ -82,6 +84,12 @@ class SupabaseLoad:
 
     def begin_statements(self) -> list[str]:
         return self.marker.begin_sql() if self.marked else []
+
+    def private_state(self, statements: list[str]) -> list[str]:
+        """The incremental state table's set-up, kept away from the API roles (like the load marker)."""
+        if not statements:
+            return statements
+        return [*statements, *self.grants.private_sql(POSTGRES.qualified(state_table(self.table.schema)))]
 
     def grants_for_created(self, table: str) -> list[str]:
         self.created = True
@@ -196,6 +204,9 @@ class StagedSupabaseWriter(SupabaseLoad, StagedWriter):
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
 
+    def state_setup_sql(self) -> list[str]:
+        return self.private_state(super().state_setup_sql())
+
     def counted(self, insert: str, extra: str = "") -> str:
         return self.marker.counted_sql(insert, extra) if self.marked else super().counted(insert, extra)
 
@@ -237,6 +248,9 @@ class SupabaseCopyWriter(SupabaseLoad, CopyWriter):
     def created_sql(self, table: str) -> list[str]:
         return self.grants_for_created(table)
 
+    def state_setup_sql(self) -> list[str]:
+        return self.private_state(super().state_setup_sql())
+
     def finish(self, rows: int) -> int:
         if self.marked:
             self.execute(self.marker.rows_sql(rows))
@@ -248,8 +262,25 @@ class SupabaseCopyWriter(SupabaseLoad, CopyWriter):
         return rows
 
 
+class SupabaseStateStore(SqlStateStore):
+    """The state table through the writer's DDL channel (psycopg2 over pg_dsn, or HTTP SQL)."""
+
+    def __init__(self, *args: Any, channel: DdlChannel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row.values()) for row in self.channel.run(sql)]
+
+
 class SupabaseWriter(Driver[SupabaseWriterConfig]):
     config_model = SupabaseWriterConfig
+
+    def state_store(self, *, step_id: str, config: SupabaseWriterConfig) -> StateStore:
+        table = TableName(config.schema_, config.table)
+        return SupabaseStateStore(step_id, config, POSTGRES, table, config.target(table.schema, table.name),
+                                  write_mode=config.write_mode, primary_key=config.primary_key,
+                                  channel=config.channel(step_id, config.ddl_channel))
 
     def run(self, *, step_id: str, config: SupabaseWriterConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
