@@ -24,7 +24,6 @@ from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_
 from osiris_drivers.sql import pages
 from osiris_drivers.sql.connectorx import guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
-from osiris_drivers.sql.source_types import SourceType, with_source
 from osiris_drivers.sql.incremental import (
     INCREMENTAL_ALIAS,
     IncrementalOptions,
@@ -33,6 +32,7 @@ from osiris_drivers.sql.incremental import (
     start_of,
     tracked,
 )
+from osiris_drivers.sql.source_types import SourceType, with_source
 
 ColumnName = Annotated[str, Field(min_length=1)]
 TEXT_ALIAS = "__osiris_q"
