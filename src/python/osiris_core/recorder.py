@@ -53,7 +53,7 @@ _NEXT: dict[type[Event], tuple[frozenset[Phase], Phase | None]] = {
     StepStart: (frozenset({"pending"}), "running"),
     StepRetry: (frozenset({"running"}), None),
     StepComplete: (frozenset({"running"}), "succeeded"),
-    StepFailed: (frozenset({"running"}), "failed"),
+    StepFailed: (frozenset({"running", "succeeded"}), "failed"),
     StepSkipped: (frozenset({"pending"}), "skipped"),
     StepCounted: (frozenset({"succeeded", "failed"}), None),
     StepProgress: (_PROGRESS_PHASES, None),
@@ -245,7 +245,8 @@ class RunRecorder:
         if phase is None:
             raise EventOrderError(f"'{event.event_name}' of unknown step '{event.step_id}'")
         allowed, _ = _NEXT.get(type(event), (_COMPONENT_PHASES, None))
-        if isinstance(event, StepProgress) and phase == "succeeded" and event.step_id not in self._streaming:
+        if (isinstance(event, StepProgress | StepFailed) and phase == "succeeded"
+                and event.step_id not in self._streaming):
             raise EventOrderError(f"'{event.event_name}' of step '{event.step_id}' after it completed")
         if phase not in allowed:
             raise EventOrderError(f"'{event.event_name}' of step '{event.step_id}' while it is {phase}")
@@ -270,6 +271,8 @@ class RunRecorder:
             card.rows_in, card.rows_out = event.rows_in, event.rows_out
             card.duration_ms, card.output_sha256 = event.duration_ms, event.output_sha256
         elif isinstance(event, StepFailed):
+            # A step that succeeded with its output streaming fails when that stream breaks as it is read.
+            self._streaming.discard(event.step_id)
             card.status, card.error, card.error_type = "failed", event.error, event.error_type
         elif isinstance(event, StepCounted):
             self._streaming.discard(event.step_id)

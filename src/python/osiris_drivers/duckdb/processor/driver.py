@@ -94,6 +94,9 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
+            except duckdb.Error as exc:  # a row late in the result, computed while the next step reads it
+                raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id,
+                                  hint="fix the query or the data it reads") from None
             finally:
                 con.close()
                 spill.cleanup()
