@@ -140,6 +140,11 @@ class CopyWriter(TransactionalWriter):
         self.cursor.execute(sql)
         return int(self.cursor.rowcount)
 
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        self.cursor.execute(sql)
+        row: Sequence[Any] | None = self.cursor.fetchone()
+        return row
+
     def columns(self) -> list[str] | None:
         self.cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.target,))
         row = self.cursor.fetchone()

@@ -29,6 +29,7 @@ from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
+from osiris_drivers.sql.duplicates import Dedupe, settle_duplicates
 
 WriteMode = Literal["append", "upsert", "replace"]
 ColumnName = Annotated[str, Field(min_length=1)]
@@ -45,6 +46,9 @@ class TableWriteOptions(DriverConfig):
     write_mode: WriteMode = "append"
     primary_key: list[ColumnName] = Field(default_factory=list)
     create_if_missing: bool = True
+    dedupe: Dedupe | None = None
+    """Upsert input rows that share a key: None fails the write (naming one); keep_last keeps the last in input
+    order (`osiris_drivers.sql.duplicates`)."""
 
 
 def planned_input(columns: Sequence[str] | None) -> pa.Table:
@@ -185,6 +189,9 @@ class TableWriter(ABC):
         """The write options alone: upsert needs a key."""
         if self.options.write_mode == "upsert" and not self.options.primary_key:
             raise self.fail("write_mode upsert needs primary_key", "set primary_key: [column, ...]")
+        if self.options.dedupe is not None and self.options.write_mode != "upsert":
+            raise self.fail(f"dedupe applies to write_mode upsert, not {self.options.write_mode}",
+                            "remove dedupe, or set write_mode: upsert")
 
     def check_input(self) -> None:
         """Before any connection: one name per column, the key present, the types storable."""
@@ -256,6 +263,9 @@ class TableWriter(ABC):
 class SessionWriter(TableWriter):
     """A writer that talks to the target over one session: statements, loads and a transaction."""
 
+    STAGE_ORDER: ClassVar[tuple[str, ...]] = ("ctid",)
+    """What orders an upsert stage's rows as the input had them (`osiris_drivers.sql.duplicates`)."""
+
     @abstractmethod
     def commit(self) -> None: ...
 
@@ -265,6 +275,10 @@ class SessionWriter(TableWriter):
     @abstractmethod
     def execute(self, sql: str) -> int:
         """Run one statement in the open transaction; the rows it affected."""
+
+    @abstractmethod
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        """Run one query in the open transaction; its first row (None: no row)."""
 
     @abstractmethod
     def load(self, table: str) -> int:
@@ -280,8 +294,11 @@ class SessionWriter(TableWriter):
         if self.options.write_mode != "upsert":
             return self.load(table)
         source, loaded = self.stage(table)
-        merged = self.execute(self.merge_sql(table, source))  # later duplicates win, as in any upsert
-        return merged if self.dialect.MERGE_COUNTS_ROWS or loaded is None else loaded
+        removed = settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=source,
+                                    keys=self.options.primary_key, dedupe=self.options.dedupe,
+                                    order=self.STAGE_ORDER, query_row=self.query_row, execute=self.execute)
+        merged = self.execute(self.merge_sql(table, source))
+        return merged if self.dialect.MERGE_COUNTS_ROWS or loaded is None else loaded - removed
 
 
 class TransactionalWriter(SessionWriter):
@@ -460,6 +477,8 @@ class StagedWriter(TableWriter):
             except BaseException as exc:
                 self.reraise(exc, started=False)
             self.load_stage(stage)
+            if self.options.write_mode == "upsert":
+                self._settle_duplicates(staged)
             return self.finalize(self._finish(plan, staged))
         except BaseException as exc:
             self.reraise(exc, started=True)
@@ -467,6 +486,17 @@ class StagedWriter(TableWriter):
             # The load's own outcome matters more than this clean-up; a leftover stage is named _osiris_stage_*.
             with contextlib.suppress(Exception):
                 self.run_sql(";\n".join(self.drop_stage_statements(staged)))
+
+    def _settle_duplicates(self, staged: str) -> None:
+        order = ((self.dialect.quote_ident(self.BATCH_COLUMN), "ctid") if self.with_batch_column else ("ctid",))
+
+        def first_row(sql: str) -> list[Any] | None:
+            rows = self.run_sql(sql)
+            return list(rows[0].values()) if rows else None
+
+        settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=staged, keys=self.options.primary_key,
+                          dedupe=self.options.dedupe, order=order, query_row=first_row,
+                          execute=lambda sql: len(self.run_sql(sql)))
 
     def _finish(self, plan: Plan, staged: str) -> list[str]:
         """One transaction: create, rebuild or empty the target as planned, then move the rows in."""

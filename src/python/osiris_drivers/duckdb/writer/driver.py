@@ -1,8 +1,11 @@
 """`duckdb.writer`: append, replace or upsert Arrow data into a DuckDB file, in one transaction (the shared
-transactional skeleton with DuckDB's hooks: the input is scanned in place, so an upsert needs no stage)."""
+transactional skeleton with DuckDB's hooks: the input is scanned in place; an upsert stages it in a temporary
+table first, where duplicate keys are settled)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -11,7 +14,7 @@ from pydantic import Field
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
 from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
-from osiris_drivers.sql.writer import TableWriteOptions, TransactionalWriter
+from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import report_written
 
 SOURCE = "__osiris_source"
@@ -24,6 +27,7 @@ class DuckDBWriterConfig(DuckDBSettings, TableWriteOptions):
 
 class DuckDBTableWriter(TransactionalWriter):
     dialect = DUCKDB
+    STAGE_ORDER = ("rowid",)
 
     def __init__(self, step_id: str, config: DuckDBWriterConfig, data: ArrowData, ctx: StepContext) -> None:
         super().__init__(step_id, config, config.table_name(config.table), data, ctx, settings=config)
@@ -74,8 +78,14 @@ class DuckDBTableWriter(TransactionalWriter):
     def load(self, table: str) -> int:
         return self.execute(DUCKDB.insert_sql(table, SOURCE, self.names))
 
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self.con.execute(sql).fetchone()
+        return row
+
     def stage(self, table: str) -> tuple[str, int | None]:
-        return SOURCE, None
+        """A temporary copy of the input (a stream is read once, duplicate keys are settled in the copy)."""
+        stage = DUCKDB.quote_ident(f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}")
+        return stage, self.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {SOURCE}")
 
 
 class DuckDBWriter(Driver[DuckDBWriterConfig]):

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -32,12 +32,14 @@ from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, sin
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL, is_binary, to_python, to_text
+from osiris_drivers.sql.duplicates import ORDINAL_COLUMN
 from osiris_drivers.sql.writer import STAGE_SUFFIX, Plan, SwapWriter, TableWriteOptions
 from osiris_drivers.step_io import batches, report_written
 
 if TYPE_CHECKING:
     from osiris_drivers.mysql.client import SafeConnection
 
+ORDINAL = MYSQL.quote_ident(ORDINAL_COLUMN)
 CHUNK_BYTES = 64 << 20
 """Arrow bytes per LOAD DATA file: bounds the temporary file whatever the input size."""
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False, delimiter=",", quoting_style="needed", null_string="\\N")
@@ -55,6 +57,7 @@ class Rejected(Exception):
 
 class MySQLTableWriter(SwapWriter):
     dialect = MYSQL
+    STAGE_ORDER = (ORDINAL,)
 
     def __init__(self, step_id: str, config: MySQLWriterConfig, data: pa.Table | pa.RecordBatchReader,
                  ctx: StepContext, *, use_load_data: bool) -> None:
@@ -109,6 +112,12 @@ class MySQLTableWriter(SwapWriter):
         with self.session.cursor() as cursor:
             return int(cursor.execute(sql))
 
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        with self.session.cursor() as cursor:
+            cursor.execute(sql)
+            row: Sequence[Any] | None = cursor.fetchone()
+            return row
+
     def drop_on_fresh_session(self, sql: str) -> None:
         fresh = self.config.connect()
         with fresh, fresh.cursor() as cursor:
@@ -155,10 +164,10 @@ class MySQLTableWriter(SwapWriter):
     # ------------------------------------------------------------------------------------------------ loads
 
     def stage(self, table: str) -> tuple[str, int | None]:
-        """A keyless TEMPORARY table typed like `table`'s columns, loaded."""
+        """A TEMPORARY table typed like `table`'s columns, loaded, its rows numbered in input order."""
         self.discard_stage()
-        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} SELECT {MYSQL.column_list(self.names)} "
-                     f"FROM {table} LIMIT 0")
+        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} ({ORDINAL} BIGINT AUTO_INCREMENT PRIMARY KEY) "
+                     f"SELECT {MYSQL.column_list(self.names)} FROM {table} LIMIT 0")
         return self.stage_table, self.load(self.stage_table)
 
     def discard_stage(self) -> None:
