@@ -35,6 +35,7 @@ _PUBLIC: dict[str, str] = {
     "ConnectionConfigError": "osiris_core.errors",
     "DriverError": "osiris_core.errors",
     "InputError": "osiris_core.errors",
+    "Interrupted": "osiris_core.errors",
     "Location": "osiris_core.errors",
     "OsirisError": "osiris_core.errors",
     "RunError": "osiris_core.errors",
@@ -55,6 +56,8 @@ _PUBLIC: dict[str, str] = {
     "ExecutionSettings": "osiris_core.execution",
     "Executor": "osiris_core.execution",
     "check_manifest": "osiris_core.execution",
+    "cancellable": "osiris_core.interrupts",
+    "stop_on_signals": "osiris_core.interrupts",
     "FINGERPRINTED_SUFFIXES": "osiris_core.fingerprint",
     "fingerprint_of": "osiris_core.fingerprint",
     "package_files": "osiris_core.fingerprint",
@@ -126,6 +129,7 @@ __all__ = [
     "Executor",
     "FINGERPRINTED_SUFFIXES",
     "InputError",
+    "Interrupted",
     "LAST_COMPILE_FILE",
     "LocalExecutor",
     "Location",
@@ -165,6 +169,7 @@ __all__ = [
     "Stopwatch",
     "WriteAction",
     "api_uri",
+    "cancellable",
     "canonical_json",
     "cfg_path",
     "check_manifest",
@@ -201,6 +206,7 @@ __all__ = [
     "scrub_text",
     "single_input",
     "sql_name",
+    "stop_on_signals",
 ]
 
 

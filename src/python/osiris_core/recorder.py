@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from osiris_core.connections import Connections, parse_reference
-from osiris_core.errors import OsirisError, RunError
+from osiris_core.errors import Interrupted, OsirisError, RunError
 from osiris_core.events import (
     DriversRegistered,
     Event,
@@ -41,7 +41,7 @@ from osiris_core.events import (
 )
 from osiris_core.manifest import CompiledPipeline
 from osiris_core.masking import Masker
-from osiris_core.run_card import RunCard, StepCard
+from osiris_core.run_card import RunCard, RunStatus, StepCard
 from osiris_core.run_session import write_card
 from osiris_core.session import Session, new_session
 
@@ -189,6 +189,8 @@ class RunRecorder:
             if self._finished:
                 raise RuntimeError("the run was already finished")
             self._finished = True
+            if isinstance(error, Interrupted):
+                error = self._interruption(error)
             exit_code, text, reason, error_type = self._outcome_of(error)
             for step_id in self._step_ids:
                 if self._phases[step_id] == "running":
@@ -197,7 +199,10 @@ class RunRecorder:
             for step_id in self._step_ids:
                 if self._phases[step_id] == "pending":
                     self.emit(StepSkipped(step_id=step_id, reason="an earlier step failed" if any_failed else reason))
-            status: Literal["succeeded", "failed"] = "succeeded" if text is None else "failed"
+            status: RunStatus = "succeeded" if text is None else "failed"
+            if isinstance(error, Interrupted) or (error is None and self._outcome is not None
+                                                  and self._outcome.status == "interrupted"):
+                status = "interrupted"
             card = RunCard(
                 session_id=self.session.id, pipeline=self._manifest.pipeline.name, status=status,
                 exit_code=exit_code, duration_ms=self._clock.ms(), driver_code_sha256=self.driver_code_sha256,
@@ -211,9 +216,17 @@ class RunRecorder:
             write_card(self.session, card, self.masker)
             return RunResult(session=self.session, card=card)
 
+    def _interruption(self, error: Interrupted) -> Interrupted:
+        """`error`, saying which writing steps had already committed (their rows stay; the rest rolled back)."""
+        committed = [s.id for s in self._manifest.steps if s.mode == "write" and self._phases[s.id] == "succeeded"]
+        if not committed or "committed" in error.message:
+            return error
+        return Interrupted(f"{error.message}; step(s) {committed} had already committed their writes",
+                           hint="those targets have the new rows; every write still in progress was rolled back")
+
     def _outcome_of(self, error: BaseException | None) -> tuple[int, str | None, str, str]:
         """Exit code, the run's error text, the reason to give skipped steps, and the error's type name."""
-        if error is None and self._outcome is not None and self._outcome.status == "failed":
+        if error is None and self._outcome is not None and self._outcome.status != "succeeded":
             text = self._outcome.error or "the run failed"
             return self._outcome.exit_code or RunError.exit_code, text, text, RunError.__name__
         if error is None and set(self._phases.values()) - {"succeeded"}:

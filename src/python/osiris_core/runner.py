@@ -41,6 +41,7 @@ from osiris_core.events import (
 )
 from osiris_core.execution import Executor, check_manifest
 from osiris_core.fingerprint import run_fingerprint
+from osiris_core.interrupts import check_stop, stopping
 from osiris_core.manifest import CompiledPipeline, ManifestStep
 from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
@@ -317,12 +318,13 @@ class LocalExecutor(Executor):
         """Run the steps in order until one fails; that step's error."""
         for step in compiled.manifest.steps:
             state = states[step.id]
+            check_stop()
             try:
                 self._run_step(step, components[step.id], compiled.configs[step.id], recorder, state, outputs,
                                consumers, replayed)
             except BaseException as exc:  # native libraries raise BaseExceptions (e.g. Rust panics) too
-                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
-                    raise
+                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or stopping():
+                    raise  # a stop request: the executor closes the run as interrupted
                 if state.progress is not None:
                     state.progress.close()
                 broken = None if isinstance(exc, StepTimeout) else _broken_stream(compiled.manifest.steps, states)

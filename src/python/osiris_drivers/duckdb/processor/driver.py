@@ -26,6 +26,7 @@ from osiris_core.driver import (
     StepOutputs,
 )
 from osiris_core.errors import DriverError
+from osiris_core.interrupts import cancellable
 from osiris_drivers.duckdb.connection import EXTERNAL_ACCESS_HINT, is_refusal, memory_connection
 from osiris_drivers.duckdb.dialect import DUCKDB
 
@@ -81,9 +82,10 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
         spill = tempfile.TemporaryDirectory(prefix="osiris-duckdb-")
         con = memory_connection(config.memory_limit, spill.name, allow_external_access=config.allow_external_access)
         try:
-            register_inputs(con, inputs, config.query)
-            result = con.execute(config.query)
-            reader = result.fetch_record_batch(BATCH_ROWS)
+            with cancellable(con.interrupt):  # SIGINT/SIGTERM end a long query
+                register_inputs(con, inputs, config.query)
+                result = con.execute(config.query)
+                reader = result.fetch_record_batch(BATCH_ROWS)
         except duckdb.Error as exc:
             con.close()
             spill.cleanup()
@@ -93,7 +95,8 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield from reader
+                with cancellable(con.interrupt):
+                    yield from reader
             except duckdb.Error as exc:  # a row late in the result, computed while the next step reads it
                 raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id,
                                   hint="fix the query or the data it reads") from None

@@ -4,6 +4,7 @@ table first, where duplicate keys are settled)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +13,7 @@ import duckdb
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.interrupts import cancellable
 from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
 from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
@@ -33,6 +35,7 @@ class DuckDBTableWriter(TransactionalWriter):
         super().__init__(step_id, config, config.table_name(config.table), data, ctx, settings=config)
         self.config = config
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._stop = contextlib.ExitStack()
 
     @property
     def label(self) -> str:
@@ -45,9 +48,11 @@ class DuckDBTableWriter(TransactionalWriter):
 
     def open(self) -> None:
         self._con = self.config.connect()
+        self._stop.enter_context(cancellable(self._con.interrupt))  # SIGINT/SIGTERM end the running statement
         self._con.register(SOURCE, self.data)
 
     def close(self) -> None:
+        self._stop.close()
         if self._con is not None:
             self._con.close()
 

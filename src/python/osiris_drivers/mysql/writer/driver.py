@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,7 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.interrupts import cancellable
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL, is_binary, to_python, to_text
@@ -67,6 +69,7 @@ class MySQLTableWriter(SwapWriter):
         self.stage_table = MYSQL.quote_ident(MYSQL.helper_name(self.table.name, STAGE_SUFFIX))
         """TEMPORARY: private to this session."""
         self.tmpdir: Path | None = None
+        self._stop = contextlib.ExitStack()
         self._session: SafeConnection | None = None
 
     @property
@@ -85,6 +88,10 @@ class MySQLTableWriter(SwapWriter):
         """A session with strict mode (bad values fail instead of being truncated), backslash escapes on and notes
         off (so the warning count after a load counts only real problems)."""
         self._session = self.config.connect(local_infile=self.use_load_data, autocommit=False)
+        with self._session.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            (thread_id,) = cursor.fetchone() or (0,)
+        self._stop.enter_context(cancellable(partial(self._kill_query, int(thread_id))))
         with self.session.cursor() as cursor:
             cursor.execute("SELECT @@SESSION.sql_mode, @@GLOBAL.local_infile")
             row = cursor.fetchone()
@@ -95,7 +102,14 @@ class MySQLTableWriter(SwapWriter):
             cursor.execute("SET SESSION sql_mode = %s, sql_notes = 0", (",".join(modes),))
             self.use_load_data = self.use_load_data and bool(int(row[1] or 0))
 
+    def _kill_query(self, thread_id: int) -> None:
+        """End this session's running statement from a second connection (SIGINT/SIGTERM: the run stops)."""
+        killer = self.config.connect()
+        with killer, killer.cursor() as cursor:
+            cursor.execute(f"KILL QUERY {int(thread_id)}")
+
     def close(self) -> None:
+        self._stop.close()
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         if self._session is not None:
