@@ -182,3 +182,30 @@ def test_a_run_whose_write_committed_says_so(project: Path, pg_target: Target) -
     assert "step(s) ['write'] had already committed their writes" in run_card["error"]
     assert [s["status"] for s in run_card["steps"]] == ["succeeded", "succeeded", "failed"]
     assert pg_target.rows() == [(1,)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_sandbox_run_stops_the_worker_and_rolls_back(project: Path, pg_target: Target,
+                                                                       sig: signal.Signals) -> None:
+    """The host asks the worker to stop and takes its last events: the worker's write rolls back, and the host's
+    card says interrupted with the worker's step states."""
+    pg_target.connections()
+    pg_target.create("id BIGINT PRIMARY KEY, label TEXT", "(1, 'before')")
+    code, output, elapsed = interrupt(project, [generate(), pg_target.step("write", "gen")],
+                                      progressed("write", 200_000), sig, "--sandbox", "local")
+    run_card = assert_interrupted(project, code, output, elapsed, sig)
+    assert run_card["execution"]["mode"] == "sandbox"
+    assert [s["status"] for s in run_card["steps"]] == ["succeeded", "failed"]
+    assert run_card["steps"][1]["error"].startswith(f"interrupted ({sig.name})")
+    assert pg_target.rows() == [(1, "before")]
+
+
+def test_a_sandbox_run_whose_write_committed_says_so(project: Path, pg_target: Target) -> None:
+    pg_target.connections()
+    steps = [generate("SELECT 1 AS id"), pg_target.step("write", "gen"),
+             generate("SELECT sum(hash(i)) AS h FROM range(4000000000) t(i)") | {"id": "spin"}]
+    code, output, elapsed = interrupt(project, steps, started("spin"), signal.SIGINT, "--sandbox", "local")
+    run_card = assert_interrupted(project, code, output, elapsed, signal.SIGINT)
+    assert "step(s) ['write'] had already committed their writes" in run_card["error"]
+    assert [s["status"] for s in run_card["steps"]] == ["succeeded", "succeeded", "failed"]
+    assert pg_target.rows() == [(1,)]

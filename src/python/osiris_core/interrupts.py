@@ -42,6 +42,11 @@ def stopping() -> bool:
     return _stopped.is_set()
 
 
+def stop_signal() -> str | None:
+    """The name of the signal that stopped the run (None: no stop)."""
+    return _signal_name[0] if _signal_name else None
+
+
 def stop_reason() -> str:
     return f"interrupted ({_signal_name[0]})" if _signal_name else "interrupted"
 
@@ -59,11 +64,12 @@ def request_stop(name: str = "stop requested") -> None:
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """A signal raises KeyboardInterrupt in the block (once per run), else it only marks the stop."""
-    _armed.append(True)
+def interruptible(enabled: bool = True) -> Iterator[None]:
+    """A signal raises KeyboardInterrupt in the block (once per run), else it only marks the stop; with `enabled`
+    False, the block is not interrupted (e.g. the host waiting for a sandbox worker it asks to stop)."""
+    _armed.append(enabled)
     try:
-        if _stopped.is_set():
+        if enabled and _stopped.is_set():
             raise KeyboardInterrupt
         yield
     finally:
