@@ -195,6 +195,7 @@ def test_a_signal_during_a_sandbox_run_stops_the_worker_and_rolls_back(project: 
                                       progressed("write", 200_000), sig, "--sandbox", "local")
     run_card = assert_interrupted(project, code, output, elapsed, sig)
     assert run_card["execution"]["mode"] == "sandbox"
+    assert run_card["execution"]["sandbox_session"], "the worker stopped and reported; it was not killed"
     assert [s["status"] for s in run_card["steps"]] == ["succeeded", "failed"]
     assert run_card["steps"][1]["error"].startswith(f"interrupted ({sig.name})")
     assert pg_target.rows() == [(1, "before")]

@@ -54,8 +54,9 @@ def stop_reason() -> str:
 def request_stop(name: str = "stop requested") -> None:
     """Mark the run as stopping and cancel every registered blocking call (from any thread)."""
     with _lock:
-        if not _signal_name:
-            _signal_name.append(name)
+        if _stopped.is_set():  # the watchdog and the main thread's handler both see one signal: cancel once
+            return
+        _signal_name.append(name)
         _stopped.set()
         cancellers = list(_cancellers.values())
     for cancel in cancellers:
