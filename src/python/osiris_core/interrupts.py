@@ -9,6 +9,9 @@ the main thread in native code (a database statement, a DuckDB query) would not 
 returns, so a watchdog thread, woken by the signal through `signal.set_wakeup_fd`, also calls every canceller
 registered with `cancellable(...)` (PostgreSQL: `connection.cancel()`, MySQL: `KILL QUERY` from a second
 connection, DuckDB: `interrupt()`). Whatever error the step then reports, `stopping()` says why it happened.
+
+Known limit: ConnectorX (the mysql/postgres/supabase extractors) holds the GIL while it waits for a batch, so no
+Python thread runs until that batch arrives: an extractor stops at its next batch, not mid-batch.
 """
 
 from __future__ import annotations
