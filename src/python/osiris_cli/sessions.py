@@ -2,7 +2,7 @@
 
 A summary is a JSON-able dict: `session`, `kind` (`run`/`compile`), `pipeline`, `started_at` (UTC, from the
 session id), `duration_ms`, `status` and `place` (where the steps ran), plus `path`. `status` is the run
-card's (`succeeded`/`failed`), `compiled` for a compile session, `incomplete` for a session that never got
+card's (`succeeded`/`failed`/`interrupted`), `compiled` for a compile session, `incomplete` for a session that never got
 its card or metadata (interrupted, or still running) and `unknown` when those files cannot be read.
 """
 
