@@ -270,7 +270,9 @@ def test_a_stream_that_breaks_is_blamed_on_the_step_that_produced_it(project: Pa
         {"id": "sum", "component": "duckdb.processor", "mode": "transform", "needs": ["ext"],
          "config": {"query": "SELECT sum(n) AS total FROM input_df"}}])
     assert result.exit_code == 1
-    error = result.card.steps[1].error or ""
+    assert [s.status for s in result.card.steps] == ["failed", "failed"]
+    assert result.card.steps[1].error == "step 'sum': upstream step 'ext' failed — see the error of step 'ext'"
+    error = result.card.steps[0].error or ""
     assert error.startswith("step 'ext': cannot parse big.csv: In CSV column #0: CSV conversion error to int64: "
                             "invalid value 'oops'")
     assert "Traceback" not in error

@@ -31,6 +31,7 @@ from osiris_core.events import (
     StepStart,
 )
 from osiris_core.execution import ExecutionSettings
+from osiris_core.interrupts import stop_on_signals
 from osiris_core.manifest import load_compiled
 from osiris_core.oml import load_pipeline
 from osiris_core.recorder import RunResult
@@ -118,7 +119,8 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
             outputs.append(logged.item)
 
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
-    with progress_listeners(args.progress, app.logs_dir) as progress:
+    # SIGINT/SIGTERM end the run as `interrupted` (exit 130), rolled back, with its card written.
+    with stop_on_signals(), progress_listeners(args.progress, app.logs_dir) as progress:
         settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
                                      listeners=(*listeners, *progress), checksums=checksums,
                                      step_timeout_s=args.step_timeout,

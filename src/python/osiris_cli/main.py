@@ -31,7 +31,7 @@ from osiris_cli.progress import PROGRESS_MODES
 from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
 from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
 from osiris_cli.state_commands import cmd_state_reset, cmd_state_show
-from osiris_core.errors import OsirisError
+from osiris_core.errors import Interrupted, OsirisError
 from osiris_core.masking import scrub_text
 
 Command = Callable[[App, argparse.Namespace], int]
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE, what a shell reports for a command whose output pipe was closed."""
+EXIT_INTERRUPTED = Interrupted.exit_code
+"""128 + SIGINT: stopped by Ctrl-C (or SIGTERM) before or outside a run (a run's card says the same)."""
 
 
 def _silence_stdout() -> None:
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return EXIT_RUN_FAILED
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last boundary: one line, never a traceback
         print(f"error: internal error ({type(exc).__name__}): {scrub_text(str(exc))} — please report this",
               file=sys.stderr)

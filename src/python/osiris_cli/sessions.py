@@ -2,7 +2,7 @@
 
 A summary is a JSON-able dict: `session`, `kind` (`run`/`compile`), `pipeline`, `started_at` (UTC, from the
 session id), `duration_ms`, `status` and `place` (where the steps ran), plus `path`. `status` is the run
-card's (`succeeded`/`failed`), `compiled` for a compile session, `incomplete` for a session that never got
+card's (`succeeded`/`failed`/`interrupted`), `compiled` for a compile session, `incomplete` for a session that never got
 its card or metadata (interrupted, or still running) and `unknown` when those files cannot be read.
 """
 
@@ -24,7 +24,7 @@ from osiris_core.run_session import RUN_CARD_FILE
 from osiris_core.session import LAST_COMPILE_FILE, list_sessions
 
 SESSION_NAME: Final = re.compile(r"^(?P<kind>run|compile)_(?P<stamp>\d{8}T\d{6}_\d{6})Z(?:_\d+)?$")
-STATUSES: Final = ("succeeded", "failed", "compiled", "incomplete", "unknown")
+STATUSES: Final = ("succeeded", "failed", "interrupted", "compiled", "incomplete", "unknown")
 EVENTS_FILE: Final = "events.jsonl"
 META_FILE: Final = "compiled/meta.json"
 MAX_EVENT_LINE: Final = 4 * 1024 * 1024

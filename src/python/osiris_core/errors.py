@@ -72,6 +72,12 @@ class RunError(OsirisError):
     exit_code = 1
 
 
+class Interrupted(RunError):
+    """The run was stopped by SIGINT or SIGTERM (`osiris_core.interrupts`). Exit code 130, as a shell reports."""
+
+    exit_code = 130
+
+
 class DriverError(RunError):
     """A driver failed; `step_id` names the step."""
 

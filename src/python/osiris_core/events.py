@@ -159,7 +159,7 @@ class StateCommitted(StepEvent):
 
 class RunComplete(Event):
     name = "run_complete"
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "interrupted"]
     exit_code: int
     duration_ms: int
     steps: dict[str, int]

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from osiris_core.connections import Connections
-from osiris_core.errors import InputError, OsirisError, RunError
+from osiris_core.errors import InputError, Interrupted, OsirisError, RunError
 from osiris_core.events import EventListener
 from osiris_core.fingerprint import run_fingerprint
+from osiris_core.interrupts import interruptible, stop_reason, stopping
 from osiris_core.manifest import CompiledPipeline
 from osiris_core.masking import masked_logging
 from osiris_core.recorder import RunRecorder, RunResult
@@ -68,17 +69,22 @@ class Executor(ABC):
         with masked_logging(masker), RunRecorder.open(
                 self.settings.logs_dir, masker, compiled, driver_code_sha256=fingerprint,
                 execution={"mode": self.mode}, listeners=self.settings.listeners) as recorder:
+            error: BaseException | None = None
             try:
-                self.execute(compiled, recorder)
-            except KeyboardInterrupt:
-                recorder.finish(RunError("interrupted", hint="the run was stopped (Ctrl-C)"))
-                raise
-            except OsirisError as exc:
-                return recorder.finish(exc)
-            except Exception as exc:  # whatever else failed, the session still gets its card
-                return recorder.finish(RunError(f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}",
-                                                hint="see events.jsonl"))
-            return recorder.finish(None)
+                with interruptible():
+                    self.execute(compiled, recorder)
+            except BaseException as exc:
+                error = exc
+            # A stop request explains whatever error the step it cut short reported (a cancelled statement).
+            if stopping() or isinstance(error, KeyboardInterrupt | Interrupted):
+                return recorder.finish(error if isinstance(error, Interrupted) else Interrupted(
+                    stop_reason(), hint="the run was stopped; writes in progress were rolled back"))
+            if error is None or isinstance(error, OsirisError):
+                return recorder.finish(error)
+            if isinstance(error, Exception):  # whatever else failed, the session still gets its card
+                return recorder.finish(RunError(
+                    f"the run failed: {type(error).__name__}: {' '.join(str(error).split())}", hint="see events.jsonl"))
+            raise error
 
     @abstractmethod
     def execute(self, compiled: CompiledPipeline, recorder: RunRecorder) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from osiris_core.connections import Connections, parse_reference
-from osiris_core.errors import OsirisError, RunError
+from osiris_core.errors import Interrupted, OsirisError, RunError
 from osiris_core.events import (
     DriversRegistered,
     Event,
@@ -43,7 +43,7 @@ from osiris_core.events import (
 )
 from osiris_core.manifest import CompiledPipeline
 from osiris_core.masking import Masker
-from osiris_core.run_card import IncrementalCard, RunCard, StepCard
+from osiris_core.run_card import IncrementalCard, RunCard, RunStatus, StepCard
 from osiris_core.run_session import write_card
 from osiris_core.session import Session, new_session
 
@@ -55,7 +55,7 @@ _NEXT: dict[type[Event], tuple[frozenset[Phase], Phase | None]] = {
     StepStart: (frozenset({"pending"}), "running"),
     StepRetry: (frozenset({"running"}), None),
     StepComplete: (frozenset({"running"}), "succeeded"),
-    StepFailed: (frozenset({"running"}), "failed"),
+    StepFailed: (frozenset({"running", "succeeded"}), "failed"),
     StepSkipped: (frozenset({"pending"}), "skipped"),
     StepCounted: (frozenset({"succeeded", "failed"}), None),
     StepProgress: (_PROGRESS_PHASES, None),
@@ -191,6 +191,8 @@ class RunRecorder:
             if self._finished:
                 raise RuntimeError("the run was already finished")
             self._finished = True
+            if isinstance(error, Interrupted):
+                error = self._interruption(error)
             exit_code, text, reason, error_type = self._outcome_of(error)
             for step_id in self._step_ids:
                 if self._phases[step_id] == "running":
@@ -199,7 +201,10 @@ class RunRecorder:
             for step_id in self._step_ids:
                 if self._phases[step_id] == "pending":
                     self.emit(StepSkipped(step_id=step_id, reason="an earlier step failed" if any_failed else reason))
-            status: Literal["succeeded", "failed"] = "succeeded" if text is None else "failed"
+            status: RunStatus = "succeeded" if text is None else "failed"
+            if isinstance(error, Interrupted) or (error is None and self._outcome is not None
+                                                  and self._outcome.status == "interrupted"):
+                status = "interrupted"
             card = RunCard(
                 session_id=self.session.id, pipeline=self._manifest.pipeline.name, status=status,
                 exit_code=exit_code, duration_ms=self._clock.ms(), driver_code_sha256=self.driver_code_sha256,
@@ -213,9 +218,17 @@ class RunRecorder:
             write_card(self.session, card, self.masker)
             return RunResult(session=self.session, card=card)
 
+    def _interruption(self, error: Interrupted) -> Interrupted:
+        """`error`, saying which writing steps had already committed (their rows stay; the rest rolled back)."""
+        committed = [s.id for s in self._manifest.steps if s.mode == "write" and self._phases[s.id] == "succeeded"]
+        if not committed or "committed" in error.message:
+            return error
+        return Interrupted(f"{error.message}; step(s) {committed} had already committed their writes",
+                           hint="those targets have the new rows; every write still in progress was rolled back")
+
     def _outcome_of(self, error: BaseException | None) -> tuple[int, str | None, str, str]:
         """Exit code, the run's error text, the reason to give skipped steps, and the error's type name."""
-        if error is None and self._outcome is not None and self._outcome.status == "failed":
+        if error is None and self._outcome is not None and self._outcome.status != "succeeded":
             text = self._outcome.error or "the run failed"
             return self._outcome.exit_code or RunError.exit_code, text, text, RunError.__name__
         if error is None and set(self._phases.values()) - {"succeeded"}:
@@ -247,7 +260,8 @@ class RunRecorder:
         if phase is None:
             raise EventOrderError(f"'{event.event_name}' of unknown step '{event.step_id}'")
         allowed, _ = _NEXT.get(type(event), (_COMPONENT_PHASES, None))
-        if isinstance(event, StepProgress) and phase == "succeeded" and event.step_id not in self._streaming:
+        if (isinstance(event, StepProgress | StepFailed) and phase == "succeeded"
+                and event.step_id not in self._streaming):
             raise EventOrderError(f"'{event.event_name}' of step '{event.step_id}' after it completed")
         if phase not in allowed:
             raise EventOrderError(f"'{event.event_name}' of step '{event.step_id}' while it is {phase}")
@@ -274,6 +288,8 @@ class RunRecorder:
             card.rows_in, card.rows_out = event.rows_in, event.rows_out
             card.duration_ms, card.output_sha256 = event.duration_ms, event.output_sha256
         elif isinstance(event, StepFailed):
+            # A step that succeeded with its output streaming fails when that stream breaks as it is read.
+            self._streaming.discard(event.step_id)
             card.status, card.error, card.error_type = "failed", event.error, event.error_type
         elif isinstance(event, StepCounted):
             self._streaming.discard(event.step_id)

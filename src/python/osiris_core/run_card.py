@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 StepStatus = Literal["succeeded", "failed", "skipped"]
-RunStatus = Literal["succeeded", "failed"]
+RunStatus = Literal["succeeded", "failed", "interrupted"]
+"""interrupted: stopped by SIGINT/SIGTERM (`osiris_core.interrupts`); the error names the writes that had committed."""
 
 
 class IncrementalCard(BaseModel):

@@ -43,6 +43,7 @@ from osiris_core.events import (
 )
 from osiris_core.execution import Executor, check_manifest
 from osiris_core.fingerprint import run_fingerprint
+from osiris_core.interrupts import check_stop, stopping
 from osiris_core.manifest import CompiledPipeline, ManifestStep
 from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
@@ -162,8 +163,8 @@ def _counting(reader: pa.RecordBatchReader, counter: _RowCounter, producer: str)
                 if isinstance(exc, DriverError) and exc.step_id == producer:
                     counter.error = exc
                 raise
-            except Exception as exc:
-                counter.error = DriverError(f"reading the output of step '{producer}' failed: {exc}",
+            except Exception as exc:  # raised by the producer's code, whichever step happens to read its stream
+                counter.error = DriverError(f"failed while its output streamed to the next step: {exc}",
                                             step_id=producer)
                 raise counter.error from exc
             counter.rows += batch.num_rows
@@ -193,6 +194,37 @@ class _Output:
         if self.counter is not None and self.counter.checksum is not None:
             return self.counter.checksum.hexdigest()
         return self.table_checksum
+
+
+def _broken_stream(steps: tuple[ManifestStep, ...], states: dict[str, _StepState]) -> ManifestStep | None:
+    """The first step whose output stream failed as it was read (the cause of failures downstream), if any."""
+    for step in steps:
+        output = states[step.id].output
+        if output is not None and output.counter is not None and output.counter.error is not None:
+            return step
+    return None
+
+
+def _downstream(steps: tuple[ManifestStep, ...], step_id: str) -> set[str]:
+    """The steps that read `step_id`'s output, directly or through other steps."""
+    found: set[str] = set()
+    for step in steps:  # in manifest order: a step comes after the steps it needs
+        if step_id in step.needs or found & set(step.needs):
+            found.add(step.id)
+    return found
+
+
+def _upstream(steps: tuple[ManifestStep, ...], step_id: str) -> set[str]:
+    """The steps whose output `step_id` reads, directly or through other steps."""
+    by_id = {step.id: step for step in steps}
+    found: set[str] = set()
+    pending = list(by_id[step_id].needs)
+    while pending:
+        need = pending.pop()
+        if need not in found:
+            found.add(need)
+            pending.extend(by_id[need].needs)
+    return found
 
 
 class StepTimeout(RunError):
@@ -301,17 +333,18 @@ class LocalExecutor(Executor):
         """Run the steps in order until one fails; that step's error."""
         for step in compiled.manifest.steps:
             state = states[step.id]
+            check_stop()
             try:
                 self._run_step(step, components[step.id], compiled.configs[step.id], recorder, state, outputs,
                                consumers, replayed)
             except BaseException as exc:  # native libraries raise BaseExceptions (e.g. Rust panics) too
-                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
-                    raise
-                # A stream that broke while this step read it is the producing step's failure: report that.
-                if not isinstance(exc, StepTimeout):
-                    exc = next((o.counter.error for o in state.inputs if o.counter and o.counter.error), exc)
+                if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or stopping():
+                    raise  # a stop request: the executor closes the run as interrupted
                 if state.progress is not None:
                     state.progress.close()
+                broken = None if isinstance(exc, StepTimeout) else _broken_stream(compiled.manifest.steps, states)
+                if broken is not None:
+                    return self._fail_upstream(compiled.manifest.steps, step, broken, states, recorder)
                 self._fail_step(step, exc, recorder)
                 return exc if isinstance(exc, OsirisError) else DriverError(str(exc), step_id=step.id)
             finally:
@@ -502,6 +535,21 @@ class LocalExecutor(Executor):
             batches.append(batch)
         progress.ended()
         return pa.Table.from_batches(batches, schema=reader.schema)
+
+    def _fail_upstream(self, steps: tuple[ManifestStep, ...], step: ManifestStep, producer: ManifestStep,
+                       states: dict[str, _StepState], recorder: RunRecorder) -> OsirisError:
+        """`producer`'s stream broke while `step` read it: the producer failed (its code raised); the steps between
+        them, and `step`, failed because of it. The producer's error."""
+        output = states[producer.id].output
+        counter = output.counter if output is not None else None
+        assert counter is not None and counter.error is not None
+        self._fail_step(producer, counter.error, recorder)
+        between = _downstream(steps, producer.id) & _upstream(steps, step.id)
+        for other in (s for s in steps if s.id in between | {step.id}):
+            upstream = DriverError(f"upstream step '{producer.id}' failed", step_id=other.id,
+                                   hint=f"see the error of step '{producer.id}'")
+            recorder.emit(StepFailed(step_id=other.id, error=upstream.render(), error_type=type(upstream).__name__))
+        return counter.error
 
     @staticmethod
     def _fail_step(step: ManifestStep, exc: BaseException, recorder: RunRecorder) -> None:

@@ -16,6 +16,7 @@ import os
 import shlex
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -25,11 +26,12 @@ from typing import Any, Literal
 import yaml
 
 from osiris_core.canonical import canonical_json
-from osiris_core.errors import InputError, Location, OsirisError, RunError
+from osiris_core.errors import InputError, Interrupted, Location, OsirisError, RunError
 from osiris_core.events import Stopwatch
 from osiris_core.execution import ExecutionSettings, Executor, check_manifest
 from osiris_core.fingerprint import run_fingerprint
 from osiris_core.input_files import check_regular_file
+from osiris_core.interrupts import cancellable, interruptible, stop_reason, stop_signal, stopping
 from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline, cfg_path
 from osiris_core.recorder import EventOrderError, RunRecorder
 from osiris_core.registry import Component
@@ -46,7 +48,7 @@ from osiris_remote.bundle import Bundle, bundle_for, load_bundle
 from osiris_remote.deps import closure, locked, needed_projects, requirements_txt
 from osiris_remote.reachability import check_public_hosts
 from osiris_remote.worker.main import ARCHIVE_NAME
-from osiris_remote.worker.protocol import LineAssembler, decode, encode_values
+from osiris_remote.worker.protocol import LineAssembler, decode, encode_stop, encode_values
 
 WORKDIR = "osiris"
 """Everything the host sends lives under this folder of the sandbox's home."""
@@ -57,6 +59,8 @@ STDERR_TAIL = 4000
 DEPS_DIR = "deps"
 """--e2b-install-deps: where pip installs (`osiris/deps`); the worker's import path has it after the bundle."""
 REQUIREMENTS_FILE = "requirements.txt"
+STOP_GRACE_S = 8.0
+"""How long a worker asked to stop (SIGINT/SIGTERM) may take to roll back and report before its sandbox is killed."""
 PIP_LOG = PurePosixPath("artifacts/_system/pip_install.log")
 """pip's output, in the host session (step ids start with a letter, so `_system` is no step's folder)."""
 PIP_ENV = {"PIP_ROOT_USER_ACTION": "ignore", "PIP_PROGRESS_BAR": "off"}
@@ -368,12 +372,30 @@ class SandboxExecutor(Executor):
             args.append("--full-refresh")
         command = bootstrap_command(self._python(sandbox), "../bundle.zip", "../bundle", bundle.sha256, deps_dir,
                                     args)
+        grace = threading.Timer(STOP_GRACE_S, sandbox.kill)
+        grace.daemon = True
+
+        def stop_worker() -> None:
+            """SIGINT/SIGTERM: the worker stops its run as a local one stops (rolled back, its events sent); a worker
+            that cannot be asked, or does not end within the grace period, is killed with its sandbox."""
+            if stream.values_sent and stream.stdin is not None:
+                stream.stdin(encode_stop(stop_signal() or "SIGINT"))
+                grace.start()
+            else:
+                sandbox.kill()
+
         try:
-            sandbox.run(command, cwd=f"{WORKDIR}/{INPUTS_DIR}", env=self.options.env, on_stdout=stream.on_stdout,
-                        on_stderr=stream.on_stderr, on_start=stream.attach_stdin)
+            # The host waits for the worker's last events instead of abandoning it mid-write.
+            with interruptible(enabled=False), cancellable(stop_worker):
+                sandbox.run(command, cwd=f"{WORKDIR}/{INPUTS_DIR}", env=self.options.env,
+                            on_stdout=stream.on_stdout, on_stderr=stream.on_stderr, on_start=stream.attach_stdin)
         except SandboxLost as exc:
+            if stopping():
+                raise Interrupted(stop_reason(), hint="the sandbox was killed; its writes in progress rolled back") \
+                    from None
             raise RunError(f"lost the sandbox while the worker ran: {exc.message}", hint=exc.hint) from None
         finally:
+            grace.cancel()
             stream.finish()
         if stream.rejected is not None:
             files = ", ".join(str(f) for f in stream.rejected.get("files", []))

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from osiris_core.driver import ArrowData, StepContext
+from osiris_core.interrupts import cancellable
 from osiris_drivers.connection import ConnectionSettings
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.dialect import POSTGRES
@@ -148,6 +149,7 @@ class CopyWriter(TransactionalWriter):
     def open(self) -> None:
         with contextlib.ExitStack() as stack:
             connection = stack.enter_context(pg_connection(self._dsn))
+            stack.enter_context(cancellable(connection.cancel))  # SIGINT/SIGTERM cancel the running statement
             self._cursor = stack.enter_context(connection.cursor())
             self._connection = stack.pop_all()
 
@@ -168,6 +170,11 @@ class CopyWriter(TransactionalWriter):
     def execute(self, sql: str) -> int:
         self.cursor.execute(sql)
         return int(self.cursor.rowcount)
+
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        self.cursor.execute(sql)
+        row: Sequence[Any] | None = self.cursor.fetchone()
+        return row
 
     def columns(self) -> list[str] | None:
         self.cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.target,))

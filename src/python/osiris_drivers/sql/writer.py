@@ -36,6 +36,7 @@ from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql import scd2
 from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
+from osiris_drivers.sql.duplicates import Dedupe, settle_duplicates
 from osiris_drivers.sql.input_shape import FLAGGED, count_flagged, select_columns
 from osiris_drivers.sql.moves import Move, MoveSpec, moves
 from osiris_drivers.sql.schema_change import (
@@ -70,6 +71,9 @@ class TableWriteOptions(DriverConfig):
     on_schema_change: SchemaChangePolicy = DEFAULT_POLICY
     delete_missing: Literal["hard", "soft"] | None = None
     hard_delete_column: ColumnName | None = None
+    dedupe: Dedupe | None = None
+    """Upsert input rows that share a key: None fails the write (naming one); keep_last keeps the last in input
+    order (`osiris_drivers.sql.duplicates`)."""
 
 
 def planned_input(columns: Sequence[str] | None) -> pa.Table:
@@ -250,7 +254,7 @@ class TableWriter(ABC):
         return DriverError(message, step_id=self.step_id, hint=hint)
 
     def check_options(self) -> None:
-        """The write options alone: upsert and scd2 need a key; deletions need upsert or scd2."""
+        """The write options alone: upsert and scd2 need a key; deletions need upsert or scd2; dedupe needs upsert."""
         options = self.options
         if options.write_mode in KEYED_MODES and not options.primary_key:
             raise self.fail(f"write_mode {options.write_mode} needs primary_key", "set primary_key: [column, ...]")
@@ -259,6 +263,9 @@ class TableWriter(ABC):
                 if getattr(options, name) is not None:
                     raise self.fail(f"{name} needs write_mode upsert or scd2 (not {options.write_mode})",
                                     f"set write_mode: upsert or scd2, or remove {name}")
+        if options.dedupe is not None and options.write_mode != "upsert":
+            raise self.fail(f"dedupe applies to write_mode upsert, not {options.write_mode}",
+                            "remove dedupe, or set write_mode: upsert")
 
     @property
     def reserved(self) -> list[str]:
@@ -425,6 +432,9 @@ class TableWriter(ABC):
 class SessionWriter(TableWriter):
     """A writer that talks to the target over one session: statements, loads and a transaction."""
 
+    STAGE_ORDER: ClassVar[tuple[str, ...]] = ("ctid",)
+    """What orders an upsert stage's rows as the input had them (`osiris_drivers.sql.duplicates`)."""
+
     @abstractmethod
     def commit(self) -> None: ...
 
@@ -434,6 +444,10 @@ class SessionWriter(TableWriter):
     @abstractmethod
     def execute(self, sql: str) -> int:
         """Run one statement in the open transaction; the rows it affected."""
+
+    @abstractmethod
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        """Run one query in the open transaction; its first row (None: no row)."""
 
     @abstractmethod
     def load(self, table: str) -> int:
@@ -450,16 +464,21 @@ class SessionWriter(TableWriter):
         if self.options.write_mode not in KEYED_MODES:
             return self.load(table)
         source, loaded = self.stage(table)
+        removed = 0
+        if self.options.write_mode == "upsert":  # scd2 refuses a key twice in its own moves
+            removed = settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=source,
+                                        keys=self.options.primary_key, dedupe=self.options.dedupe,
+                                        order=self.STAGE_ORDER, query_row=self.query_row, execute=self.execute)
         rows = 0
         for move in self.moves(table, source):
-            count = self.execute(move.sql)  # upsert: later duplicates win, as in any upsert
+            count = self.execute(move.sql)
             if move.metric is None:
                 rows = count
             else:
                 self.counts[move.metric] = self.counts.get(move.metric, 0) + count
         if self.options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
             return rows
-        return loaded - self.counts.pop(FLAGGED, 0)  # the staged rows, less those flagged for deletion
+        return loaded - removed - self.counts.pop(FLAGGED, 0)  # the staged rows, less duplicates and flagged ones
 
 
 class TransactionalWriter(SessionWriter):
@@ -676,6 +695,8 @@ class StagedWriter(TableWriter):
             except BaseException as exc:
                 self.reraise(exc, started=False)
             self.load_stage(stage)
+            if self.options.write_mode == "upsert":
+                self._settle_duplicates(staged)
             return self.finalize(self._finish(plan, staged))
         except BaseException as exc:
             self.reraise(exc, started=True)
@@ -683,6 +704,17 @@ class StagedWriter(TableWriter):
             # The load's own outcome matters more than this clean-up; a leftover stage is named _osiris_stage_*.
             with contextlib.suppress(Exception):
                 self.run_sql(";\n".join(self.drop_stage_statements(staged)))
+
+    def _settle_duplicates(self, staged: str) -> None:
+        order = ((self.dialect.quote_ident(self.BATCH_COLUMN), "ctid") if self.with_batch_column else ("ctid",))
+
+        def first_row(sql: str) -> list[Any] | None:
+            rows = self.run_sql(sql)
+            return list(rows[0].values()) if rows else None
+
+        settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=staged, keys=self.options.primary_key,
+                          dedupe=self.options.dedupe, order=order, query_row=first_row,
+                          execute=lambda sql: len(self.run_sql(sql)))
 
     def _finish(self, plan: Plan, staged: str) -> list[str]:
         """One transaction: create, rebuild or empty the target as planned, then move the rows in."""

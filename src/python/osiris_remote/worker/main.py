@@ -10,10 +10,13 @@ The connections' values (secrets included) arrive on stdin, one line once the ho
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
+import signal
 import sys
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,10 +25,11 @@ from osiris_core.errors import OsirisError
 from osiris_core.events import Logged
 from osiris_core.execution import ExecutionSettings
 from osiris_core.fingerprint import run_fingerprint
+from osiris_core.interrupts import request_stop, stop_on_signals
 from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
 from osiris_remote.worker.components import bundle_root, bundled_registry
-from osiris_remote.worker.protocol import MAX_VALUES_BYTES, decode_values, encode
+from osiris_remote.worker.protocol import MAX_VALUES_BYTES, decode_stop, decode_values, encode
 
 ARCHIVE_NAME = "session.tar.gz"
 EXIT_FINGERPRINT_MISMATCH = 4
@@ -41,13 +45,30 @@ def forward(logged: Logged) -> None:
 
 
 def read_values(stdin: BinaryIO) -> dict[str, str]:
-    """The connections' values the host writes on stdin; then stdin is /dev/null, so no child inherits the pipe."""
+    """The connections' values the host writes on stdin; then stdin is /dev/null, so no child inherits the pipe.
+    The pipe itself stays open on a private (non-inheritable) descriptor for the host's stop request."""
     try:
         return decode_values(stdin.readline(MAX_VALUES_BYTES + 1))
     finally:
+        _listen_for_stop(os.dup(0))
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+
+
+def _listen_for_stop(fd: int) -> None:
+    """A stop request from the host stops the run as that signal stops a local one (`osiris_core.interrupts`)."""
+
+    def listen() -> None:
+        with os.fdopen(fd, "rb") as pipe:
+            for line in pipe:
+                name = decode_stop(line)
+                if name is not None:
+                    request_stop(name)
+                    _thread.interrupt_main(signal.SIGINT)
+                    return
+
+    threading.Thread(target=listen, name="osiris-stop-listener", daemon=True).start()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = ExecutionSettings(registry, connections, args.logs, environ=values, listeners=(forward,),
                                  checksums=args.checksums, step_timeout_s=args.step_timeout,
                                  full_refresh=args.full_refresh)
-    result = LocalExecutor(settings).run(compiled)
+    with stop_on_signals():
+        result = LocalExecutor(settings).run(compiled)
     archive = args.logs / ARCHIVE_NAME
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(result.session.path, arcname=result.session.id)

@@ -8,7 +8,8 @@ wrote it, masked), `worker_error` (the run could not start) and last `finished` 
 
 Host → worker: once the worker's hello is trusted, the host writes one line on its stdin, the values of the
 connections' `${VAR}` references (`encode_values`), secrets included; nothing secret is ever in the worker's
-environment or command line, which every process listing shows.
+environment or command line, which every process listing shows. When the host is asked to stop (SIGINT/SIGTERM)
+it may then write one more line, `encode_stop`: the worker stops its run as the signal would stop a local one.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ def decode_values(line: bytes) -> dict[str, str]:
     if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
         raise ValueError("the connection values on stdin are not an object of strings")
     return values
+
+
+def encode_stop(signal_name: str) -> bytes:
+    """The host's stop request: the worker's run ends `interrupted`, its writes in progress rolled back."""
+    return json.dumps({"stop": signal_name}).encode() + b"\n"
+
+
+def decode_stop(line: bytes) -> str | None:
+    """The signal name of a stop request line; None for anything else."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    stop = message.get("stop") if isinstance(message, dict) else None
+    return stop if isinstance(stop, str) and stop.isidentifier() else None
 
 
 class LineAssembler:

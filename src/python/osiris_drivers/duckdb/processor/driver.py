@@ -26,6 +26,7 @@ from osiris_core.driver import (
     StepOutputs,
 )
 from osiris_core.errors import DriverError
+from osiris_core.interrupts import cancellable
 from osiris_drivers.duckdb.connection import EXTERNAL_ACCESS_HINT, is_refusal, memory_connection
 from osiris_drivers.duckdb.dialect import DUCKDB
 from osiris_drivers.duckdb.passthrough import keep_sources, passed_through
@@ -85,10 +86,11 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
         if len(inputs) == 1:
             schemas[SINGLE_INPUT_NAME] = next(iter(inputs.values())).schema
         try:
-            register_inputs(con, inputs, config.query)
-            origins = passed_through(con, config.query, schemas)
-            result = con.execute(config.query)
-            reader = result.fetch_record_batch(BATCH_ROWS)
+            with cancellable(con.interrupt):  # SIGINT/SIGTERM end a long query
+                register_inputs(con, inputs, config.query)
+                origins = passed_through(con, config.query, schemas)
+                result = con.execute(config.query)
+                reader = result.fetch_record_batch(BATCH_ROWS)
         except duckdb.Error as exc:
             con.close()
             spill.cleanup()
@@ -100,9 +102,13 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                for batch in reader:
-                    yield batch if schema is reader.schema else pa.RecordBatch.from_arrays(batch.columns,
-                                                                                            schema=schema)
+                with cancellable(con.interrupt):
+                    for batch in reader:
+                        yield batch if schema is reader.schema else pa.RecordBatch.from_arrays(batch.columns,
+                                                                                                schema=schema)
+            except duckdb.Error as exc:  # a row late in the result, computed while the next step reads it
+                raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id,
+                                  hint="fix the query or the data it reads") from None
             finally:
                 con.close()
                 spill.cleanup()

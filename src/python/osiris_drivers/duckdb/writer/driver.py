@@ -1,15 +1,19 @@
 """`duckdb.writer`: append, replace or upsert Arrow data into a DuckDB file, in one transaction (the shared
-transactional skeleton with DuckDB's hooks: the input is scanned in place, so an upsert needs no stage)."""
+transactional skeleton with DuckDB's hooks: the input is scanned in place; an upsert stages it in a temporary
+table first, where duplicate keys are settled)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.interrupts import cancellable
 from osiris_core.state import StateStore
 from osiris_drivers.duckdb.connection import DuckDBSettings
 from osiris_drivers.duckdb.dialect import DUCKDB
@@ -27,11 +31,13 @@ class DuckDBWriterConfig(DuckDBSettings, TableWriteOptions):
 
 class DuckDBTableWriter(TransactionalWriter):
     dialect = DUCKDB
+    STAGE_ORDER = ("rowid",)
 
     def __init__(self, step_id: str, config: DuckDBWriterConfig, data: ArrowData, ctx: StepContext) -> None:
         super().__init__(step_id, config, config.table_name(config.table), data, ctx, settings=config)
         self.config = config
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._stop = contextlib.ExitStack()
 
     @property
     def label(self) -> str:
@@ -44,6 +50,7 @@ class DuckDBTableWriter(TransactionalWriter):
 
     def open(self) -> None:
         self._con = self.config.connect()
+        self._stop.enter_context(cancellable(self._con.interrupt))  # SIGINT/SIGTERM end the running statement
         self._con.register(SOURCE, self.data)
 
     def input_changed(self) -> None:
@@ -58,6 +65,7 @@ class DuckDBTableWriter(TransactionalWriter):
         return {str(r[0]): str(r[1]) for r in rows}
 
     def close(self) -> None:
+        self._stop.close()
         if self._con is not None:
             self._con.close()
 
@@ -92,14 +100,15 @@ class DuckDBTableWriter(TransactionalWriter):
     def load(self, table: str) -> int:
         return self.execute(DUCKDB.insert_sql(table, SOURCE, self.names))
 
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self.con.execute(sql).fetchone()
+        return row
+
     def stage(self, table: str) -> tuple[str, int | None]:
-        """The input in place; a temporary copy when the moves read it more than once (a stream reads once)."""
-        options = self.options
-        if options.write_mode == "upsert" and not (options.delete_missing or options.hard_delete_column):
-            return SOURCE, None
+        """A temporary copy of the input (a stream is read once, duplicate keys are settled in the copy, the moves
+        may read it more than once)."""
         stage = DUCKDB.quote_ident(f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}")
-        self.con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {SOURCE}")
-        return stage, None
+        return stage, self.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {SOURCE}")
 
 
 class DuckDBStateStore(SqlStateStore):

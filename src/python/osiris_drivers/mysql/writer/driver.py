@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,10 +31,12 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
+from osiris_core.interrupts import cancellable
 from osiris_core.state import StateStore
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
 from osiris_drivers.mysql.dialect import MYSQL, is_binary, to_python, to_text
+from osiris_drivers.sql.duplicates import ORDINAL_COLUMN
 from osiris_drivers.sql.schema_change import SchemaChange
 from osiris_drivers.sql.state import SqlStateStore
 from osiris_drivers.sql.writer import STAGE_SUFFIX, Plan, SwapWriter, TableWriteOptions
@@ -42,6 +45,7 @@ from osiris_drivers.step_io import batches, report_written
 if TYPE_CHECKING:
     from osiris_drivers.mysql.client import SafeConnection
 
+ORDINAL = MYSQL.quote_ident(ORDINAL_COLUMN)
 CHUNK_BYTES = 64 << 20
 """Arrow bytes per LOAD DATA file: bounds the temporary file whatever the input size."""
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False, delimiter=",", quoting_style="needed", null_string="\\N")
@@ -59,6 +63,7 @@ class Rejected(Exception):
 
 class MySQLTableWriter(SwapWriter):
     dialect = MYSQL
+    STAGE_ORDER = (ORDINAL,)
 
     def __init__(self, step_id: str, config: MySQLWriterConfig, data: pa.Table | pa.RecordBatchReader,
                  ctx: StepContext, *, use_load_data: bool) -> None:
@@ -68,6 +73,7 @@ class MySQLTableWriter(SwapWriter):
         self.stage_table = MYSQL.quote_ident(MYSQL.helper_name(self.table.name, STAGE_SUFFIX))
         """TEMPORARY: private to this session."""
         self.tmpdir: Path | None = None
+        self._stop = contextlib.ExitStack()
         self._session: SafeConnection | None = None
 
     @property
@@ -86,6 +92,10 @@ class MySQLTableWriter(SwapWriter):
         """A session with strict mode (bad values fail instead of being truncated), backslash escapes on and notes
         off (so the warning count after a load counts only real problems)."""
         self._session = self.config.connect(local_infile=self.use_load_data, autocommit=False)
+        with self._session.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            (thread_id,) = cursor.fetchone() or (0,)
+        self._stop.enter_context(cancellable(partial(self._kill_query, int(thread_id))))
         with self.session.cursor() as cursor:
             cursor.execute("SELECT @@SESSION.sql_mode, @@GLOBAL.local_infile")
             row = cursor.fetchone()
@@ -96,7 +106,14 @@ class MySQLTableWriter(SwapWriter):
             cursor.execute("SET SESSION sql_mode = %s, sql_notes = 0", (",".join(modes),))
             self.use_load_data = self.use_load_data and bool(int(row[1] or 0))
 
+    def _kill_query(self, thread_id: int) -> None:
+        """End this session's running statement from a second connection (SIGINT/SIGTERM: the run stops)."""
+        killer = self.config.connect()
+        with killer, killer.cursor() as cursor:
+            cursor.execute(f"KILL QUERY {int(thread_id)}")
+
     def close(self) -> None:
+        self._stop.close()
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         if self._session is not None:
@@ -112,6 +129,12 @@ class MySQLTableWriter(SwapWriter):
     def execute(self, sql: str) -> int:
         with self.session.cursor() as cursor:
             return int(cursor.execute(sql))
+
+    def query_row(self, sql: str) -> Sequence[Any] | None:
+        with self.session.cursor() as cursor:
+            cursor.execute(sql)
+            row: Sequence[Any] | None = cursor.fetchone()
+            return row
 
     def drop_on_fresh_session(self, sql: str) -> None:
         fresh = self.config.connect()
@@ -214,12 +237,13 @@ class MySQLTableWriter(SwapWriter):
     # ------------------------------------------------------------------------------------------------ loads
 
     def stage(self, table: str) -> tuple[str, int | None]:
-        """A keyless TEMPORARY table typed like `table`'s columns (and a BOOLEAN `hard_delete_column`), loaded."""
+        """A keyless TEMPORARY table typed like `table`'s columns (and a BOOLEAN `hard_delete_column`), loaded, its
+        rows numbered in input order."""
         self.discard_stage()
         flag = self.options.hard_delete_column
-        extra = f"({MYSQL.quote_ident(flag)} BOOLEAN) " if flag else ""
-        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} {extra}SELECT {MYSQL.column_list(self.written)} "
-                     f"FROM {table} LIMIT 0")
+        extra = f", {MYSQL.quote_ident(flag)} BOOLEAN" if flag else ""
+        self.execute(f"CREATE TEMPORARY TABLE {self.stage_table} ({ORDINAL} BIGINT AUTO_INCREMENT PRIMARY KEY{extra}) "
+                     f"SELECT {MYSQL.column_list(self.written)} FROM {table} LIMIT 0")
         return self.stage_table, self.load(self.stage_table)
 
     def discard_stage(self) -> None:
