@@ -244,11 +244,11 @@ __all__ = [
     "single_input",
     "sql_name",
     "state_targets",
-    "stored_cursor",
     "stop_on_signals",
     "stop_reason",
     "stop_signal",
     "stopping",
+    "stored_cursor",
 ]
 
 
