@@ -13,7 +13,7 @@ import yaml
 from osiris_cli.app import App
 from osiris_cli.dry_run import cmd_dry_run
 from osiris_cli.executors import EXECUTORS, executor_name
-from osiris_cli.output import emit_json, print_run_card, table
+from osiris_cli.output import EXIT_OK, EXIT_RUN_FAILED, emit_json, print_run_card, table
 from osiris_cli.progress import progress_listeners
 from osiris_cli.remote_commands import check_rerun_safe, compare_cards, print_parity
 from osiris_core.compiler import compile_file, compile_pipeline
@@ -38,10 +38,6 @@ from osiris_core.run_session import read_card, registry_masker
 from osiris_core.session import last_compile
 from osiris_drivers.doctor import Verdict, check_connection
 from osiris_remote.bundle import Bundle, bundle_for, load_bundle
-
-EXIT_OK = 0
-EXIT_RUN_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def cmd_compile(app: App, args: argparse.Namespace) -> int:
