@@ -161,9 +161,13 @@ def load_driver(path: str, *, origin: str) -> type[Driver[Any]]:
     return found
 
 
-def load_component(spec_text: str, *, origin: str) -> Component:
-    """A component from its spec file's text alone: the spec parsed, the driver it names imported and checked."""
-    spec = parse_spec(spec_text, origin=origin)
+def component_of(spec: ComponentSpec, *, origin: str) -> Component:
+    """The component of a parsed spec: the driver it names imported and checked against it."""
     component = Component(spec=spec, driver=load_driver(spec.driver, origin=origin))
     component.check_agreement()
     return component
+
+
+def load_component(spec_text: str, *, origin: str) -> Component:
+    """A component from its spec file's text alone: the spec parsed, the driver it names imported and checked."""
+    return component_of(parse_spec(spec_text, origin=origin), origin=origin)
