@@ -12,7 +12,8 @@ For each size it generates N movie-like rows (11 columns, `bench/copy_bench.py`)
 - **upsert**: the same N rows into a table already holding them: (a) the hand-written SQL — the text pipe into
   an unlogged staging table, then `INSERT … ON CONFLICT (id) DO UPDATE` in one psql session — against (b)
   `osiris run` with `write_mode: upsert`;
-- with `--startup`: `osiris --help`, `osiris --version` and the embedded demo (`examples/movies_local.yaml`).
+- with `--startup`: `osiris --help`, `osiris --version` and the embedded demo (`examples/movies_local.yaml`),
+  here and with `--sandbox local` (the difference is the local sandbox's overhead).
 
 It prints wall seconds, rows/s, the peak RSS of the Osiris process (for the pipe: its largest process) and the
 ratio (b)/(a) of the best runs. Nothing here runs in CI.
@@ -67,10 +68,10 @@ def timed(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) 
     return Run(seconds, peak_kb / 1024, usage.ru_utime + usage.ru_stime)
 
 
-def osiris_env() -> dict[str, str]:
-    """A user's environment: this checkout's libraries, bytecode caches allowed (as an installed wheel has)."""
+def osiris_env(src: Path = REPO / "src" / "python") -> dict[str, str]:
+    """A user's environment: the libraries under `src`, bytecode caches allowed (as an installed wheel has)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = str(REPO / "src" / "python")
+    env["PYTHONPATH"] = str(src)
     return env
 
 
@@ -134,38 +135,45 @@ HEADER = f"{'scenario':<46} {'rows':>10} {'wall s':>7} {'rows/s':>10} {'RSS MB':
 
 
 def compare(rows: int, repeat: int, workdir: Path, name: str, pipe: list[str], pipeline: Path,
-            prepare: list[str]) -> None:
-    """Best of `repeat` for the pipe and for `osiris run`, alternating which goes first."""
-    runs: dict[str, list[Run]] = {"a": [], "b": []}
+            prepare: list[str], before: Path | None) -> None:
+    """Best of `repeat` for the pipe and for `osiris run` (and the `before` code), rotating which goes first."""
+    contenders = ["a", "b"] + (["c"] if before else [])
+    runs: dict[str, list[Run]] = {which: [] for which in contenders}
     for attempt in range(repeat):
-        for which in ("a", "b") if attempt % 2 == 0 else ("b", "a"):
+        for which in contenders[attempt % len(contenders):] + contenders[:attempt % len(contenders)]:
             for sql in prepare:
                 psql(sql)
             if which == "a":
                 runs["a"].append(timed(["bash", "-c", " ".join(pipe)], cwd=workdir))
                 assert row_count("movies_pipe") == rows, "the pipe did not copy every row"
             else:
-                runs["b"].append(timed(osiris("run", str(pipeline), "--progress", "none"), cwd=workdir,
-                                       env=osiris_env()))
+                env = osiris_env() if which == "b" or before is None else osiris_env(before)
+                runs[which].append(timed(osiris("run", str(pipeline), "--progress", "none"), cwd=workdir, env=env))
                 assert row_count("movies_copy") == rows, "osiris did not copy every row"
     print(line(f"(a) {name}: pipe", rows, runs["a"], None))
     print(line(f"(b) {name}: osiris run (cold process)", rows, runs["b"], best(runs["a"])))
+    if before:
+        print(line(f"(c) {name}: osiris run, --before code", rows, runs["c"], best(runs["a"])))
 
 
-def startup(repeat: int) -> None:
+def startup(repeat: int, before: Path | None) -> None:
     demo = Path(tempfile.mkdtemp(prefix="osiris-p1-demo-"))
     shutil.copytree(REPO / "examples", demo / "examples")
     env = osiris_env()
     timed([sys.executable, "-c", "pass"], cwd=demo)  # warm the interpreter's own files
     print(f"{'command':<46} {'best s':>7} {'RSS MB':>8} {'CPU s':>7}   runs")
-    for name, argv in (("python -c pass (the floor)", [sys.executable, "-c", "pass"]),
-                       ("osiris --help", osiris("--help")), ("osiris --version", osiris("--version")),
-                       ("osiris run examples/movies_local.yaml", osiris("run", "examples/movies_local.yaml",
-                                                                          "--progress", "none"))):
-        runs = [timed(argv, cwd=demo, env=env) for _ in range(repeat)]
-        b = best(runs)
-        print(f"{name:<46} {b.seconds:>7.2f} {b.peak_rss_mb:>8.0f} {b.cpu_seconds:>7.2f}   "
-              f"{', '.join(f'{r.seconds:.2f}' for r in runs)}")
+    commands = (("python -c pass (the floor)", [sys.executable, "-c", "pass"]),
+                ("osiris --help", osiris("--help")), ("osiris --version", osiris("--version")),
+                ("osiris run examples/movies_local.yaml", osiris("run", "examples/movies_local.yaml",
+                                                                 "--progress", "none")),
+                ("… --sandbox local", osiris("run", "examples/movies_local.yaml", "--progress", "none",
+                                             "--sandbox", "local")))
+    for code, code_env in (("", env), *([(" (--before code)", osiris_env(before))] if before else [])):
+        for name, argv in commands:
+            runs = [timed(argv, cwd=demo, env=code_env) for _ in range(repeat)]
+            b = best(runs)
+            print(f"{name + code:<46} {b.seconds:>7.2f} {b.peak_rss_mb:>8.0f} {b.cpu_seconds:>7.2f}   "
+                  f"{', '.join(f'{r.seconds:.2f}' for r in runs)}")
     shutil.rmtree(demo, ignore_errors=True)
 
 
@@ -174,33 +182,39 @@ def main() -> int:
     parser.add_argument("--rows", type=int, action="append", help="rows (repeatable; default 1000000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the best counts (default 3)")
     parser.add_argument("--startup", action="store_true", help="also time --help, --version and the embedded demo")
-    parser.add_argument("--only", choices=("copy", "upsert"), default=None, help="one workload only")
+    parser.add_argument("--only", choices=("copy", "upsert", "startup"), default=None,
+                        help="one workload only (startup: only the --startup commands)")
+    parser.add_argument("--before", type=Path, default=None, metavar="SRC",
+                        help="also time the libraries under SRC (e.g. an older checkout's src/python) in the same run")
     args = parser.parse_args()
     if not shutil.which("mariadb") or not shutil.which("psql"):
         print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
         return 2
     print(f"# {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
-    if args.startup:
-        startup(args.repeat)
+    if args.startup or args.only == "startup":
+        startup(args.repeat, args.before)
+    if args.only == "startup":
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="osiris-p1-"))
     write_bench_connections(workdir)
     copy_pipeline = write_pipeline(workdir, "p1_copy", "replace")
     upsert_pipeline = write_pipeline(workdir, "p1_upsert", "upsert")
-    timed(osiris("compile", str(copy_pipeline)), cwd=workdir, env=osiris_env())  # bytecode caches, as installed
+    for src in ([args.before] if args.before else []) + [REPO / "src" / "python"]:
+        timed(osiris("compile", str(copy_pipeline)), cwd=workdir, env=osiris_env(src))  # bytecode, as installed
     for rows in args.rows or [1_000_000]:
         print(f"\n## {rows:,} rows\n{HEADER}")
         generate(rows)
         reset_postgres()
         if args.only in (None, "copy"):
             compare(rows, args.repeat, workdir, "copy", pipe_copy("movies_pipe"), copy_pipeline,
-                    ["TRUNCATE movies_pipe", "DROP TABLE IF EXISTS movies_copy"])
+                    ["TRUNCATE movies_pipe", "DROP TABLE IF EXISTS movies_copy"], args.before)
         if args.only in (None, "upsert"):
             fill = "INSERT INTO {0} SELECT * FROM movies_pipe ON CONFLICT DO NOTHING"
             psql("TRUNCATE movies_pipe")
             subprocess.run(["bash", "-c", " ".join(pipe_copy("movies_pipe"))], check=True)
             psql(f"DROP TABLE IF EXISTS movies_copy; CREATE TABLE movies_copy ({PG_COLUMNS}); "
                  + fill.format("movies_copy"))
-            compare(rows, args.repeat, workdir, "upsert", pipe_upsert(), upsert_pipeline, [])
+            compare(rows, args.repeat, workdir, "upsert", pipe_upsert(), upsert_pipeline, [], args.before)
         print(f"# load average {os.getloadavg()[0]:.1f} at the end")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
