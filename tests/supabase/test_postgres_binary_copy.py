@@ -151,3 +151,13 @@ def test_a_column_binary_cannot_encode_falls_back_to_csv(pg_db: PostgresDatabase
         rows = cursor.fetchall()
         cursor.execute(f"DROP TABLE {name}")
     assert rows == [(1, 7, Decimal("1.500")), (2, None, Decimal("-2.250"))]
+
+
+def test_rows_of_nothing_but_nulls(pg_db: PostgresDatabase) -> None:
+    """Every field a constant (NULL): the rows still come out one per input row."""
+    data = pa.table({"a": pa.array([None] * 3, pa.null()), "b": pa.array([None] * 3, pa.null())})
+    with pg_db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE nothing (a text, b text)")
+        assert copy_into(cursor, "nothing", data.column_names, data) == 3
+        assert _fetch(cursor, "nothing") == [(None, None)] * 3
+        connection.rollback()

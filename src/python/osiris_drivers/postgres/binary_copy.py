@@ -17,6 +17,7 @@ from __future__ import annotations
 import array
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,8 +33,10 @@ NBASE = 10_000
 INTEGER_DIGITS = 5
 """Base-10000 digits before the point of an int64's magnitude (at most 19 decimal digits)."""
 
-Encoder = Callable[[pa.Array], pa.Array]
-"""One column's values → each row's field (4-byte length, then the value's bytes; a NULL is length -1)."""
+Part: TypeAlias = "pa.Array | pa.Scalar"
+Encoder = Callable[[pa.Array], list[Part]]
+"""One column's values → the parts of each row's field (4-byte length, then the value's bytes; a NULL is length
+-1), joined with the other columns' parts in one pass: a constant length stays a scalar."""
 
 _INTEGERS = {"smallint": (pa.int16(), "h"), "integer": (pa.int32(), "i"), "bigint": (pa.int64(), "q")}
 _FLOATS = {"real": (pa.float32(), "f"), "double precision": (pa.float64(), "d")}
@@ -58,28 +61,28 @@ def _big_endian(values: pa.Array, code: str) -> pa.Array:
     return fixed.cast(pa.binary())
 
 
-def _fields(column: pa.Array, values: pa.Array, width: int) -> pa.Array:
-    """Fields of `values` (each `width` bytes), NULL where `column` is null."""
-    fields: pa.Array = pc.binary_join_element_wise(_length(width), values, b"")
-    if column.null_count:
-        fields = pc.if_else(column.is_valid(), fields, NULL_FIELD)
-    return fields
+def _fields(column: pa.Array, parts: list[Part], width: int) -> list[Part]:
+    """The parts of fields of `width` bytes: the length and `parts`, or where `column` has NULLs, whole fields."""
+    if not column.null_count:
+        return [_length(width), *parts]
+    fields = pc.binary_join_element_wise(_length(width), *parts, b"")
+    return [pc.if_else(column.is_valid(), fields, NULL_FIELD)]
 
 
 def _numbers(kind: pa.DataType, code: str) -> Encoder:
     def encode(column: pa.Array) -> pa.Array:
         values = column.cast(kind).fill_null(0)
-        return _fields(column, _big_endian(values, code), kind.byte_width)
+        return _fields(column, [_big_endian(values, code)], kind.byte_width)
     return encode
 
 
 def _booleans(column: pa.Array) -> pa.Array:
-    return _fields(column, _big_endian(column.cast(pa.uint8()).fill_null(0), "B"), 1)
+    return _fields(column, [_big_endian(column.cast(pa.uint8()).fill_null(0), "B")], 1)
 
 
 def _dates(column: pa.Array) -> pa.Array:
     days = pc.subtract(column.cast(pa.int32()).fill_null(PG_EPOCH_DAYS), PG_EPOCH_DAYS)
-    return _fields(column, _big_endian(days, "i"), 4)
+    return _fields(column, [_big_endian(days, "i")], 4)
 
 
 def _timestamps(unit: str) -> Encoder:
@@ -88,7 +91,7 @@ def _timestamps(unit: str) -> Encoder:
     def encode(column: pa.Array) -> pa.Array:
         raw = column.cast(pa.int64()).fill_null(0)
         us = pc.subtract_checked(pc.multiply_checked(raw, per_us), PG_EPOCH_US)
-        return _fields(column, _big_endian(us, "q"), 8)
+        return _fields(column, [_big_endian(us, "q")], 8)
     return encode
 
 
@@ -141,10 +144,7 @@ def _decimals(precision: int, scale: int) -> Encoder:
         fraction = pc.multiply(pc.subtract(magnitude, pc.multiply(integer, 10 ** scale)), 10 ** (4 * after - scale))
         digits = [*_base_10000(integer, before), *_base_10000(fraction, after)]
         sign = pc.if_else(pc.less(unscaled, 0), negative, positive)
-        fields: pa.Array = pc.binary_join_element_wise(_length(width), sign, *_packed(digits), b"")
-        if column.null_count:
-            fields = pc.if_else(column.is_valid(), fields, NULL_FIELD)
-        return fields
+        return _fields(column, [sign, *_packed(digits)], width)
     return encode
 
 
@@ -152,8 +152,7 @@ def _bytes(column: pa.Array) -> pa.Array:
     """Text or bytea: the length, then the bytes as they are (UTF-8 for text)."""
     values = column if pa.types.is_binary(column.type) else column.cast(pa.binary())
     lengths = _big_endian(pc.binary_length(values).fill_null(-1).cast(pa.int32()), "i")
-    fields: pa.Array = pc.binary_join_element_wise(lengths, values.fill_null(b""), b"")
-    return fields
+    return [lengths, values.fill_null(b"")]
 
 
 def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
@@ -189,8 +188,8 @@ def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
     return None
 
 
-def _null_fields(column: pa.Array) -> pa.Array:
-    return pa.array([NULL_FIELD.as_py()] * len(column), pa.binary())
+def _null_fields(column: pa.Array) -> list[Part]:
+    return [NULL_FIELD]
 
 
 def encoders_for(schema: pa.Schema, targets: Sequence[str]) -> list[Encoder] | None:
@@ -202,8 +201,10 @@ def encoders_for(schema: pa.Schema, targets: Sequence[str]) -> list[Encoder] | N
 def encode_batch(batch: pa.RecordBatch, encoders: Sequence[Encoder]) -> bytes:
     """The batch's tuples in binary COPY format (without the header and trailer)."""
     count = _int16(batch.num_columns)
-    fields = [encode(column) for encode, column in zip(encoders, batch.columns, strict=True)]
-    rows: pa.Array = pc.binary_join_element_wise(count, *fields, b"")
+    parts = [part for encode, column in zip(encoders, batch.columns, strict=True) for part in encode(column)]
+    if not any(isinstance(part, pa.Array) for part in parts):  # every column NULL (or none): one array to join
+        parts.append(pa.array([b""] * batch.num_rows, pa.binary()))
+    rows: pa.Array = pc.binary_join_element_wise(count, *parts, b"")
     offsets = pa.Array.from_buffers(pa.int32(), len(rows) + 1, [None, rows.buffers()[1]], offset=rows.offset)
     first, last = offsets[0].as_py(), offsets[len(rows)].as_py()
     data: bytes = rows.buffers()[2][first:last].to_pybytes()
