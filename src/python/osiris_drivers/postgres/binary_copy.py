@@ -30,6 +30,8 @@ PG_EPOCH_DAYS = 10_957
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
 NUMERIC_NEG = 0x4000
 NBASE = 10_000
+ENCODE_ROWS = 16_384
+"""Rows encoded at a time: the encoding's temporaries (a few times the rows' bytes) stay a few MB."""
 INTEGER_DIGITS = 5
 """Base-10000 digits before the point of an int64's magnitude (at most 19 decimal digits)."""
 
@@ -216,7 +218,8 @@ class BinaryCopyStream(io.RawIOBase):
 
     def __init__(self, batches: Iterable[pa.RecordBatch], encoders: Sequence[Encoder]) -> None:
         super().__init__()
-        self._batches: Iterator[pa.RecordBatch] = iter(batches)
+        self._batches: Iterator[pa.RecordBatch] = (batch.slice(start, ENCODE_ROWS) for batch in batches
+                                                   for start in range(0, batch.num_rows, ENCODE_ROWS))
         self._encoders = encoders
         self._chunk = HEADER
         self._pos = 0
