@@ -97,7 +97,7 @@ def test_one_quote_ident_in_one_place() -> None:
 
 def test_spec_defaults_are_the_drivers_defaults(registry: ComponentRegistry) -> None:
     for component in registry:
-        if component.driver not in BUILTIN_DRIVERS:
+        if f"{component.driver.__module__}:{component.driver.__qualname__}" not in BUILTIN_DRIVERS:
             continue
         fields = {field.alias or name: field for name, field in component.driver.config_model.model_fields.items()}
         for key, schema in component.spec.config["properties"].items():

@@ -1,14 +1,26 @@
-"""Shared CLI state: where logs and connections live, and the component registry."""
+"""Shared CLI state: where logs and connections live, and the component registry.
+
+Light on purpose: the registry, the connections file and their libraries are imported when a command first asks
+for them, so `osiris --help` and `--version` load no driver, pyarrow, DuckDB or pydantic.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from osiris_core.connections import Connections, find_connections_file
-from osiris_core.registry import ComponentRegistry
-from osiris_drivers.registry import default_registry
+if TYPE_CHECKING:
+    from osiris_core.connections import Connections
+    from osiris_core.registry import ComponentRegistry
+
+
+def default_registry() -> ComponentRegistry:
+    """The built-in components plus those installed wheels declare (`osiris_drivers.registry.default_registry`)."""
+    from osiris_drivers.registry import default_registry as load
+
+    return load()
 
 
 @dataclass(frozen=True)
@@ -27,4 +39,6 @@ class App:
         return self._registry
 
     def connections(self, *near: Path) -> Connections:
+        from osiris_core.connections import Connections, find_connections_file
+
         return Connections.load(find_connections_file(self.connections_path, search_dirs=near))

@@ -11,9 +11,8 @@ from pathlib import Path
 import yaml
 
 from osiris_cli.app import App
-from osiris_cli.dry_run import cmd_dry_run
 from osiris_cli.executors import EXECUTORS, executor_name
-from osiris_cli.output import emit_json, print_run_card, table
+from osiris_cli.output import EXIT_OK, EXIT_RUN_FAILED, emit_json, print_run_card, table
 from osiris_cli.progress import progress_listeners
 from osiris_cli.remote_commands import check_rerun_safe, compare_cards, print_parity
 from osiris_core.compiler import compile_file, compile_pipeline
@@ -37,12 +36,6 @@ from osiris_core.oml import load_pipeline
 from osiris_core.recorder import RunResult
 from osiris_core.run_session import read_card, registry_masker
 from osiris_core.session import last_compile
-from osiris_drivers.doctor import Verdict, check_connection
-from osiris_remote.bundle import Bundle, bundle_for, load_bundle
-
-EXIT_OK = 0
-EXIT_RUN_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def cmd_compile(app: App, args: argparse.Namespace) -> int:
@@ -130,6 +123,8 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:
     if args.dry_run:
+        from osiris_cli.dry_run import cmd_dry_run  # the plan's modules only when a plan is asked for
+
         return cmd_dry_run(app, args)
     executor = executor_name(args)
     manifest_path = _manifest_to_run(app, args)
@@ -148,6 +143,8 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
 
 def cmd_parity(app: App, args: argparse.Namespace) -> int:
     """Run the pipeline here and in the sandbox with checksums on; exit 0 when the run cards agree."""
+    from osiris_remote.bundle import Bundle, bundle_for, load_bundle  # sandbox machinery only for parity
+
     if not args.e2b and args.sandbox is None:
         args.sandbox = "local"
     sandbox = executor_name(args)
@@ -224,6 +221,8 @@ def cmd_connections_list(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_connections_doctor(app: App, args: argparse.Namespace) -> int:
+    from osiris_drivers.doctor import Verdict, check_connection
+
     """Check every connection (or the given ones) for real; exit 1 if any fails."""
     connections = app.connections()
     if connections.path is None:

@@ -6,13 +6,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from osiris_cli import api
-from osiris_cli.app import App
 from osiris_cli.logs_commands import EXIT_OK, AddCommand
 from osiris_cli.output import emit_json, table
 from osiris_core.errors import InputError
 
 if TYPE_CHECKING:
+    from osiris_cli.app import App
     from osiris_cli.logs_commands import Subparsers
 
 
@@ -41,6 +40,8 @@ def _print(found: dict[str, Any]) -> None:
 
 
 def cmd_discover(app: App, args: argparse.Namespace) -> int:
+    from osiris_cli import api  # imported when the command runs: `osiris --help` stays light
+
     if args.output is not None and not args.emit_pipeline:
         raise InputError("-o/--output goes with --emit-pipeline", hint="add --emit-pipeline TABLE ..., or drop -o")
     if not args.emit_pipeline:

@@ -16,7 +16,6 @@ from typing import Final
 from osiris_cli.remote_commands import check_execution_flags, sandbox_options
 from osiris_core.execution import ExecutionSettings, Executor
 from osiris_core.runner import LocalExecutor
-from osiris_remote.proxy import SandboxExecutor
 
 ExecutorFactory = Callable[[ExecutionSettings, argparse.Namespace], Executor]
 """Makes an executor from the common settings and the command's flags (validated there)."""
@@ -27,6 +26,8 @@ def _local(settings: ExecutionSettings, args: argparse.Namespace) -> Executor:
 
 
 def _sandbox(settings: ExecutionSettings, args: argparse.Namespace) -> Executor:
+    from osiris_remote.proxy import SandboxExecutor  # the bundle and sandbox machinery only for sandbox runs
+
     return SandboxExecutor(settings, sandbox_options(args))
 
 

@@ -8,15 +8,14 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from osiris_cli import api
-from osiris_cli.app import App
 from osiris_cli.output import emit_json, emit_text, print_run_card, table
 from osiris_cli.sessions import STATUSES, human_duration
 
 if TYPE_CHECKING:
+    from osiris_cli.app import App
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-Command = Callable[[App, argparse.Namespace], int]
+Command = Callable[["App", argparse.Namespace], int]
 AddCommand = Callable[[str, Command, str, "Subparsers"], argparse.ArgumentParser]
 
 EXIT_OK = 0
@@ -28,6 +27,8 @@ def _started(text: str | None) -> str:
 
 
 def cmd_logs_list(app: App, args: argparse.Namespace) -> int:
+    from osiris_cli import api  # imported when the command runs: `osiris --help` stays light
+
     rows = api.logs_list(app, pipeline=args.pipeline, status=args.status, since=args.since, limit=args.limit)
     if app.json:
         emit_json(rows)
@@ -44,6 +45,8 @@ def cmd_logs_list(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_logs_show(app: App, args: argparse.Namespace) -> int:
+    from osiris_cli import api  # imported when the command runs: `osiris --help` stays light
+
     shown = api.logs_show(app, args.session, events=args.events)
     if app.json:
         emit_json(shown)
@@ -62,6 +65,8 @@ def cmd_logs_show(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_logs_gc(app: App, args: argparse.Namespace) -> int:
+    from osiris_cli import api  # imported when the command runs: `osiris --help` stays light
+
     result = api.logs_gc(app, keep=args.keep, older_than_days=args.older_than, dry_run=args.dry_run)
     if app.json:
         emit_json(result)
@@ -77,6 +82,8 @@ def cmd_logs_gc(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_logs_html(app: App, args: argparse.Namespace) -> int:
+    from osiris_cli import api  # imported when the command runs: `osiris --help` stays light
+
     if args.output == "-":
         emit_text(api.report_html(app, args.session)[1])
         return EXIT_OK

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
 from osiris_cli import __version__
 from osiris_cli.app import App
-from osiris_cli.commands import (
-    EXIT_BAD_INPUT,
-    EXIT_RUN_FAILED,
-    cmd_compile,
-    cmd_components_list,
-    cmd_components_show,
-    cmd_connections_doctor,
-    cmd_connections_list,
-    cmd_parity,
-    cmd_run,
-    cmd_sandbox_serve,
-    cmd_validate,
-)
 from osiris_cli.discover_commands import add_discover_command
 from osiris_cli.logs_commands import add_logs_commands
-from osiris_cli.output import one_document
-from osiris_cli.progress import PROGRESS_MODES
+from osiris_cli.output import EXIT_BAD_INPUT, EXIT_RUN_FAILED, PROGRESS_MODES, one_document
 from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
 from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
 from osiris_cli.state_commands import cmd_state_reset, cmd_state_show
@@ -37,7 +25,33 @@ from osiris_core.masking import scrub_text
 Command = Callable[[App, argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-SERVERS = (cmd_sandbox_serve, cmd_mcp)
+
+@dataclass(frozen=True)
+class Deferred:
+    """A handler of `osiris_cli.commands`, imported when its command runs.
+
+    That module imports the compiler, the engine, the drivers and the sandbox proxy (pyarrow, DuckDB, pydantic,
+    database clients): `osiris --help` and `--version` must not pay for them.
+    """
+
+    name: str
+
+    def __call__(self, app: App, args: argparse.Namespace) -> int:
+        handler: Command = getattr(importlib.import_module("osiris_cli.commands"), self.name)
+        return handler(app, args)
+
+
+cmd_compile = Deferred("cmd_compile")
+cmd_validate = Deferred("cmd_validate")
+cmd_run = Deferred("cmd_run")
+cmd_parity = Deferred("cmd_parity")
+cmd_sandbox_serve = Deferred("cmd_sandbox_serve")
+cmd_components_list = Deferred("cmd_components_list")
+cmd_components_show = Deferred("cmd_components_show")
+cmd_connections_list = Deferred("cmd_connections_list")
+cmd_connections_doctor = Deferred("cmd_connections_doctor")
+
+SERVERS: tuple[Command, ...] = (cmd_sandbox_serve, cmd_mcp)
 """Commands that own standard output while they serve, and print no JSON document."""
 EPILOG = "Exit codes: 0 success, 1 the run failed, 2 bad input (pipeline, config, flags, connections)."
 

@@ -8,7 +8,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+PROGRESS_MODES: Final = ("auto", "tty", "plain", "none")
+"""How `--progress` may show a run on stderr (`osiris_cli.progress`); `auto`: `tty` when standard error is a
+terminal (not TERM=dumb), else `plain`."""
 
 
 @dataclass

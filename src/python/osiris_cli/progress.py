@@ -35,8 +35,6 @@ from osiris_core.events import (
 if TYPE_CHECKING:
     from rich.text import Text
 
-PROGRESS_MODES: Final = ("auto", "tty", "plain", "none")
-"""`auto`: `tty` when standard error is a terminal (not TERM=dumb), else `plain`."""
 HEARTBEAT_S: Final = 10.0
 """The plain view prints at most one line this often."""
 FLOWING_S: Final = 3.0

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from osiris_cli import api
-from osiris_cli.app import App
 from osiris_cli.logs_commands import EXIT_OK, AddCommand
 from osiris_cli.output import emit_json
 
 if TYPE_CHECKING:
+    from osiris_cli.app import App
     from osiris_cli.logs_commands import Subparsers
 
 
 def cmd_init(app: App, args: argparse.Namespace) -> int:
+    from osiris_cli import api  # imported when the command runs: `osiris --help` stays light
+
     result = api.init(app, args.directory)
     if app.json:
         emit_json(result)

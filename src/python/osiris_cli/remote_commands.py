@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osiris_cli.app import App
 from osiris_cli.output import emit_json, table
 from osiris_core.errors import InputError
-from osiris_core.manifest import CompiledPipeline
-from osiris_core.registry import ComponentRegistry
 from osiris_remote.backends import BACKENDS, SandboxOptions
 from osiris_remote.backends.e2b import MAX_LIFETIME_S
 from osiris_remote.bootstrap import check_sandbox_env
+
+if TYPE_CHECKING:
+    from osiris_cli.app import App
+    from osiris_core.manifest import CompiledPipeline
+    from osiris_core.registry import ComponentRegistry
 
 UNSUPPORTED_E2B_FLAGS = {
     "e2b_cpu": "--e2b-cpu",

@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from osiris_core.errors import InputError, OsirisError
 from osiris_core.input_files import MAX_JSON_BYTES, MAX_POINTER_BYTES, read_regular_text
-from osiris_core.manifest import load_manifest
 from osiris_core.run_session import RUN_CARD_FILE
 from osiris_core.session import LAST_COMPILE_FILE, list_sessions
 
@@ -144,6 +143,8 @@ def summarize(path: Path) -> dict[str, Any]:
         if read_json_file(path / META_FILE) is None:
             return summary
         summary["status"] = "compiled"
+        from osiris_core.manifest import load_manifest  # pydantic: only when a compile session is listed
+
         summary["pipeline"] = load_manifest(path / "compiled" / "manifest.yaml").pipeline.name
     except (OSError, ValueError, KeyError, TypeError, OsirisError):
         summary["status"] = "unknown"

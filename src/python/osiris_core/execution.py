@@ -65,7 +65,7 @@ class Executor(ABC):
         registry = self.settings.registry
         used = registry.used_by(step.component for step in compiled.manifest.steps)
         fingerprint = run_fingerprint(component.spec.driver for component in used)
-        masker = registry_masker(registry)
+        masker = registry_masker(used)  # a run's configs hold only its components' keys
         with masked_logging(masker), RunRecorder.open(
                 self.settings.logs_dir, masker, compiled, driver_code_sha256=fingerprint,
                 execution={"mode": self.mode}, listeners=self.settings.listeners) as recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -51,43 +51,73 @@ class Component:
             )
 
 
-class ComponentRegistry:
-    """Name → component. One instance is built by the caller (CLI, worker) and handed to the engine."""
+ComponentLoader = Callable[[], Component]
+"""Loads one component when it is first needed: parses its spec and imports its driver."""
 
-    def __init__(self, components: Iterable[Component] = ()) -> None:
+
+class ComponentRegistry:
+    """Name → component. One instance is built by the caller (CLI, worker) and handed to the engine.
+
+    A component may be registered by name only (`deferred`): its spec is parsed and its driver imported the first
+    time it is asked for, so a run loads only the components it uses (iterating the registry loads them all).
+    """
+
+    def __init__(self, components: Iterable[Component] = (), *,
+                 deferred: Mapping[str, ComponentLoader] | None = None) -> None:
         self._components: dict[str, Component] = {}
+        self._deferred: dict[str, ComponentLoader] = {}
         for component in components:
             self.add(component)
+        for name, load in (deferred or {}).items():
+            self.defer(name, load)
 
-    def add(self, component: Component) -> None:
-        if component.name in self._components:
+    def _refuse_twice(self, name: str) -> None:
+        if name in self:
             raise SpecError(
-                f"component '{component.name}' is registered twice",
+                f"component '{name}' is registered twice",
                 hint="uninstall one of the packages that provide it",
             )
+
+    def add(self, component: Component) -> None:
+        self._refuse_twice(component.name)
         self._components[component.name] = component
 
+    def defer(self, name: str, load: ComponentLoader) -> None:
+        """Register `name`, loaded by `load` when first needed (which must return the component of that name)."""
+        self._refuse_twice(name)
+        self._deferred[name] = load
+
+    def _loaded(self, name: str) -> Component:
+        component = self._components.get(name)
+        if component is None:
+            component = self._deferred[name]()
+            if component.name != name:
+                raise SpecError(f"component '{name}' loads a spec named '{component.name}'",
+                                hint="register the component under the name its spec declares")
+            self._components[name] = component
+            del self._deferred[name]
+        return component
+
     def get(self, name: str) -> Component:
-        try:
-            return self._components[name]
-        except KeyError:
-            raise SpecError(f"unknown component '{name}'", hint=self.suggest(name)) from None
+        if name not in self:
+            raise SpecError(f"unknown component '{name}'", hint=self.suggest(name))
+        return self._loaded(name)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._components
+        return name in self._components or name in self._deferred
 
     def __iter__(self) -> Iterator[Component]:
-        return iter(sorted(self._components.values(), key=lambda c: c.name))
+        return iter([self._loaded(name) for name in self.names()])
 
     def __len__(self) -> int:
-        return len(self._components)
+        return len(self._components) + len(self._deferred)
 
     def names(self) -> list[str]:
-        return sorted(self._components)
+        return sorted([*self._components, *self._deferred])
 
     def used_by(self, names: Iterable[str]) -> list[Component]:
         """The registered components among `names`, each once, by name; names not registered are left out."""
-        return [self._components[name] for name in sorted(set(names)) if name in self._components]
+        return [self._loaded(name) for name in sorted(set(names)) if name in self]
 
     def suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=1)
@@ -131,9 +161,13 @@ def load_driver(path: str, *, origin: str) -> type[Driver[Any]]:
     return found
 
 
-def load_component(spec_text: str, *, origin: str) -> Component:
-    """A component from its spec file's text alone: the spec parsed, the driver it names imported and checked."""
-    spec = parse_spec(spec_text, origin=origin)
+def component_of(spec: ComponentSpec, *, origin: str) -> Component:
+    """The component of a parsed spec: the driver it names imported and checked against it."""
     component = Component(spec=spec, driver=load_driver(spec.driver, origin=origin))
     component.check_agreement()
     return component
+
+
+def load_component(spec_text: str, *, origin: str) -> Component:
+    """A component from its spec file's text alone: the spec parsed, the driver it names imported and checked."""
+    return component_of(parse_spec(spec_text, origin=origin), origin=origin)

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from osiris_core.canonical import canonical_json
 from osiris_core.masking import Masker
-from osiris_core.registry import ComponentRegistry
-from osiris_core.run_card import RunCard
 from osiris_core.session import Session
+
+if TYPE_CHECKING:
+    from osiris_core.registry import Component
+    from osiris_core.run_card import RunCard
 
 RUN_CARD_FILE = "run_card.json"
 STATUS_FILE = "status.json"
 
 
-def registry_masker(registry: ComponentRegistry) -> Masker:
-    """A masker that knows every secret field the installed components declare."""
-    return Masker(secret_keys={key for component in registry for key in component.spec.secrets})
+def registry_masker(components: Iterable[Component]) -> Masker:
+    """A masker that knows every secret field `components` declare (a registry: every installed component's)."""
+    return Masker(secret_keys={key for component in components for key in component.spec.secrets})
 
 
 def write_card(session: Session, card: RunCard, masker: Masker) -> None:

@@ -252,7 +252,8 @@ class SandboxExecutor(Executor):
         env: dict[str, str] = {}
         families: dict[str, dict[str, dict[str, str]]] = {}
         refs = sorted({s.connection for s in compiled.manifest.steps if s.connection})
-        secret_keys = {k for c in self.settings.registry for k in c.spec.secrets}
+        used = self.settings.registry.used_by(s.component for s in compiled.manifest.steps)
+        secret_keys = {k for c in used for k in c.spec.secrets}  # the referencing steps' components' secrets
         public_only = refuses_private_hosts(self.options)
         for index, reference in enumerate(refs):
             fields = recorder.resolve_connection(self.settings.connections, reference, environ=self.settings.env(),

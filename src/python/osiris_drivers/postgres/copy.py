@@ -18,12 +18,13 @@ import pyarrow.csv as pacsv
 from osiris_core.driver import ArrowData, StepContext
 from osiris_core.interrupts import cancellable
 from osiris_drivers.connection import ConnectionSettings
+from osiris_drivers.postgres.binary_copy import BinaryCopyStream, encoders_for
 from osiris_drivers.postgres.connection import pg_connection
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.postgres.rebuild import column_types_sql, kept_on_rebuild
 from osiris_drivers.sql.dialect import TableName, hex_encode
 from osiris_drivers.sql.source_types import source_of
-from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
+from osiris_drivers.sql.writer import KEYED_MODES, STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import batches
 
 if TYPE_CHECKING:
@@ -121,10 +122,28 @@ class CsvCopyStream(io.RawIOBase):
         return data
 
 
+def column_types(cursor: psycopg2.extensions.cursor, table: str, names: Sequence[str]) -> list[str] | None:
+    """The PostgreSQL types (`format_type`) of `names` in `table` (quoted), or None if one is missing."""
+    cursor.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                   "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped", (table,))
+    types = {str(name): str(kind) for name, kind in cursor.fetchall()}
+    return [types[name] for name in names] if all(name in types for name in names) else None
+
+
 def copy_into(cursor: psycopg2.extensions.cursor, table: str, names: Sequence[str], data: ArrowData) -> int:
-    """COPY every input row into `table` (quoted) over `cursor`; the row count."""
-    stream = CsvCopyStream(batches(data))
-    cursor.copy_expert(f"COPY {table} ({POSTGRES.column_list(names)}) FROM STDIN WITH (FORMAT csv)", stream,
+    """COPY every input row into `table` (quoted) over `cursor`; the row count.
+
+    Binary COPY when every column's Arrow type and target type have a binary encoding
+    (`osiris_drivers.postgres.binary_copy`): no text to write or parse; else CSV.
+    """
+    targets = column_types(cursor, table, names)
+    encoders = encoders_for(data.schema, targets) if targets is not None else None
+    stream: CsvCopyStream | BinaryCopyStream
+    if encoders is None:
+        stream, options = CsvCopyStream(batches(data)), "FORMAT csv"
+    else:
+        stream, options = BinaryCopyStream(batches(data), encoders), "FORMAT binary"
+    cursor.copy_expert(f"COPY {table} ({POSTGRES.column_list(names)}) FROM STDIN WITH ({options})", stream,
                        COPY_READ_SIZE)
     return stream.rows
 
@@ -140,6 +159,8 @@ class CopyWriter(TransactionalWriter):
         self._dsn = dsn
         self._connection: contextlib.ExitStack | None = None
         self._cursor: psycopg2.extensions.cursor | None = None
+        self._key_after_load: tuple[str, list[str]] | None = None
+        """A table this write created without its primary key, added once the rows are in."""
 
     @property
     def cursor(self) -> psycopg2.extensions.cursor:
@@ -199,6 +220,24 @@ class CopyWriter(TransactionalWriter):
 
     def load(self, table: str) -> int:
         return copy_into(self.cursor, table, self.names, self.data)
+
+    def create_statements(self, table: str) -> list[str]:
+        """The shared statements, but a created table that is not merged into (append, replace) gets its primary
+        key after the load (`fill`): one index build instead of an index insert per row, in the same transaction."""
+        statements = super().create_statements(table)
+        schema, types, key = self.table_definition()
+        if self.options.write_mode in KEYED_MODES or not key:
+            return statements
+        keyed = self.dialect.create_table_sql(table, schema, types, key)
+        unkeyed = self.dialect.create_table_sql(table, schema, types, [])
+        self._key_after_load = (table, key)
+        return [unkeyed if statement == keyed else statement for statement in statements]
+
+    def fill(self, table: str) -> int:
+        rows = super().fill(table)
+        if self._key_after_load is not None and self._key_after_load[0] == table:
+            self.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({self.dialect.column_list(self._key_after_load[1])})")
+        return rows
 
     def stage(self, table: str) -> tuple[str, int | None]:
         """A temporary table typed from the input, dropped at commit, loaded by COPY."""

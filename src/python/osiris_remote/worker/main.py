@@ -28,7 +28,7 @@ from osiris_core.fingerprint import run_fingerprint
 from osiris_core.interrupts import request_stop, stop_on_signals
 from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
-from osiris_remote.worker.components import bundle_root, bundled_registry
+from osiris_remote.worker.components import bundle_root, bundled_registry, bundled_specs
 from osiris_remote.worker.protocol import MAX_VALUES_BYTES, decode_stop, decode_values, encode
 
 ARCHIVE_NAME = "session.tar.gz"
@@ -86,11 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        registry = bundled_registry(bundle_root())
+        specs = bundled_specs(bundle_root())
+        registry = bundled_registry(specs)
     except OsirisError as exc:  # before the hello, the host shows stderr
         print(f"osiris worker: {exc.render()}", file=sys.stderr)
         return exc.exit_code
-    fingerprint = run_fingerprint(component.spec.driver for component in registry)
+    fingerprint = run_fingerprint(spec.driver for spec in specs.values())
     say("hello", {"driver_code_sha256": fingerprint, "python": sys.version.split()[0]})
     if fingerprint != args.expected_fingerprint:
         say("fingerprint_mismatch", {"sandbox": fingerprint, "host": args.expected_fingerprint})

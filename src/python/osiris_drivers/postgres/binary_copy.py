@@ -1,0 +1,250 @@
+"""PostgreSQL's binary COPY format from Arrow batches, vectorised (Arrow kernels and `array` byte swaps, never a
+loop per row).
+
+`COPY … FROM STDIN (FORMAT binary)` skips the server's text parsing (numbers, dates, timestamps, numerics) and
+the client's CSV encoding. Each field must be in the binary form of its *target column's* type, so an encoding
+is chosen per column from the Arrow type and the column's PostgreSQL type (`format_type`); `encoder_for` returns
+None for any pair it does not cover, and the caller then COPYs the batches as CSV instead.
+
+Covered: integers into smallint/integer/bigint (widened, never narrowed), floats into real/double precision,
+booleans, decimals of at most 18 digits into numeric (PostgreSQL applies the column's precision and scale as
+it does for text), strings into text/varchar, binary into bytea, date32 into date, timestamps of s/ms/µs into
+timestamptz/timestamp (µs since 2000-01-01 UTC; the session is in UTC, so naive values are UTC as with CSV).
+"""
+
+from __future__ import annotations
+
+import array
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+TRAILER = b"\xff\xff"
+NULL_FIELD = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
+PG_EPOCH_DAYS = 10_957
+"""Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch."""
+PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
+NUMERIC_NEG = 0x4000
+NBASE = 10_000
+ENCODE_ROWS = 16_384
+"""Rows encoded at a time: the encoding's temporaries (a few times the rows' bytes) stay a few MB."""
+INTEGER_DIGITS = 5
+"""Base-10000 digits before the point of an int64's magnitude (at most 19 decimal digits)."""
+
+Part: TypeAlias = "pa.Array | pa.Scalar"
+Encoder = Callable[[pa.Array], list[Part]]
+"""One column's values → the parts of each row's field (4-byte length, then the value's bytes; a NULL is length
+-1), joined with the other columns' parts in one pass: a constant length stays a scalar."""
+
+_INTEGERS = {"smallint": (pa.int16(), "h"), "integer": (pa.int32(), "i"), "bigint": (pa.int64(), "q")}
+_FLOATS = {"real": (pa.float32(), "f"), "double precision": (pa.float64(), "d")}
+_TYPES = {"h": pa.int16(), "i": pa.int32(), "q": pa.int64(), "f": pa.float32(), "d": pa.float64(), "B": pa.uint8()}
+"""`array` type code → the Arrow type of the same width and kind."""
+
+
+def _length(width: int) -> pa.Scalar:
+    return pa.scalar(width.to_bytes(4, "big"), pa.binary())
+
+
+def _big_endian(values: pa.Array, code: str) -> pa.Array:
+    """Each value of a null-free numeric array (cast to `code`'s type, overflow checked) as its big-endian bytes."""
+    values = values.cast(_TYPES[code])
+    width = _TYPES[code].byte_width
+    start = values.offset * width
+    swapped = array.array(code)
+    swapped.frombytes(memoryview(values.buffers()[1])[start:start + len(values) * width])
+    if width > 1:
+        swapped.byteswap()
+    fixed = pa.Array.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(swapped)])
+    return fixed.cast(pa.binary())
+
+
+def _fields(column: pa.Array, parts: list[Part], width: int) -> list[Part]:
+    """The parts of fields of `width` bytes: the length and `parts`, or where `column` has NULLs, whole fields."""
+    if not column.null_count:
+        return [_length(width), *parts]
+    fields = pc.binary_join_element_wise(_length(width), *parts, b"")
+    return [pc.if_else(column.is_valid(), fields, NULL_FIELD)]
+
+
+def _numbers(kind: pa.DataType, code: str) -> Encoder:
+    def encode(column: pa.Array) -> pa.Array:
+        values = column.cast(kind).fill_null(0)
+        return _fields(column, [_big_endian(values, code)], kind.byte_width)
+    return encode
+
+
+def _booleans(column: pa.Array) -> pa.Array:
+    return _fields(column, [_big_endian(column.cast(pa.uint8()).fill_null(0), "B")], 1)
+
+
+def _dates(column: pa.Array) -> pa.Array:
+    days = pc.subtract(column.cast(pa.int32()).fill_null(PG_EPOCH_DAYS), PG_EPOCH_DAYS)
+    return _fields(column, [_big_endian(days, "i")], 4)
+
+
+def _timestamps(unit: str) -> Encoder:
+    per_us = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+
+    def encode(column: pa.Array) -> pa.Array:
+        raw = column.cast(pa.int64()).fill_null(0)
+        us = pc.subtract_checked(pc.multiply_checked(raw, per_us), PG_EPOCH_US)
+        return _fields(column, [_big_endian(us, "q")], 8)
+    return encode
+
+
+def _int16(value: int) -> pa.Scalar:
+    return pa.scalar(value.to_bytes(2, "big", signed=True), pa.binary())
+
+
+def _packed(digits: Sequence[pa.Array]) -> list[pa.Array]:
+    """Base-10000 digits (most significant first) as big-endian int16s, packed four to an int64 (two to an int32,
+    one to an int16): the bytes PostgreSQL reads, in a few wide columns instead of one per digit."""
+    parts: list[pa.Array] = []
+    at = 0
+    for size, code in ((4, "q"), (2, "i"), (1, "h")):
+        while len(digits) - at >= size:
+            word = digits[at]
+            for digit in digits[at + 1:at + size]:
+                word = pc.add(pc.shift_left(word, 16), digit)
+            parts.append(_big_endian(word, code))
+            at += size
+    return parts
+
+
+def _base_10000(number: pa.Array, count: int) -> list[pa.Array]:
+    """The last `count` base-10000 digits of non-negative `number`, most significant first."""
+    digits: list[pa.Array] = []
+    for _ in range(count):
+        rest = pc.divide(number, NBASE)
+        digits.append(pc.subtract(number, pc.multiply(rest, NBASE)))
+        number = rest
+    return digits[::-1]
+
+
+def _decimals(precision: int, scale: int) -> Encoder:
+    """numeric's binary form with a fixed number of base-10000 digits per column (the server strips the zeros):
+    enough for `precision - scale` digits before the point and `scale` after it."""
+    before = max(1, -(-(precision - scale) // 4))
+    after = -(-scale // 4)
+    width = 8 + 2 * (before + after)
+    head = (before + after) << 48 | (before - 1) << 32 | scale  # ndigits, weight, sign (0: positive), dscale
+    positive = pa.scalar(head.to_bytes(8, "big"), pa.binary())
+    negative = pa.scalar((head | NUMERIC_NEG << 16).to_bytes(8, "big"), pa.binary())
+
+    def encode(column: pa.Array) -> pa.Array:
+        # The same 16-byte values read at scale 0 are the unscaled integers (at most 18 digits: an int64).
+        unscaled = pa.Array.from_buffers(pa.decimal128(18, 0), len(column), column.buffers()[:2],
+                                         offset=column.offset).cast(pa.int64())
+        unscaled = unscaled.fill_null(0)
+        magnitude = pc.abs(unscaled)
+        integer = pc.divide(magnitude, 10 ** scale)
+        fraction = pc.multiply(pc.subtract(magnitude, pc.multiply(integer, 10 ** scale)), 10 ** (4 * after - scale))
+        digits = [*_base_10000(integer, before), *_base_10000(fraction, after)]
+        sign = pc.if_else(pc.less(unscaled, 0), negative, positive)
+        return _fields(column, [sign, *_packed(digits)], width)
+    return encode
+
+
+def _bytes(column: pa.Array) -> pa.Array:
+    """Text or bytea: the length, then the bytes as they are (UTF-8 for text)."""
+    values = column if pa.types.is_binary(column.type) else column.cast(pa.binary())
+    lengths = _big_endian(pc.binary_length(values).fill_null(-1).cast(pa.int32()), "i")
+    return [lengths, values.fill_null(b"")]
+
+
+def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
+    """How a column of `arrow` values goes into a column of PostgreSQL type `target` (`format_type` text), or
+    None when binary COPY does not cover the pair."""
+    t = pa.types
+    if t.is_dictionary(arrow):
+        inner = encoder_for(arrow.value_type, target)
+        return None if inner is None else (lambda column: inner(column.cast(arrow.value_type)))
+    if t.is_null(arrow):
+        return _null_fields
+    if t.is_integer(arrow) and target in _INTEGERS:
+        kind, code = _INTEGERS[target]
+        bits = arrow.bit_width + (1 if t.is_unsigned_integer(arrow) else 0)
+        return _numbers(kind, code) if bits <= kind.bit_width else None
+    if t.is_floating(arrow) and target in _FLOATS:
+        kind, code = _FLOATS[target]
+        return _numbers(kind, code) if arrow.bit_width <= kind.bit_width else None
+    if t.is_boolean(arrow) and target == "boolean":
+        return _booleans
+    if t.is_decimal128(arrow) and arrow.precision <= 18 and arrow.scale >= 0 and target.startswith("numeric"):
+        return _decimals(arrow.precision, arrow.scale)
+    if (t.is_string(arrow) or t.is_large_string(arrow)) and (target == "text" or
+                                                             target.startswith("character varying")):
+        return _bytes
+    if (t.is_binary(arrow) or t.is_large_binary(arrow)) and target == "bytea":
+        return _bytes
+    if t.is_date32(arrow) and target == "date":
+        return _dates
+    if t.is_timestamp(arrow) and arrow.unit != "ns" and target in ("timestamp with time zone",
+                                                                  "timestamp without time zone"):
+        return _timestamps(arrow.unit)
+    return None
+
+
+def _null_fields(column: pa.Array) -> list[Part]:
+    return [NULL_FIELD]
+
+
+def encoders_for(schema: pa.Schema, targets: Sequence[str]) -> list[Encoder] | None:
+    """One encoder per column, or None if any column is not covered."""
+    found = [encoder_for(field.type, target) for field, target in zip(schema, targets, strict=True)]
+    return None if any(e is None for e in found) else [e for e in found if e is not None]
+
+
+def encode_batch(batch: pa.RecordBatch, encoders: Sequence[Encoder]) -> bytes:
+    """The batch's tuples in binary COPY format (without the header and trailer)."""
+    count = _int16(batch.num_columns)
+    parts = [part for encode, column in zip(encoders, batch.columns, strict=True) for part in encode(column)]
+    if not any(isinstance(part, pa.Array) for part in parts):  # every column NULL (or none): one array to join
+        parts.append(pa.array([b""] * batch.num_rows, pa.binary()))
+    rows: pa.Array = pc.binary_join_element_wise(count, *parts, b"")
+    offsets = pa.Array.from_buffers(pa.int32(), len(rows) + 1, [None, rows.buffers()[1]], offset=rows.offset)
+    first, last = offsets[0].as_py(), offsets[len(rows)].as_py()
+    data: bytes = rows.buffers()[2][first:last].to_pybytes()
+    return data
+
+
+class BinaryCopyStream(io.RawIOBase):
+    """A readable file whose bytes are the batches in binary COPY format, header and trailer included."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], encoders: Sequence[Encoder]) -> None:
+        super().__init__()
+        self._batches: Iterator[pa.RecordBatch] = (batch.slice(start, ENCODE_ROWS) for batch in batches
+                                                   for start in range(0, batch.num_rows, ENCODE_ROWS))
+        self._encoders = encoders
+        self._chunk = HEADER
+        self._pos = 0
+        self._done = False
+        self.rows = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_chunk(self) -> bool:
+        if self._done:
+            return False
+        for batch in self._batches:
+            self._chunk, self._pos = encode_batch(batch, self._encoders), 0
+            self.rows += batch.num_rows
+            return True
+        self._chunk, self._pos, self._done = TRAILER, 0, True
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes of the current chunk (fewer is allowed); b"" at the end."""
+        while self._pos >= len(self._chunk):
+            if not self._next_chunk():
+                return b""
+        end = len(self._chunk) if size is None or size < 0 else self._pos + size
+        data = self._chunk[self._pos:end]
+        self._pos += len(data)
+        return data
