@@ -106,8 +106,14 @@ def test_a_signal_during_load_data_rolls_back_the_mysql_writer(project: Path, my
                                                               sig: signal.Signals, mode: str) -> None:
     mysql_target.connections()
     mysql_target.create("id BIGINT PRIMARY KEY, label VARCHAR(40)", "(1, 'before')")
+
+    def loading(evs: Events) -> bool:  # the server is running the LOAD DATA (the writer's progress may come later)
+        return started("write")(evs) and bool(mysql_target.sql(
+            "SELECT id FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%' "
+            f"AND info LIKE '%{mysql_target.table}%'"))
+
     code, output, elapsed = interrupt(project, [generate(), mysql_target.step("write", "gen", write_mode=mode)],
-                                      progressed("write", 200_000), sig)
+                                      loading, sig)
     run_card = assert_interrupted(project, code, output, elapsed, sig)
     assert [s["status"] for s in run_card["steps"]][-1] == "failed"
     assert mysql_target.rows() == [(1, "before")]

@@ -20,6 +20,7 @@ import pymysql
 from pymysql.connections import Connection, MySQLResult
 from pymysql.protocol import MysqlPacket
 
+CR_COMMANDS_OUT_OF_SYNC = 2014
 CR_LOAD_DATA_LOCAL_INFILE_REJECTED = 2068
 """libmysqlclient's code for a LOCAL INFILE request it refuses (its `local_infile_dir` check)."""
 
@@ -44,8 +45,25 @@ class _GuardedResult(MySQLResult):
         if offered is None or requested != os.fsencode(offered):
             connection.close_unsafely()
             raise LocalInfileRefused(os.fsdecode(requested))
-        base: Any = super()
-        base._read_load_local_packet(first_packet)
+        self._send_offered(connection, offered)
+
+    def _send_offered(self, connection: SafeConnection, path: str) -> None:
+        """pymysql's answer to the request, except that an error or a stop (KeyboardInterrupt) while the file goes
+        out drops the session: pymysql would still send the end packet and wait for the server's reply, which a
+        killed LOAD DATA gives only after `net_read_timeout` (30 s). A dropped session's transaction rolls back."""
+        conn: Any = connection
+        try:
+            send: Any = vars(pymysql.connections)["_send_local_file"]
+            send(path, conn)
+        except BaseException:
+            connection.close_unsafely()
+            raise
+        conn.write_packet(b"")
+        ok_packet = conn._read_packet()
+        if not ok_packet.is_ok_packet():
+            raise pymysql.err.OperationalError(CR_COMMANDS_OUT_OF_SYNC, "Commands Out of Sync")
+        result: Any = self
+        result._read_ok_packet(ok_packet)
 
 
 if TYPE_CHECKING:

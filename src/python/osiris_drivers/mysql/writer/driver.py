@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from osiris_core.driver import Driver, StepContext, StepInputs, StepOutputs, single_input
-from osiris_core.interrupts import cancellable
+from osiris_core.interrupts import cancellable, stopping
 from osiris_core.state import StateStore
 from osiris_drivers.connection import Problem
 from osiris_drivers.mysql.connection import ER_NO_SUCH_TABLE, MySQLSettings, error_code
@@ -124,6 +124,11 @@ class MySQLTableWriter(SwapWriter):
         self.session.commit()
 
     def rollback(self) -> None:
+        if stopping() and self._session is not None:
+            # A stop may have cut the session mid-protocol (a LOAD DATA LOCAL half sent): a ROLLBACK on it would wait
+            # for an answer that never comes. Dropping the connection rolls its transaction back on the server.
+            self._session._force_close()  # type: ignore[attr-defined]
+            return
         self.session.rollback()
 
     def execute(self, sql: str) -> int:
