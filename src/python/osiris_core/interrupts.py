@@ -111,12 +111,22 @@ def _watch(reader: socket.socket) -> None:
             return
         names = [signal.Signals(b).name for b in data if b in {int(s) for s in STOP_SIGNALS}]
         if names:
+            first = not _stopped.is_set()
             request_stop(names[0])
+            if first:
+                # The kernel may have delivered the signal to another thread (DuckDB's, this one): then the main
+                # thread, blocked in a socket read, never sees EINTR and its handler waits for the read to end.
+                # Sending it the signal itself ends that read, so the handler runs now.
+                with contextlib.suppress(Exception):
+                    signal.pthread_kill(threading.main_thread().ident or 0, signal.Signals[names[0]])
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM stop what runs in the block (see the module doc); elsewhere than the main thread, no-op."""
+def stop_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
+    """SIGINT and SIGTERM stop what runs in the block (see the module doc); elsewhere than the main thread, no-op.
+
+    `then_ignore`: after the block both signals are ignored instead of handled as before (a CLI whose run is over
+    and whose card is printed exits with the run's code, whenever a late signal comes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -141,7 +151,7 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         signal.set_wakeup_fd(previous_fd)
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_IGN if then_ignore else handler)
         with contextlib.suppress(OSError):
             writer.shutdown(socket.SHUT_RDWR)
         writer.close()
