@@ -29,6 +29,9 @@ class App:
     connections_path: Path | None
     json: bool
     verbose: bool
+    owns_process: bool = False
+    """The command is the process (`osiris` on a shell), not a call of `main` inside another program: once a run's
+    card is printed, late SIGINT/SIGTERM are ignored so the exit code stays the run's."""
 
     @cached_property
     def _registry(self) -> ComponentRegistry:

@@ -17,7 +17,7 @@ from osiris_cli.progress import progress_listeners
 from osiris_cli.remote_commands import check_rerun_safe, compare_cards, print_parity
 from osiris_core.compiler import compile_file, compile_pipeline
 from osiris_core.connections import parse_reference
-from osiris_core.errors import InputError, OsirisError
+from osiris_core.errors import InputError, Interrupted, OsirisError
 from osiris_core.events import (
     Logged,
     OutputWritten,
@@ -112,8 +112,7 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
             outputs.append(logged.item)
 
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
-    # SIGINT/SIGTERM end the run as `interrupted` (exit 130), rolled back, with its card written.
-    with stop_on_signals(), progress_listeners(args.progress, app.logs_dir) as progress:
+    with progress_listeners(args.progress, app.logs_dir) as progress:
         settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
                                      listeners=(*listeners, *progress), checksums=checksums,
                                      step_timeout_s=args.step_timeout,
@@ -129,16 +128,19 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
     executor = executor_name(args)
     manifest_path = _manifest_to_run(app, args)
     outputs: list[OutputWritten] = []
-    result = _execute(app, manifest_path, executor, args, checksums=False, outputs=outputs)
-    card = read_card(result.session.path)
-    if app.json:
-        emit_json(card)
-    else:
-        print_run_card(card)
-        for output in outputs:
-            print(f"Output: {output.step_id} wrote {output.rows} rows → {output.target}")
-        print(f"Session: {result.session.path}")
-    return result.exit_code
+    # SIGINT/SIGTERM end the run as `interrupted` (exit 130), rolled back, with its card written; once the steps
+    # are done, a signal no longer changes the outcome the card states (it is printed, and the exit code is the run's).
+    with stop_on_signals(then_ignore=app.owns_process):
+        result = _execute(app, manifest_path, executor, args, checksums=False, outputs=outputs)
+        card = read_card(result.session.path)
+        if app.json:
+            emit_json(card)
+        else:
+            print_run_card(card)
+            for output in outputs:
+                print(f"Output: {output.step_id} wrote {output.rows} rows → {output.target}")
+            print(f"Session: {result.session.path}")
+        return result.exit_code
 
 
 def cmd_parity(app: App, args: argparse.Namespace) -> int:
@@ -154,11 +156,16 @@ def cmd_parity(app: App, args: argparse.Namespace) -> int:
     if not args.allow_real_targets:
         check_rerun_safe(app.registry(), compiled)
     bundle = bundle_for(app.registry().used_by(step.component for step in compiled.manifest.steps), given)
-    local = _execute(app, manifest_path, "local", args, checksums=True, outputs=[])
-    local_card = read_card(local.session.path)
-    local_card["execution"]["bundle_sha256"] = bundle.sha256
-    remote = _execute(app, manifest_path, sandbox, args, checksums=True, outputs=[])
-    remote_card = read_card(remote.session.path)
+    # One stop ends both runs: an interrupted local run starts no sandbox run.
+    with stop_on_signals(then_ignore=app.owns_process):
+        local = _execute(app, manifest_path, "local", args, checksums=True, outputs=[])
+        local_card = read_card(local.session.path)
+        if local.exit_code == Interrupted.exit_code:
+            emit_json(local_card) if app.json else print_run_card(local_card)
+            return local.exit_code
+        local_card["execution"]["bundle_sha256"] = bundle.sha256
+        remote = _execute(app, manifest_path, sandbox, args, checksums=True, outputs=[])
+        remote_card = read_card(remote.session.path)
     diffs = compare_cards(local_card, remote_card)
     print_parity(app, local_card, remote_card, diffs)
     return EXIT_OK if not diffs else EXIT_RUN_FAILED

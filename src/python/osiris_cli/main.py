@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -18,7 +19,6 @@ from osiris_cli.logs_commands import add_logs_commands
 from osiris_cli.output import EXIT_BAD_INPUT, EXIT_RUN_FAILED, PROGRESS_MODES, one_document
 from osiris_cli.project_commands import add_init_command, add_mcp_command, cmd_mcp
 from osiris_cli.remote_commands import add_parity_flags, add_sandbox_flags
-from osiris_cli.state_commands import cmd_state_reset, cmd_state_show
 from osiris_core.errors import Interrupted, OsirisError
 from osiris_core.masking import scrub_text
 
@@ -28,16 +28,17 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 @dataclass(frozen=True)
 class Deferred:
-    """A handler of `osiris_cli.commands`, imported when its command runs.
+    """A handler of `module` (`osiris_cli.commands` by default), imported when its command runs.
 
-    That module imports the compiler, the engine, the drivers and the sandbox proxy (pyarrow, DuckDB, pydantic,
+    Those modules import the compiler, the engine, the drivers and the sandbox proxy (pyarrow, DuckDB, pydantic,
     database clients): `osiris --help` and `--version` must not pay for them.
     """
 
     name: str
+    module: str = "osiris_cli.commands"
 
     def __call__(self, app: App, args: argparse.Namespace) -> int:
-        handler: Command = getattr(importlib.import_module("osiris_cli.commands"), self.name)
+        handler: Command = getattr(importlib.import_module(self.module), self.name)
         return handler(app, args)
 
 
@@ -50,6 +51,8 @@ cmd_components_list = Deferred("cmd_components_list")
 cmd_components_show = Deferred("cmd_components_show")
 cmd_connections_list = Deferred("cmd_connections_list")
 cmd_connections_doctor = Deferred("cmd_connections_doctor")
+cmd_state_show = Deferred("cmd_state_show", "osiris_cli.state_commands")
+cmd_state_reset = Deferred("cmd_state_reset", "osiris_cli.state_commands")
 
 SERVERS: tuple[Command, ...] = (cmd_sandbox_serve, cmd_mcp)
 """Commands that own standard output while they serve, and print no JSON document."""
@@ -189,10 +192,10 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, owns_process: bool = False) -> int:
     args = build_parser().parse_args(argv)
     app = App(logs_dir=args.logs_dir, connections_path=args.connections, json=args.json,
-              verbose=getattr(args, "verbose", False))
+              verbose=getattr(args, "verbose", False), owns_process=owns_process)
     handler: Command = args.handler
     try:
         with one_document(app.json and handler not in SERVERS):
@@ -219,7 +222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main(owns_process=True)
+    if code == EXIT_INTERRUPTED:
+        # A stopped run can leave native threads (DuckDB scanning a Python stream, ConnectorX) that would call into
+        # an interpreter being finalized and abort it; the card is written and the output flushed, so end here.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
