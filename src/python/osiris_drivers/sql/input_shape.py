@@ -14,6 +14,20 @@ FLAGGED = "_flagged"
 """Input rows flagged by `hard_delete_column` (counted as they stream, where the merge cannot count the rows)."""
 
 
+INPUT_ROWS = "_input_rows"
+"""Input rows read (counted as they stream when `delete_missing` must refuse an empty input)."""
+
+
+def count_rows(data: ArrowData, counts: dict[str, int]) -> ArrowData:
+    """The input unchanged, adding its rows to `counts[INPUT_ROWS]` as they are read."""
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in data.to_batches() if isinstance(data, pa.Table) else data:
+            counts[INPUT_ROWS] = counts.get(INPUT_ROWS, 0) + batch.num_rows
+            yield batch
+    counts[INPUT_ROWS] = 0
+    return pa.RecordBatchReader.from_batches(data.schema, counted())
+
+
 def count_flagged(data: ArrowData, flag: str, counts: dict[str, int]) -> ArrowData:
     """The input unchanged, adding its rows where `flag` is true to `counts[FLAGGED]` as they are read."""
     def counted() -> Iterator[pa.RecordBatch]:

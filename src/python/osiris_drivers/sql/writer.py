@@ -34,9 +34,9 @@ from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql import scd2
-from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions
+from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions, empty_input_refused
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
-from osiris_drivers.sql.input_shape import FLAGGED, count_flagged, select_columns
+from osiris_drivers.sql.input_shape import FLAGGED, INPUT_ROWS, count_flagged, count_rows, select_columns
 from osiris_drivers.sql.moves import Move, MoveSpec, moves
 from osiris_drivers.sql.schema_change import (
     DEFAULT_POLICY,
@@ -185,7 +185,7 @@ class TableWriter(ABC):
         finally:
             self.close()
         for name, value in self.counts.items():
-            if name != FLAGGED:
+            if not name.startswith("_"):  # the input_shape counters are not metrics
                 self.ctx.metric(name, value, "rows")
         return rows
 
@@ -347,6 +347,9 @@ class TableWriter(ABC):
         if self.options.hard_delete_column is not None and not self.dialect.MERGE_COUNTS_ROWS:
             self.data = count_flagged(self.data, self.options.hard_delete_column, self.counts)
             changed = True
+        if self.options.delete_missing and plan.existing is not None:
+            self.data = count_rows(self.data, self.counts)
+            changed = True
         if changed:
             self.names = self.data.schema.names
             self.input_changed()
@@ -385,6 +388,13 @@ class TableWriter(ABC):
         if self.dialect.CREATES_SCHEMAS:
             statements.append(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.quote_ident(self.table.schema)}")
         return statements + self.table_statements(table)
+
+    def check_staged(self) -> None:
+        """Once the input is staged: `delete_missing` into an existing table refuses an input without rows."""
+        mode, delete_missing = self.options.write_mode, self.options.delete_missing
+        if delete_missing and self.counts.get(INPUT_ROWS) == 0:
+            raise self.fail(*empty_input_refused(self.label, self.where, scd2=mode == "scd2",
+                                                 delete_missing=delete_missing))
 
     def moves(self, target: str, source: str) -> list[Move]:
         """The statements that move the staged `source` into `target` for upsert or scd2 (the last writes)."""
@@ -438,6 +448,7 @@ class SessionWriter(TableWriter):
         if self.options.write_mode not in KEYED_MODES:
             return self.load(table)
         source, loaded = self.stage(table)
+        self.check_staged()
         rows = 0
         for move in self.moves(table, source):
             count = self.execute(move.sql)  # upsert: later duplicates win, as in any upsert
@@ -649,6 +660,7 @@ class StagedWriter(TableWriter):
             except BaseException as exc:
                 self.reraise(exc, started=False)
             self.load_stage(stage)
+            self.check_staged()
             return self.finalize(self._finish(plan, staged))
         except BaseException as exc:
             self.reraise(exc, started=True)
