@@ -154,6 +154,30 @@ class MySQLTableWriter(SwapWriter):
             f"add one (ALTER TABLE {self.target} ADD UNIQUE ({MYSQL.column_list(self.options.primary_key)})) or set "
             "primary_key to an existing one")
 
+    def plan(self, existing: list[str] | None, *, input_known: bool = True) -> Plan:
+        """As shared; a write that swaps an existing table (replace, or a schema change) refuses foreign keys."""
+        plan = super().plan(existing, input_known=input_known)
+        if plan.existing is not None and (plan.rebuild or plan.change.alters):
+            self.refuse_foreign_keys("replace rebuilds it" if plan.rebuild else
+                                     f"on_schema_change {self.options.on_schema_change} {plan.change.describe()}")
+        return plan
+
+    def refuse_foreign_keys(self, why: str) -> None:
+        """The swap (`RENAME TABLE`) would re-point other tables' foreign keys to the old table, and `CREATE TABLE
+        … LIKE` would drop the table's own: refuse, naming them, before anything changes."""
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM "
+                           "information_schema.REFERENTIAL_CONSTRAINTS WHERE (CONSTRAINT_SCHEMA = %s AND TABLE_NAME = "
+                           "%s) OR (UNIQUE_CONSTRAINT_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s) ORDER BY 2, 1",
+                           (self.table.schema, self.table.name, self.table.schema, self.table.name))
+            found = [f"{name} ({child} → {parent})" for name, child, parent in cursor.fetchall()]
+        if found:
+            raise self.fail(
+                f"table {self.label} {self.where} has foreign keys {', '.join(found)}, and this write ({why}) swaps "
+                "in a new table by RENAME TABLE, which would leave them pointing at the old table or drop them",
+                "drop those foreign keys before this write and re-create them after, or change the table yourself "
+                "(ALTER TABLE) and write with on_schema_change: ignore")
+
     def table_types(self, existing: list[str]) -> dict[str, str | None]:
         return {name: sql_type for name, (sql_type, _) in self._column_definitions().items()}
 
