@@ -49,3 +49,27 @@ def test_delete_missing_refuses_an_input_without_rows(target: Target, policy: di
     assert target.sql(f"SELECT * FROM {target.q(table)}") == before
     fresh = target.table()  # a table the write creates has nothing to lose: an empty first run is fine
     assert target.write(fresh, empty, primary_key=["id"], **policy).rows == 0
+
+
+def pairs(a: list[int], b: list[int | None]) -> pa.Table:
+    return pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()), "v": ["x"] * len(a)})
+
+
+@pytest.mark.parametrize("policy", [{"write_mode": "upsert", "delete_missing": "soft"},
+                                    {"write_mode": "upsert"}, {"write_mode": "scd2", "delete_missing": "hard"}])
+def test_a_null_in_a_key_column_is_refused_not_duplicated(target: Target, policy: dict[str, str]) -> None:
+    """A hand-made table with a nullable UNIQUE key: NULL matched no key, so each run stamped the row deleted and
+    inserted it again."""
+    table = target.table()
+    integer = target.types["int"]
+    text = "VARCHAR(10)" if target.name == "mysql" else target.types["text"]
+    own = ", ".join(f"{c} {target.types['ts' if c != '_osiris_row_hash' else 'hash']}" for c in
+                    ["_osiris_valid_from", "_osiris_valid_to", "_osiris_row_hash"]) if policy["write_mode"] == "scd2" \
+        else f"_osiris_deleted_at {target.types['ts']}"
+    target.sql(f"CREATE TABLE {target.q(table)} (a {integer} NOT NULL, b {integer}, v {text}, {own}, UNIQUE (a, b))")
+    target.write(table, pairs([1], [1]), primary_key=["a", "b"], **policy)
+    before = target.sql(f"SELECT * FROM {target.q(table)}")
+    with pytest.raises(DriverError) as info:
+        target.write(table, pairs([1, 2], [1, None]), primary_key=["a", "b"], **policy)
+    assert "primary_key ['a', 'b'] has a NULL in 1 input rows" in info.value.message
+    assert target.sql(f"SELECT * FROM {target.q(table)}") == before

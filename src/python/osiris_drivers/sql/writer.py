@@ -36,7 +36,15 @@ from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql import scd2
 from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions, empty_input_refused
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
-from osiris_drivers.sql.input_shape import FLAGGED, INPUT_ROWS, count_flagged, count_rows, select_columns
+from osiris_drivers.sql.input_shape import (
+    FLAGGED,
+    INPUT_ROWS,
+    NULL_KEYS,
+    count_flagged,
+    count_null_keys,
+    count_rows,
+    select_columns,
+)
 from osiris_drivers.sql.moves import Move, MoveSpec, moves
 from osiris_drivers.sql.schema_change import (
     DEFAULT_POLICY,
@@ -350,6 +358,9 @@ class TableWriter(ABC):
         if self.options.delete_missing and plan.existing is not None:
             self.data = count_rows(self.data, self.counts)
             changed = True
+        if self.options.write_mode in KEYED_MODES:
+            self.data = count_null_keys(self.data, self.options.primary_key, self.counts)
+            changed = True
         if changed:
             self.names = self.data.schema.names
             self.input_changed()
@@ -390,8 +401,14 @@ class TableWriter(ABC):
         return statements + self.table_statements(table)
 
     def check_staged(self) -> None:
-        """Once the input is staged: `delete_missing` into an existing table refuses an input without rows."""
+        """Once the input is staged: a NULL key is refused (upsert, scd2), and so is an input without rows with
+        `delete_missing` into an existing table."""
         mode, delete_missing = self.options.write_mode, self.options.delete_missing
+        if self.counts.get(NULL_KEYS):
+            raise self.fail(f"primary_key {self.options.primary_key} has a NULL in {self.counts[NULL_KEYS]} input "
+                            f"rows: write_mode {mode} matches rows by key and NULL matches none (each run would add "
+                            "such a row again); the write was refused and the table left unchanged",
+                            "filter those rows upstream or fill their key (e.g. COALESCE in a duckdb.processor step)")
         if delete_missing and self.counts.get(INPUT_ROWS) == 0:
             raise self.fail(*empty_input_refused(self.label, self.where, scd2=mode == "scd2",
                                                  delete_missing=delete_missing))
@@ -456,6 +473,7 @@ class SessionWriter(TableWriter):
                 rows = count
             else:
                 self.counts[move.metric] = self.counts.get(move.metric, 0) + count
+        self.check_staged()  # again: an input read in place (DuckDB) is only counted once the moves read it
         if self.options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
             return rows
         return loaded - self.counts.pop(FLAGGED, 0)  # the staged rows, less those flagged for deletion
