@@ -70,3 +70,19 @@ def test_postgres_replace_names_the_foreign_key_it_will_not_drop(postgres_target
         target.write(table, rows(extra=True), write_mode="replace")
     assert "the table was left unchanged" in str(info.value) and child in str(info.value)
     assert target.columns(table) == ["id", "v"]
+
+
+def test_mysql_refuses_a_schema_change_that_would_drop_the_tables_triggers(mysql_target: Target) -> None:
+    target = mysql_target
+    table = target.table()
+    audit = f"{table}_audit"
+    target.write(table, rows(), write_mode="upsert", primary_key=["id"])
+    target.sql(f"CREATE TABLE {target.q(audit)} (id BIGINT)")
+    target.sql(f"CREATE TRIGGER {table}_trg AFTER INSERT ON {target.q(table)} FOR EACH ROW "
+               f"INSERT INTO {target.q(audit)} VALUES (NEW.id)")
+    with pytest.raises(DriverError) as info:
+        target.write(table, rows(extra=True), write_mode="upsert", primary_key=["id"])
+    assert f"triggers {table}_trg" in info.value.message
+    assert target.sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = "
+                      f"'{target.schema}' AND EVENT_OBJECT_TABLE = '{table}'") == [(1,)]
+    assert target.columns(table) == ["id", "v"]

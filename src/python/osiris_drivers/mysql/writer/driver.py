@@ -163,20 +163,28 @@ class MySQLTableWriter(SwapWriter):
         return plan
 
     def refuse_foreign_keys(self, why: str) -> None:
-        """The swap (`RENAME TABLE`) would re-point other tables' foreign keys to the old table, and `CREATE TABLE
-        … LIKE` would drop the table's own: refuse, naming them, before anything changes."""
+        """The swap (`RENAME TABLE`) would re-point other tables' foreign keys to the old table and take the table's
+        triggers with it (dropped with the old table), and `CREATE TABLE … LIKE` drops the table's own foreign keys:
+        refuse, naming them, before anything changes."""
+        where = (self.table.schema, self.table.name)
         with self.session.cursor() as cursor:
             cursor.execute("SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM "
                            "information_schema.REFERENTIAL_CONSTRAINTS WHERE (CONSTRAINT_SCHEMA = %s AND TABLE_NAME = "
                            "%s) OR (UNIQUE_CONSTRAINT_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s) ORDER BY 2, 1",
-                           (self.table.schema, self.table.name, self.table.schema, self.table.name))
-            found = [f"{name} ({child} → {parent})" for name, child, parent in cursor.fetchall()]
+                           where + where)
+            keys = [f"{name} ({child} → {parent})" for name, child, parent in cursor.fetchall()]
+            cursor.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s AND "
+                           "EVENT_OBJECT_TABLE = %s ORDER BY 1", where)
+            triggers = [str(name) for (name,) in cursor.fetchall()]
+        found = ([f"foreign keys {', '.join(keys)}"] if keys else []) + \
+            ([f"triggers {', '.join(triggers)}"] if triggers else [])
         if found:
             raise self.fail(
-                f"table {self.label} {self.where} has foreign keys {', '.join(found)}, and this write ({why}) swaps "
-                "in a new table by RENAME TABLE, which would leave them pointing at the old table or drop them",
-                "drop those foreign keys before this write and re-create them after, or change the table yourself "
-                "(ALTER TABLE) and write with on_schema_change: ignore")
+                f"table {self.label} {self.where} has {' and '.join(found)}, and this write ({why}) swaps in a new "
+                "table by RENAME TABLE, which would leave foreign keys pointing at the old table or drop them, and "
+                "drop the triggers",
+                "drop those before this write and re-create them after, or change the table yourself (ALTER TABLE) "
+                "and write with on_schema_change: ignore")
 
     def table_types(self, existing: list[str]) -> dict[str, str | None]:
         return {name: sql_type for name, (sql_type, _) in self._column_definitions().items()}
