@@ -86,3 +86,16 @@ def test_mysql_refuses_a_schema_change_that_would_drop_the_tables_triggers(mysql
     assert target.sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = "
                       f"'{target.schema}' AND EVENT_OBJECT_TABLE = '{table}'") == [(1,)]
     assert target.columns(table) == ["id", "v"]
+
+
+def test_mysql_widening_an_auto_increment_key_keeps_auto_increment(mysql_target: Target) -> None:
+    """MODIFY COLUMN restates the whole column: AUTO_INCREMENT was silently dropped with the widening."""
+    target = mysql_target
+    table = target.table()
+    target.sql(f"CREATE TABLE {target.q(table)} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v LONGTEXT)")
+    target.write(table, rows(), write_mode="upsert", primary_key=["id"], on_schema_change="sync_all_columns")
+    assert target.sql("SELECT COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                      f"'{target.schema}' AND TABLE_NAME = '{table}' AND COLUMN_NAME = 'id'") == \
+        [("bigint(20)", "auto_increment")]
+    target.sql(f"INSERT INTO {target.q(table)} (v) VALUES ('next')")
+    assert target.rows(table, ["id", "v"]) == [(1, "a"), (2, "b"), (3, "next")]

@@ -190,16 +190,18 @@ class MySQLTableWriter(SwapWriter):
         return {name: sql_type for name, (sql_type, _) in self._column_definitions().items()}
 
     def _column_definitions(self) -> dict[str, tuple[str, str]]:
-        """Each column's type and what `MODIFY COLUMN` must restate to keep it: NOT NULL and the comment."""
+        """Each column's type and what `MODIFY COLUMN` must restate to keep it: NOT NULL, AUTO_INCREMENT and the
+        comment."""
         with self.session.cursor() as cursor:
-            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT "
+            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT, EXTRA "
                            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                            "ORDER BY ORDINAL_POSITION",
                            (self.table.schema, self.table.name))
             rows = cursor.fetchall()
         return {str(name): (str(sql_type), (" NOT NULL" if nullable == "NO" else "")
+                            + (" AUTO_INCREMENT" if "auto_increment" in str(extra).lower() else "")
                             + (f" COMMENT {self.session.escape(str(comment))}" if comment else ""))
-                for name, sql_type, nullable, comment in rows}
+                for name, sql_type, nullable, comment, extra in rows}
 
     def schema_change(self, existing: list[str]) -> SchemaChange:
         """As shared, with a widened column's NOT NULL and comment restated (MODIFY COLUMN replaces them)."""
