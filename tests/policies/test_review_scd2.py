@@ -73,3 +73,19 @@ def test_a_null_in_a_key_column_is_refused_not_duplicated(target: Target, policy
         target.write(table, pairs([1, 2], [1, None]), primary_key=["a", "b"], **policy)
     assert "primary_key ['a', 'b'] has a NULL in 1 input rows" in info.value.message
     assert target.sql(f"SELECT * FROM {target.q(table)}") == before
+
+
+def test_scd2_a_current_row_loaded_without_a_hash_gets_its_changes(target: Target) -> None:
+    """History migrated by hand into a table with the scd2 columns has no row hash: a change was never seen."""
+    table = target.table()
+    types = target.types
+    text = "VARCHAR(10)" if target.name == "mysql" else types["text"]
+    target.sql(f"CREATE TABLE {target.q(table)} (id {types['int']} NOT NULL, v {text}, w {text}, "
+               f"_osiris_valid_from {types['ts']} NOT NULL, _osiris_valid_to {types['ts']}, "
+               f"_osiris_row_hash {types['hash']}, PRIMARY KEY (id, _osiris_valid_from))")
+    target.sql(f"INSERT INTO {target.q(table)} (id, v, w, _osiris_valid_from) VALUES (1, 'old', 'x', "
+               "'2020-01-01 00:00:00')")
+    written = target.write(table, one("new"), **SCD2)
+    assert (written.rows, written.metrics["rows_closed"]) == (1, 1)
+    assert target.sql(f"SELECT v FROM {target.q(table)} WHERE _osiris_valid_to IS NULL") == [("new",)]
+    assert target.write(table, one("new"), **SCD2).rows == 0  # hashed now: unchanged is unchanged

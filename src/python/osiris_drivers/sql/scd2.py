@@ -89,7 +89,10 @@ def current_index_sql(dialect: Dialect, table: str, index: str, keys: Sequence[s
 def close_changed_sql(dialect: Dialect, target: str, source: str, keys: Sequence[str], at: str,
                       flag: str | None) -> str:
     """Close the current version of keys whose input row differs (or is flagged for deletion)."""
-    changed = f"{SOURCE_ALIAS}.{dialect.quote_ident(ROW_HASH)} <> {target}.{dialect.quote_ident(ROW_HASH)}"
+    # A current row without a hash (loaded by hand, e.g. history migrated into the table) counts as changed:
+    # compared with <> alone it never closed, and every later change of its key was silently ignored.
+    stored = f"{target}.{dialect.quote_ident(ROW_HASH)}"
+    changed = f"({stored} IS NULL OR {SOURCE_ALIAS}.{dialect.quote_ident(ROW_HASH)} <> {stored})"
     if flag:
         changed = f"({changed} OR {flagged(dialect, flag)})"
     current = f"{target}.{dialect.quote_ident(VALID_TO)} IS NULL"
