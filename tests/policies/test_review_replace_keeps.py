@@ -37,3 +37,15 @@ def test_replace_rebuild_keeps_constraints_and_triggers(pg_target: Target) -> No
         target.write(table, bad.append_column("x", pa.array([1], pa.int64())), write_mode="replace")
     assert "foreign key" in str(info.value)
     assert target.rows(table, ["id", "pid", "v"]) == [(1, 1, "A")]
+
+
+def test_replace_rebuild_keeps_the_primary_key_when_the_write_names_none(pg_target: Target) -> None:
+    target = pg_target
+    table = target.table()
+    q = target.q(table)
+    target.sql(f"CREATE TABLE {q} (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES {q} (id), v TEXT, gone TEXT)")
+    data = pa.table({"id": pa.array([1, 2], pa.int64()), "parent": pa.array([None, 1], pa.int64()), "v": ["a", "b"]})
+    target.write(table, data, write_mode="replace")
+    assert target.sql(f"SELECT contype FROM pg_constraint WHERE conrelid = '{q}'::regclass ORDER BY 1") == \
+        [("f",), ("p",)]  # the self-reference needs the key back first
+    assert target.write(table, data.slice(1), write_mode="upsert", primary_key=["id"]).rows == 1
