@@ -99,3 +99,13 @@ def test_mysql_widening_an_auto_increment_key_keeps_auto_increment(mysql_target:
         [("bigint(20)", "auto_increment")]
     target.sql(f"INSERT INTO {target.q(table)} (v) VALUES ('next')")
     assert target.rows(table, ["id", "v"]) == [(1, "a"), (2, "b"), (3, "next")]
+
+
+def test_mysql_replace_keeps_the_primary_key_when_the_write_names_none(mysql_target: Target) -> None:
+    target = mysql_target
+    table = target.table()
+    target.sql(f"CREATE TABLE {target.q(table)} (id BIGINT PRIMARY KEY, v VARCHAR(10), gone INT)")
+    target.write(table, rows(), write_mode="replace")
+    assert target.sql(f"SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = "
+                      f"'{target.schema}' AND TABLE_NAME = '{table}' AND CONSTRAINT_NAME = 'PRIMARY'") == [("id",)]
+    assert target.write(table, rows().slice(1), write_mode="upsert", primary_key=["id"]).rows == 1

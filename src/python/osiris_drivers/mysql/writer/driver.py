@@ -212,8 +212,8 @@ class MySQLTableWriter(SwapWriter):
         return replace(change, retype=tuple((n, t + kept.get(MYSQL.fold(n), "")) for n, t in change.retype))
 
     def kept_on_rebuild(self, table: str) -> list[str]:
-        """replace keeps the target's secondary indexes whose columns the new table has, and its table comment,
-        added to the new table before the swap."""
+        """replace keeps the target's secondary indexes whose columns the new table has (and its PRIMARY KEY when
+        the write names no primary_key), and its table comment, added to the new table before the swap."""
         schema, types, _ = self.table_definition()
         # A TEXT/BLOB column is indexable only by a prefix: an index without one is not kept.
         columns = {n.lower(): t.upper().endswith(("TEXT", "BLOB")) for n, t in zip(schema.names, types, strict=True)}
@@ -226,7 +226,7 @@ class MySQLTableWriter(SwapWriter):
             comment = cursor.fetchone()
         indexes: dict[str, list[dict[str, object]]] = {}
         for row in rows:
-            if row["Key_name"] != "PRIMARY":
+            if row["Key_name"] != "PRIMARY" or not self.options.primary_key:  # the write's own key, or the old one
                 indexes.setdefault(str(row["Key_name"]), []).append(row)
         statements = []
         for name, parts in indexes.items():
@@ -238,7 +238,8 @@ class MySQLTableWriter(SwapWriter):
                                                                         if p["Sub_part"] is not None else "")
                              for p in parts)
             unique = "UNIQUE " if int(str(parts[0]["Non_unique"])) == 0 else ""
-            statements.append(f"ALTER TABLE {table} ADD {unique}INDEX {MYSQL.quote_ident(name)} ({cols})")
+            added = "PRIMARY KEY" if name == "PRIMARY" else f"{unique}INDEX {MYSQL.quote_ident(name)}"
+            statements.append(f"ALTER TABLE {table} ADD {added} ({cols})")
         if comment and comment[0]:
             statements.append(f"ALTER TABLE {table} COMMENT = {self.session.escape(str(comment[0]))}")
         return statements
