@@ -111,7 +111,7 @@ def test_scd2_row_hash_is_the_same_in_every_database(target: Target) -> None:
     table = target.table()
     target.write(table, orders([1], ["a"]), write_mode="scd2", primary_key=["id"])
     value = target.sql(f"SELECT _osiris_row_hash FROM {target.q(table)}")[0][0]
-    assert value == hashlib.sha256(b"v\n" + b"a").hexdigest()  # the column names, then the values
+    assert value == hashlib.sha256(b"v\n" + b"1:a").hexdigest()  # the names, then each value as <length>:<text>
 
 
 def test_scd2_with_ignore_hashes_only_the_columns_it_writes(target: Target) -> None:

@@ -8,7 +8,9 @@ import datetime as dt
 
 import pyarrow as pa
 
-from osiris_drivers.sql.dialect import Dialect
+from osiris_drivers.sql.dialect import Dialect, UnsupportedType
+
+MAX_DECIMAL_DIGITS = 38
 
 
 class DuckDBDialect(Dialect):
@@ -24,7 +26,13 @@ class DuckDBDialect(Dialect):
         return f"CAST('{value.strftime('%Y-%m-%d %H:%M:%S.%f')}' AS TIMESTAMP)"
 
     def check_writable(self, schema: pa.Schema) -> None:
-        """DuckDB stores every Arrow type it can scan; anything else fails the write before it changes a thing."""
+        """DuckDB stores every Arrow type it can scan; a decimal wider than its DECIMAL (38 digits, e.g. MySQL's
+        DECIMAL(65,30)) it cannot, and is named here (DuckDB's own error does not say which column)."""
+        for field in schema:
+            if pa.types.is_decimal(field.type) and field.type.precision > MAX_DECIMAL_DIGITS:
+                raise UnsupportedType(f"column '{field.name}': {field.type} has more digits than DuckDB's DECIMAL "
+                                      f"holds ({MAX_DECIMAL_DIGITS}); read it as DECIMAL(38,s) or as text with a "
+                                      "CAST in the source query")
 
 
 DUCKDB = DuckDBDialect()

@@ -1,6 +1,7 @@
 """What `replace` keeps when it rebuilds a PostgreSQL table (its columns changed): the same transaction drops the
 table, creates it from the input and then re-applies the old table's row-level security (enabled, forced, every
-policy), its grants, its non-primary-key indexes whose columns still exist and its table and column comments.
+policy), its grants, its non-primary-key indexes, CHECK and FOREIGN KEY constraints (and, when the write names no
+primary_key, its PRIMARY KEY) whose columns still exist, its triggers and its table and column comments.
 Grants never come back without the RLS that guarded them: a policy that names a column the new table lacks fails
 the write (atomically). Views that depend on the table are never dropped (no CASCADE): the write is refused,
 naming them. Used by `postgres.writer` and both `supabase.writer` paths."""
@@ -35,9 +36,12 @@ def column_types_sql(target: str) -> str:
             f"WHERE a.attrelid = {_oid(target)} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
 
 
-def kept_statements(query: Query, target: str, table: str, columns: Collection[str]) -> list[str]:
-    """Statements re-applying `target`'s grants, indexes (on `columns` only) and comments to `table` (both quoted,
-    usually the same name). Raises `DependentViews` when views use `target`."""
+def kept_statements(query: Query, target: str, table: str, columns: Collection[str], *,
+                    primary_key: bool = False) -> list[str]:
+    """Statements re-applying `target`'s grants, indexes and CHECK / FOREIGN KEY constraints (on `columns` only),
+    triggers and comments to `table` (both quoted,
+    usually the same name); with `primary_key` (the write names none) also its PRIMARY KEY when its columns remain.
+    Raises `DependentViews` when views use `target`."""
     oid = _oid(target)
     views = [str(r["view"]) for r in query(
         "SELECT DISTINCT v.oid::regclass::text AS view FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
@@ -59,6 +63,18 @@ def kept_statements(query: Query, target: str, table: str, columns: Collection[s
                      f"special FROM pg_index i WHERE i.indrelid = {oid} AND NOT i.indisprimary ORDER BY 1"):
         if not row["special"] and set(_names(row["names"])) <= present:
             statements.append(str(row["definition"]))
+    kinds = ", 'p'" if primary_key else ""
+    for row in query("SELECT c.conname AS name, pg_get_constraintdef(c.oid) AS definition, "
+                     "ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.conrelid "
+                     "AND a.attnum = ANY(c.conkey)) AS names "
+                     f"FROM pg_constraint c WHERE c.conrelid = {oid} AND c.contype IN ('c', 'f'{kinds}) "
+                     "ORDER BY c.contype <> 'p', 1"):
+        if set(_names(row["names"])) <= present:  # CHECK, FOREIGN KEY (PRIMARY KEY) on columns still there
+            statements.append(f"ALTER TABLE {table} ADD CONSTRAINT {POSTGRES.quote_ident(str(row['name']))} "
+                              f"{row['definition']}")
+    for row in query(f"SELECT pg_get_triggerdef(t.oid) AS definition FROM pg_trigger t WHERE t.tgrelid = {oid} "
+                     "AND NOT t.tgisinternal ORDER BY t.tgname"):
+        statements.append(str(row["definition"]))  # a trigger on a column the input lacks fails the write
     for row in query(f"SELECT obj_description({oid}, 'pg_class') AS comment"):
         if row["comment"] is not None:
             statements.append(f"COMMENT ON TABLE {table} IS {quote_literal(str(row['comment']))}")
@@ -112,7 +128,7 @@ def kept_on_rebuild(writer: TableWriter, query: Query, table: str) -> list[str]:
     """`TableWriter.kept_on_rebuild` for PostgreSQL: what `kept_statements` finds, a dependent view refused."""
     columns = writer.table_definition()[0].names
     try:
-        return kept_statements(query, writer.target, table, columns)
+        return kept_statements(query, writer.target, table, columns, primary_key=not writer.options.primary_key)
     except DependentViews as exc:
         raise writer.fail(
             f"replace would rebuild table {writer.label} {writer.where} (the input's columns differ from its), but "

@@ -65,13 +65,24 @@ def undelete_sql(dialect: Dialect, target: str, source: str, keys: Sequence[str]
             f"AND {in_source(dialect, target, source, keys, written)}")
 
 
+def empty_input_refused(table: str, where: str, *, scd2: bool, delete_missing: str) -> tuple[str, str]:
+    """The message and hint refusing `delete_missing` with an input without rows (it would remove every key)."""
+    what = ("close the current version of every key" if scd2 else
+            "delete every row" if delete_missing == "hard" else f"set {DELETED_AT} on every row")
+    return (f"the input has no rows: delete_missing {delete_missing} would {what} of table {table} {where}; "
+            "the write was refused and the table left unchanged",
+            "an empty full extract is usually a failed one: check the source step; if the source really is empty, "
+            "run without delete_missing and remove the rows yourself")
+
+
 def describe_deletions(*, scd2: bool, delete_missing: str | None, flag: str | None) -> str:
     """What the deletion policies do, as `; …` parts of a dry run's detail ("" when none is set)."""
     parts = []
     if delete_missing:
         what = ("closes their current version" if scd2 else
                 "deletes them" if delete_missing == "hard" else f"sets their {DELETED_AT}")
-        parts.append(f"keys missing from the input: delete_missing {delete_missing} {what}")
+        parts.append(f"keys missing from the input: delete_missing {delete_missing} {what} (an input without rows "
+                     "is refused)")
     if flag:
         parts.append(f"input rows with {flag} true: their keys " + ("closed" if scd2 else "deleted"))
     return "".join(f"; {p}" for p in parts)

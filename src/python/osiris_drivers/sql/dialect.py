@@ -140,6 +140,13 @@ class Dialect:
         if values.type == target:
             return values
         if pa.types.is_boolean(target) and pa.types.is_integer(values.type):
+            # MySQL's BOOLEAN is TINYINT(1), which holds -128..127: only 0 and 1 are booleans, any other value
+            # would silently become true (and 1 when written back), so it is refused.
+            other = pc.filter(values, pc.and_(pc.is_valid(values),
+                                              pc.invert(pc.is_in(values, pa.array([0, 1], values.type)))))
+            if len(other):
+                raise pa.ArrowInvalid(f"a BOOLEAN (TINYINT(1)) column holds {other[0].as_py()}, which is not a boolean "
+                                      "(0 or 1); read it as a number with CAST(column AS SIGNED) in a query")
             result: pa.Array = pc.not_equal(values, 0)
             return result
         return values.cast(target)

@@ -31,11 +31,13 @@ ROW_HASH = "_osiris_row_hash"
 COLUMNS = (VALID_FROM, VALID_TO, ROW_HASH)
 CURRENT_INDEX_SUFFIX = "__osiris_current"
 _SEPARATOR = "\x1f"
-_NULL = "\x00"
+_NULL = "-"
+"""A NULL's encoding; a value is `<length>:<text>`, so no value (and no run of values) reads like another."""
 
 
 def _text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column as canonical text: Arrow's own cast where it has one, else JSON; NULL as a marker."""
+    """A column as canonical text (Arrow's own cast where it has one, else JSON), each value as `<length>:<text>`
+    and NULL as `-`: the encoding is injective, so NULL, '', 'NULL' and values holding any separator all differ."""
     values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
@@ -48,17 +50,18 @@ def _text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
             text = pa.array([None if v is None else json.dumps(v, sort_keys=True, default=str)
                              for v in values.to_pylist()], pa.string())
-    filled: pa.Array = pc.fill_null(text, _NULL)
+    framed = pc.binary_join_element_wise(pc.cast(pc.utf8_length(text), pa.string()), text, ":")
+    filled: pa.Array = pc.fill_null(framed, _NULL)
     return filled
 
 
 def row_hashes(batch: pa.RecordBatch, columns: Sequence[str]) -> pa.Array:
-    """SHA-256 (hex) of each row's `columns` (sorted by name; each value as canonical text, NULL distinct)."""
+    """SHA-256 (hex) of each row's `columns` (sorted by name; each value framed as canonical text, NULL distinct)."""
     names = sorted(columns)
     if not names:
         return pa.array([hashlib.sha256(b"").hexdigest()] * batch.num_rows, pa.string())
     parts = [_text(batch.column(name)) for name in names]
-    joined = pc.binary_join_element_wise(*parts, _SEPARATOR) if len(parts) > 1 else parts[0]
+    joined = pc.binary_join_element_wise(*parts, "") if len(parts) > 1 else parts[0]
     header = _SEPARATOR.join(names).encode("utf-8") + b"\n"
     return pa.array([hashlib.sha256(header + v.encode("utf-8")).hexdigest() for v in joined.to_pylist()],
                     pa.string())
@@ -86,7 +89,10 @@ def current_index_sql(dialect: Dialect, table: str, index: str, keys: Sequence[s
 def close_changed_sql(dialect: Dialect, target: str, source: str, keys: Sequence[str], at: str,
                       flag: str | None) -> str:
     """Close the current version of keys whose input row differs (or is flagged for deletion)."""
-    changed = f"{SOURCE_ALIAS}.{dialect.quote_ident(ROW_HASH)} <> {target}.{dialect.quote_ident(ROW_HASH)}"
+    # A current row without a hash (loaded by hand, e.g. history migrated into the table) counts as changed:
+    # compared with <> alone it never closed, and every later change of its key was silently ignored.
+    stored = f"{target}.{dialect.quote_ident(ROW_HASH)}"
+    changed = f"({stored} IS NULL OR {SOURCE_ALIAS}.{dialect.quote_ident(ROW_HASH)} <> {stored})"
     if flag:
         changed = f"({changed} OR {flagged(dialect, flag)})"
     current = f"{target}.{dialect.quote_ident(VALID_TO)} IS NULL"

@@ -106,7 +106,8 @@ def _is_bool(s: SourceType) -> bool:
 
 
 MYSQL_TO_POSTGRES: tuple[Rule, ...] = (
-    Rule(("tinyint",), _fixed("boolean"), "boolean", "MySQL's BOOLEAN", _is_bool, "TINYINT(1)"),
+    Rule(("tinyint",), _fixed("boolean"), "boolean", "MySQL's BOOLEAN; a value other than 0 and 1 is refused when read",
+         _is_bool, "TINYINT(1)"),
     Rule(("tinyint", "smallint"), _fixed("smallint"), "smallint", "", _signed, "signed"),
     Rule(("tinyint",), _fixed("smallint"), "smallint", "", _unsigned, "unsigned"),
     Rule(("smallint", "mediumint", "int"), _fixed("integer"), "integer", "", _signed, "signed"),

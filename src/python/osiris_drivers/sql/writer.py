@@ -34,10 +34,18 @@ from osiris_core.driver import ArrowData, DriverConfig, StepContext, StepPlan
 from osiris_core.errors import DriverError, OsirisError
 from osiris_drivers.connection import ConnectionSettings, Problem
 from osiris_drivers.sql import scd2
-from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions
+from osiris_drivers.sql.deletes import DELETED_AT, describe_deletions, empty_input_refused
 from osiris_drivers.sql.dialect import Dialect, TableName, UnsupportedType
 from osiris_drivers.sql.duplicates import Dedupe, settle_duplicates
-from osiris_drivers.sql.input_shape import FLAGGED, count_flagged, select_columns
+from osiris_drivers.sql.input_shape import (
+    FLAGGED,
+    INPUT_ROWS,
+    NULL_KEYS,
+    count_flagged,
+    count_null_keys,
+    count_rows,
+    select_columns,
+)
 from osiris_drivers.sql.moves import Move, MoveSpec, moves
 from osiris_drivers.sql.schema_change import (
     DEFAULT_POLICY,
@@ -201,7 +209,7 @@ class TableWriter(ABC):
         finally:
             self.close()
         for name, value in self.counts.items():
-            if name != FLAGGED:
+            if not name.startswith("_"):  # the input_shape counters are not metrics
                 self.ctx.metric(name, value, "rows")
         return rows
 
@@ -366,6 +374,12 @@ class TableWriter(ABC):
         if self.options.hard_delete_column is not None and not self.dialect.MERGE_COUNTS_ROWS:
             self.data = count_flagged(self.data, self.options.hard_delete_column, self.counts)
             changed = True
+        if self.options.delete_missing and plan.existing is not None:
+            self.data = count_rows(self.data, self.counts)
+            changed = True
+        if self.options.write_mode in KEYED_MODES:
+            self.data = count_null_keys(self.data, self.options.primary_key, self.counts)
+            changed = True
         if changed:
             self.names = self.data.schema.names
             self.input_changed()
@@ -404,6 +418,19 @@ class TableWriter(ABC):
         if self.dialect.CREATES_SCHEMAS:
             statements.append(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.quote_ident(self.table.schema)}")
         return statements + self.table_statements(table)
+
+    def check_staged(self) -> None:
+        """Once the input is staged: a NULL key is refused (upsert, scd2), and so is an input without rows with
+        `delete_missing` into an existing table."""
+        mode, delete_missing = self.options.write_mode, self.options.delete_missing
+        if self.counts.get(NULL_KEYS):
+            raise self.fail(f"primary_key {self.options.primary_key} has a NULL in {self.counts[NULL_KEYS]} input "
+                            f"rows: write_mode {mode} matches rows by key and NULL matches none (each run would add "
+                            "such a row again); the write was refused and the table left unchanged",
+                            "filter those rows upstream or fill their key (e.g. COALESCE in a duckdb.processor step)")
+        if delete_missing and self.counts.get(INPUT_ROWS) == 0:
+            raise self.fail(*empty_input_refused(self.label, self.where, scd2=mode == "scd2",
+                                                 delete_missing=delete_missing))
 
     def moves(self, target: str, source: str) -> list[Move]:
         """The statements that move the staged `source` into `target` for upsert or scd2 (the last writes)."""
@@ -464,6 +491,7 @@ class SessionWriter(TableWriter):
         if self.options.write_mode not in KEYED_MODES:
             return self.load(table)
         source, loaded = self.stage(table)
+        self.check_staged()
         removed = 0
         if self.options.write_mode == "upsert":  # scd2 refuses a key twice in its own moves
             removed = settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=source,
@@ -476,6 +504,7 @@ class SessionWriter(TableWriter):
                 rows = count
             else:
                 self.counts[move.metric] = self.counts.get(move.metric, 0) + count
+        self.check_staged()  # again: an input read in place (DuckDB) is only counted once the moves read it
         if self.options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
             return rows
         return loaded - removed - self.counts.pop(FLAGGED, 0)  # the staged rows, less duplicates and flagged ones
@@ -695,6 +724,7 @@ class StagedWriter(TableWriter):
             except BaseException as exc:
                 self.reraise(exc, started=False)
             self.load_stage(stage)
+            self.check_staged()
             if self.options.write_mode == "upsert":
                 self._settle_duplicates(staged)
             return self.finalize(self._finish(plan, staged))

@@ -7,7 +7,8 @@ TIME → time64[us], JSON/TEXT → string, BLOB/BINARY/BIT → large_binary, YEA
 - DECIMAL(p,s) arrives as decimal128(38,10): cast to decimal128(p,s) (decimal256 past 38 digits). Columns wider
   than ConnectorX's 28 digits or 10 decimals are fetched as text (`CAST(c AS CHAR)`) and parsed exactly, so no
   digit is rounded away.
-- TINYINT(1) / BOOLEAN arrives as int8: becomes bool (non-zero → true), as MySQL Connector/J does.
+- TINYINT(1) / BOOLEAN arrives as int8: becomes bool; a value other than 0, 1 or NULL is refused (it would become
+  true, and 1 when written back: `CAST(c AS SIGNED)` in a query reads it as a number).
 - TIMESTAMP arrives as naive: the session runs in UTC, so it becomes timestamp[us, tz=UTC].
 """
 

@@ -184,20 +184,54 @@ class MySQLTableWriter(SwapWriter):
             f"add one (ALTER TABLE {self.target} ADD UNIQUE ({MYSQL.column_list(self.options.primary_key)})) or set "
             "primary_key to an existing one")
 
+    def plan(self, existing: list[str] | None, *, input_known: bool = True) -> Plan:
+        """As shared; a write that swaps an existing table (replace, or a schema change) refuses foreign keys."""
+        plan = super().plan(existing, input_known=input_known)
+        if plan.existing is not None and (plan.rebuild or plan.change.alters):
+            self.refuse_foreign_keys("replace rebuilds it" if plan.rebuild else
+                                     f"on_schema_change {self.options.on_schema_change} {plan.change.describe()}")
+        return plan
+
+    def refuse_foreign_keys(self, why: str) -> None:
+        """The swap (`RENAME TABLE`) would re-point other tables' foreign keys to the old table and take the table's
+        triggers with it (dropped with the old table), and `CREATE TABLE … LIKE` drops the table's own foreign keys:
+        refuse, naming them, before anything changes."""
+        where = (self.table.schema, self.table.name)
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM "
+                           "information_schema.REFERENTIAL_CONSTRAINTS WHERE (CONSTRAINT_SCHEMA = %s AND TABLE_NAME = "
+                           "%s) OR (UNIQUE_CONSTRAINT_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s) ORDER BY 2, 1",
+                           where + where)
+            keys = [f"{name} ({child} → {parent})" for name, child, parent in cursor.fetchall()]
+            cursor.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s AND "
+                           "EVENT_OBJECT_TABLE = %s ORDER BY 1", where)
+            triggers = [str(name) for (name,) in cursor.fetchall()]
+        found = ([f"foreign keys {', '.join(keys)}"] if keys else []) + \
+            ([f"triggers {', '.join(triggers)}"] if triggers else [])
+        if found:
+            raise self.fail(
+                f"table {self.label} {self.where} has {' and '.join(found)}, and this write ({why}) swaps in a new "
+                "table by RENAME TABLE, which would leave foreign keys pointing at the old table or drop them, and "
+                "drop the triggers",
+                "drop those before this write and re-create them after, or change the table yourself (ALTER TABLE) "
+                "and write with on_schema_change: ignore")
+
     def table_types(self, existing: list[str]) -> dict[str, str | None]:
         return {name: sql_type for name, (sql_type, _) in self._column_definitions().items()}
 
     def _column_definitions(self) -> dict[str, tuple[str, str]]:
-        """Each column's type and what `MODIFY COLUMN` must restate to keep it: NOT NULL and the comment."""
+        """Each column's type and what `MODIFY COLUMN` must restate to keep it: NOT NULL, AUTO_INCREMENT and the
+        comment."""
         with self.session.cursor() as cursor:
-            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT "
+            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT, EXTRA "
                            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                            "ORDER BY ORDINAL_POSITION",
                            (self.table.schema, self.table.name))
             rows = cursor.fetchall()
         return {str(name): (str(sql_type), (" NOT NULL" if nullable == "NO" else "")
+                            + (" AUTO_INCREMENT" if "auto_increment" in str(extra).lower() else "")
                             + (f" COMMENT {self.session.escape(str(comment))}" if comment else ""))
-                for name, sql_type, nullable, comment in rows}
+                for name, sql_type, nullable, comment, extra in rows}
 
     def schema_change(self, existing: list[str]) -> SchemaChange:
         """As shared, with a widened column's NOT NULL and comment restated (MODIFY COLUMN replaces them)."""
@@ -208,8 +242,8 @@ class MySQLTableWriter(SwapWriter):
         return replace(change, retype=tuple((n, t + kept.get(MYSQL.fold(n), "")) for n, t in change.retype))
 
     def kept_on_rebuild(self, table: str) -> list[str]:
-        """replace keeps the target's secondary indexes whose columns the new table has, and its table comment,
-        added to the new table before the swap."""
+        """replace keeps the target's secondary indexes whose columns the new table has (and its PRIMARY KEY when
+        the write names no primary_key), and its table comment, added to the new table before the swap."""
         schema, types, _ = self.table_definition()
         # A TEXT/BLOB column is indexable only by a prefix: an index without one is not kept.
         columns = {n.lower(): t.upper().endswith(("TEXT", "BLOB")) for n, t in zip(schema.names, types, strict=True)}
@@ -222,7 +256,7 @@ class MySQLTableWriter(SwapWriter):
             comment = cursor.fetchone()
         indexes: dict[str, list[dict[str, object]]] = {}
         for row in rows:
-            if row["Key_name"] != "PRIMARY":
+            if row["Key_name"] != "PRIMARY" or not self.options.primary_key:  # the write's own key, or the old one
                 indexes.setdefault(str(row["Key_name"]), []).append(row)
         statements = []
         for name, parts in indexes.items():
@@ -234,7 +268,8 @@ class MySQLTableWriter(SwapWriter):
                                                                         if p["Sub_part"] is not None else "")
                              for p in parts)
             unique = "UNIQUE " if int(str(parts[0]["Non_unique"])) == 0 else ""
-            statements.append(f"ALTER TABLE {table} ADD {unique}INDEX {MYSQL.quote_ident(name)} ({cols})")
+            added = "PRIMARY KEY" if name == "PRIMARY" else f"{unique}INDEX {MYSQL.quote_ident(name)}"
+            statements.append(f"ALTER TABLE {table} ADD {added} ({cols})")
         if comment and comment[0]:
             statements.append(f"ALTER TABLE {table} COMMENT = {self.session.escape(str(comment[0]))}")
         return statements
