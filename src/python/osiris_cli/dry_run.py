@@ -33,7 +33,7 @@ from osiris_core.registry import Component
 from osiris_core.run_session import registry_masker
 from osiris_core.session import last_compile
 from osiris_core.state import cursor_min, encode_cursor
-from osiris_core.state_plan import load_records, state_targets, stored_cursor
+from osiris_core.state_plan import check_writers, load_records, state_targets, stored_cursor
 from osiris_drivers.dry_run import plan_step
 
 INCREMENTAL = "full"
@@ -116,6 +116,7 @@ def _incremental(compiled: CompiledPipeline, step: ManifestStep, components: dic
     """What an incremental extractor would read: `from <cursor>` (the smallest over its writers' targets), or
     `full (…)` without state or with --full-refresh; read-only look-ups of the state tables."""
     targets = state_targets(compiled, components, typed, step)
+    check_writers(step.id, targets, full_refresh=full_refresh)
     if full_refresh:
         return "full (--full-refresh)"
     name = compiled.manifest.pipeline.name

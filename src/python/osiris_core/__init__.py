@@ -120,6 +120,7 @@ _PUBLIC: dict[str, str] = {
     "encode_cursor": "osiris_core.state",
     "StateTarget": "osiris_core.state_plan",
     "stored_cursor": "osiris_core.state_plan",
+    "check_writers": "osiris_core.state_plan",
     "incremental_steps": "osiris_core.state_plan",
     "load_records": "osiris_core.state_plan",
     "state_targets": "osiris_core.state_plan",
@@ -204,6 +205,7 @@ __all__ = [
     "cfg_path",
     "check_manifest",
     "check_regular_file",
+    "check_writers",
     "compile_file",
     "compile_pipeline",
     "cursor_min",
@@ -244,11 +246,11 @@ __all__ = [
     "single_input",
     "sql_name",
     "state_targets",
-    "stored_cursor",
     "stop_on_signals",
     "stop_reason",
     "stop_signal",
     "stopping",
+    "stored_cursor",
 ]
 
 
