@@ -126,6 +126,8 @@ def test_dry_run_shows_the_refusal(proj: Project, side: Side, capsys: pytest.Cap
     read = next(s for s in plan["steps"] if s["step"] == "read")
     assert plan["ok"] is False and "sets delete_missing: hard" in read["error"]
     assert main(["run", "inc.yaml", "--dry-run", "--json", "--full-refresh"]) == 0
+    load = next(s for s in json.loads(capsys.readouterr().out)["steps"] if s["step"] == "load")
+    assert load["write_mode"] == "replace"  # as the --full-refresh run writes it
 
 
 # ----------------------------------------------------------------------------------------------- 2. scd2
@@ -264,6 +266,9 @@ def test_state_show_and_dry_run_of_an_scd2_pipeline(proj: Project, side: Side,
     after = plan()
     assert after["read"]["incremental"] == 'from [["int","2"]]'
     assert after["load"]["action"] == "scd2" and "close their current version" in after["load"]["detail"]
+    refresh = plan("--full-refresh")
+    assert refresh["read"]["incremental"] == "full (--full-refresh)"
+    assert refresh["load"]["action"] == "scd2"  # the history is kept: no replace
     capsys.readouterr()
     assert main(["state", "show", "inc.yaml", "--json"]) == 0
     (state,) = json.loads(capsys.readouterr().out)["states"]
