@@ -170,6 +170,9 @@ def test_hard_delete_column_deletes_the_flagged_keys_of_an_increment(proj: Proje
     assert _cursor(side) == ('[["int","2"]]', 3)  # the boundary key 1 again, 2 and 3
     if mode == "upsert":
         assert side.rows("id, v") == [(1, "a"), (3, "c2")]
+        # --full-refresh keeps the upsert (replace would refuse hard_delete_column): the flagged key stays deleted
+        succeeded(proj.run(steps, full_refresh=True))
+        assert side.rows("id, v") == [(1, "a"), (3, "c2")]
         return
     assert side.rows("id, v", " WHERE _osiris_valid_to IS NULL") == [(1, "a"), (3, "c2")]
     assert side.rows("id, v", " WHERE _osiris_valid_to IS NOT NULL") == [(2, "b"), (3, "c")]
