@@ -193,3 +193,28 @@ def test_report_of_an_interrupted_run_and_bad_requests(project: Path, capsys: py
     (project / "logs" / "compile_20260101T000000_000000Z").mkdir()
     assert main(["logs", "html", "compile_20260101T000000_000000Z"]) == 2
     assert "reports are of runs" in capsys.readouterr().err
+
+
+INCREMENTAL = """JSON.stringify([...document.querySelectorAll('table.incremental tbody tr')]
+  .map(tr => [...tr.cells].map(td => td.innerText.trim())))"""
+
+
+def test_report_shows_each_incremental_read(project: Path, browser: Chromium,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "rows.csv").write_text("id,v,at\n1,a,1\n2,b,2\n", encoding="utf-8")
+    (project / "inc.yaml").write_text(
+        'oml_version: "0.1.0"\nname: inc\nsteps:\n'
+        "  - {id: read, component: filesystem.csv_extractor, mode: read,\n"
+        "     config: {path: rows.csv, column_types: {id: int64, at: int64}, incremental: {cursor: at}}}\n"
+        "  - {id: load, component: duckdb.writer, mode: write, needs: [read],\n"
+        "     config: {path: out.duckdb, table: dst, write_mode: upsert, primary_key: [id]}}\n", encoding="utf-8")
+    assert main(["run", "inc.yaml"]) == 0
+    with (project / "rows.csv").open("a", encoding="utf-8") as handle:
+        handle.write("3,c,3\n")
+    capsys.readouterr()
+    assert main(["run", "inc.yaml", "--json"]) == 0
+    session = json.loads(capsys.readouterr().out)["session_id"]
+    _report(session, project / "inc.html", capsys)
+    visit = browser.visit(project / "inc.html", INCREMENTAL)
+    assert visit.problems() == []
+    assert visit.value == [["read", '[["int","2"]]', '[["int","3"]]', "2"]]

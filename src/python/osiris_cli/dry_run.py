@@ -33,7 +33,7 @@ from osiris_core.registry import Component
 from osiris_core.run_session import registry_masker
 from osiris_core.session import last_compile
 from osiris_core.state import cursor_min, encode_cursor
-from osiris_core.state_plan import load_records, state_targets, stored_cursor
+from osiris_core.state_plan import check_writers, load_records, state_targets, stored_cursor
 from osiris_drivers.dry_run import plan_step
 
 INCREMENTAL = "full"
@@ -112,11 +112,14 @@ def _after(plan: StepPlan, creator: str) -> StepPlan:
 
 
 def _incremental(compiled: CompiledPipeline, step: ManifestStep, components: dict[str, Component],
-                 typed: Callable[[ManifestStep], DriverConfig], full_refresh: bool) -> str:
+                 typed: Callable[[ManifestStep], DriverConfig], full_refresh: bool, refreshed: set[str]) -> str:
     """What an incremental extractor would read: `from <cursor>` (the smallest over its writers' targets), or
-    `full (…)` without state or with --full-refresh; read-only look-ups of the state tables."""
+    `full (…)` without state or with --full-refresh (its writers then go to `refreshed`); read-only look-ups of
+    the state tables."""
     targets = state_targets(compiled, components, typed, step)
+    check_writers(step.id, targets, full_refresh=full_refresh)
     if full_refresh:
+        refreshed.update(target.writer for target in targets)
         return "full (--full-refresh)"
     name = compiled.manifest.pipeline.name
     cursors = [stored_cursor(name, target, load_records(target)) for target in targets]
@@ -136,6 +139,8 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False,
     columns: dict[str, tuple[str, ...] | None] = {}
     created: dict[str, str] = {}
     """target → the step that creates it."""
+    refreshed: set[str] = set()
+    """Writers under an incremental read of a --full-refresh run."""
     components = {s.id: registry.get(s.component) for s in compiled.manifest.steps}
 
     def typed(step: ManifestStep) -> DriverConfig:
@@ -148,9 +153,9 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False,
             known = columns.get(step.needs[0]) if len(step.needs) == 1 else None
             incremental = INCREMENTAL
             try:
-                plan, error = plan_step(step.id, component, config, known), None
+                plan, error = plan_step(step.id, component, config, known, full_refresh=step.id in refreshed), None
                 if step.mode == "read" and component.driver().incremental(config) is not None:
-                    incremental = _incremental(compiled, step, components, typed, full_refresh)
+                    incremental = _incremental(compiled, step, components, typed, full_refresh, refreshed)
             except OsirisError as exc:
                 plan, error = None, exc.render()
             written = plan.target if plan is not None and plan.action == "create" else None

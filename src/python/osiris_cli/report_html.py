@@ -140,6 +140,28 @@ def _steps_table(steps: Sequence[Mapping[str, Any]]) -> str:
     return head + "".join(rows) + "</tbody></table>"
 
 
+def _incremental(steps: Sequence[Mapping[str, Any]]) -> str:
+    """Each incremental extractor's read (the card's `steps[].incremental`); "" when there is none."""
+    rows = []
+    for step in steps:
+        read = step.get("incremental")
+        if not isinstance(read, Mapping):
+            continue
+        before = read.get("cursor_before")
+        after = read.get("cursor_after")
+        start = "full (--full-refresh)" if read.get("full_refresh") else "full (no state)" if before is None \
+            else str(before)
+        rows.append(f'<tr data-step="{escape(str(step["step_id"]))}"><td class="mono">'
+                    f'{escape(str(step["step_id"]))}</td><td class="mono">{escape(start)}</td>'
+                    f'<td class="mono">{escape(str(after) if after is not None else "not committed")}</td>'
+                    f'<td class="num">{_count(read.get("rows_read"))}</td></tr>')
+    if not rows:
+        return ""
+    return ('<h2>Incremental reads</h2><table class="incremental"><thead><tr><th>Step</th><th>Cursor before</th>'
+            '<th>Cursor after</th><th class="num">Rows read</th></tr></thead><tbody>' + "".join(rows) +
+            "</tbody></table>")
+
+
 def _timeline(report: Mapping[str, Any]) -> str:
     spans: Mapping[str, Mapping[str, Any]] = report.get("timeline") or {}
     if not spans:
@@ -205,7 +227,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         _facts(report), _error(report),
         '<h2>Pipeline</h2><div class="graph">', graph, "</div>",
         f'<p class="note">{escape(str(note))}</p>' if note else "",
-        "<h2>Steps</h2>", _steps_table(report["steps"]),
+        "<h2>Steps</h2>", _steps_table(report["steps"]), _incremental(report["steps"]),
         "<h2>Timeline</h2>", _timeline(report),
         "<h2>Configs <small class=\"note\">(as the steps received them, secrets masked)</small></h2>",
         _configs(report),

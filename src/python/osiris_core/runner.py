@@ -48,7 +48,7 @@ from osiris_core.manifest import CompiledPipeline, ManifestStep
 from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
 from osiris_core.state import Cursor, IncrementalRead, StateCommit, cursor_min, encode_cursor
-from osiris_core.state_plan import StateTarget, load_records, state_targets, stored_cursor
+from osiris_core.state_plan import StateTarget, check_writers, load_records, state_targets, stored_cursor
 
 __all__ = ["LocalExecutor", "RunResult", "StepTimeout"]
 
@@ -306,6 +306,7 @@ class LocalExecutor(Executor):
         check_manifest(compiled, registry, fingerprint)
         components = {s.id: registry.get(s.component) for s in manifest.steps}
         self._incremental = _IncrementalRun(compiled, components)
+        self._check_incremental(recorder)
         consumers = {s.id: sum(s.id in other.needs for other in manifest.steps) for s in manifest.steps}
         replayed = {need for s in manifest.steps if s.retries.max for need in s.needs}
         states = {s.id: _StepState() for s in manifest.steps}
@@ -382,6 +383,29 @@ class LocalExecutor(Executor):
             raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
                              hint=f"see `osiris components show {step.component}`") from None
 
+    def _step_config(self, step: ManifestStep, recorder: RunRecorder) -> DriverConfig:
+        """A step's typed config, its connection resolved."""
+        component = self._incremental.components[step.id]
+        config = self._resolve_config(step, component, self._incremental.compiled.configs[step.id], recorder)
+        return self._typed(step, component, config)
+
+    def _check_incremental(self, recorder: RunRecorder) -> None:
+        """At run start, before any step reads or writes: refuse a writer that an incremental upstream would make
+        wrong (`state_plan.check_writers`). A step whose config does not resolve is left to fail as itself."""
+        run = self._incremental
+        for step in run.compiled.manifest.steps:
+            if step.mode != "read":
+                continue
+            try:
+                typed = self._step_config(step, recorder)
+                if run.components[step.id].driver().incremental(typed) is None:
+                    continue
+                targets = state_targets(run.compiled, run.components, lambda o: self._step_config(o, recorder),
+                                        step)
+            except OsirisError:
+                continue
+            check_writers(step.id, targets, full_refresh=self.settings.full_refresh)
+
     def _load_state(self, step: ManifestStep, driver: Driver[Any], typed: DriverConfig,
                     recorder: RunRecorder) -> IncrementalRead | None:
         """For an incremental extractor: its state loaded from every downstream writer's target (the read starts
@@ -392,20 +416,11 @@ class LocalExecutor(Executor):
         compiled, full_refresh = run.compiled, self.settings.full_refresh
         pipeline = compiled.manifest.pipeline.name
 
-        def typed_config(other: ManifestStep) -> DriverConfig:
-            component = run.components[other.id]
-            config = self._resolve_config(other, component, compiled.configs[other.id], recorder)
-            return self._typed(other, component, config)
-
-        targets = state_targets(compiled, run.components, typed_config, step)
+        targets = state_targets(compiled, run.components, lambda other: self._step_config(other, recorder), step)
+        check_writers(step.id, targets, full_refresh=full_refresh)
         loaded: list[tuple[StateTarget, Cursor | None, str | None]] = []
         for target in targets:
             store = target.store
-            if not full_refresh and not store.deduplicates:
-                raise InputError(f"step '{target.writer}' writes with write_mode {store.write_mode}, but its "
-                                 f"upstream '{step.id}' reads incrementally: the rows at the last cursor are read "
-                                 "again, and only a deduplicating write lands them once",
-                                 hint="set write_mode: upsert with primary_key on the writer, or drop `incremental`")
             cursor = None if full_refresh else stored_cursor(pipeline, target, load_records(target))
             warning = None
             if cursor is None and not full_refresh and store.target_has_rows():

@@ -116,6 +116,9 @@ class StateStore(ABC):
     deduplicates: bool
     """The write deduplicates rows by key (upsert with primary_key), so a boundary row read twice lands once."""
     write_mode: str
+    full_extract_only: str | None = None
+    """What makes the write correct only over a full extract (e.g. `delete_missing: hard`: every key the input
+    lacks is deleted); None: nothing. An incremental upstream is refused, unless `--full-refresh` reads it all."""
 
     @abstractmethod
     def records(self, pipeline: str | None = None) -> list[StateRecord]:

@@ -68,6 +68,28 @@ def state_targets(compiled: CompiledPipeline, components: Mapping[str, Component
     return targets
 
 
+def check_writers(step_id: str, targets: list[StateTarget], *, full_refresh: bool) -> None:
+    """Refuse writers that an incremental read would make wrong (an InputError before anything is read or written):
+    a write that does not deduplicate (the boundary rows are read again), and one that is correct only over a full
+    extract (`delete_missing` would delete, stamp or close every key the increment lacks). `--full-refresh` reads
+    everything, so both are fine then."""
+    if full_refresh:
+        return
+    for target in targets:
+        store = target.store
+        if not store.deduplicates:
+            raise InputError(f"step '{target.writer}' writes with write_mode {store.write_mode}, but its "
+                             f"upstream '{step_id}' reads incrementally: the rows at the last cursor are read "
+                             "again, and only a deduplicating write lands them once",
+                             hint="set write_mode: upsert with primary_key on the writer, or drop `incremental`")
+        if store.full_extract_only is not None:
+            raise InputError(f"step '{target.writer}' sets {store.full_extract_only}, but its upstream "
+                             f"'{step_id}' reads incrementally: every key missing from the increment would be "
+                             "deleted (or stamped, or closed)",
+                             hint="delete_missing needs a full extract: remove `incremental` (or delete_missing), "
+                                  "or run with --full-refresh")
+
+
 def stored_cursor(pipeline: str, target: StateTarget, records: list[StateRecord]) -> Cursor | None:
     """The cursor `pipeline` stored for the target's extractor (None: none). State of the same step and target
     under another pipeline name is a renamed pipeline: an InputError, never a silent reset."""

@@ -26,16 +26,17 @@ def _ignore(*args: Any) -> None:
     """A dry run reports no metric and no event."""
 
 
-def plan_context(step_id: str) -> StepContext:
+def plan_context(step_id: str, *, full_refresh: bool = False) -> StepContext:
     """The context a planning step gets: no session, no artifacts folder, nothing recorded."""
     return StepContext(session_id="dry-run", artifacts_dir=Path(os.devnull), logger=logger.getChild(step_id),
-                       emit_metric=_ignore, emit_event=_ignore)
+                       emit_metric=_ignore, emit_event=_ignore, full_refresh=full_refresh)
 
 
 def plan_step(step_id: str, component: Component, config: DriverConfig,
-              input_columns: tuple[str, ...] | None) -> StepPlan | None:
+              input_columns: tuple[str, ...] | None, *, full_refresh: bool = False) -> StepPlan | None:
     """The step's plan (None: neither the component nor its family says); `input_columns` are its single input's
-    columns when the step before said them."""
+    columns when the step before said them; `full_refresh`: a writer under an incremental read in a
+    `--full-refresh` run (it plans the write the run would do then)."""
     try:
         own = component.driver().plan(step_id=step_id, config=config, input_columns=input_columns)
     except OsirisError:
@@ -48,7 +49,7 @@ def plan_step(step_id: str, component: Component, config: DriverConfig,
     if catalog is None:
         return None
     try:
-        return catalog.plan(step_id, config, input_columns, plan_context(step_id))
+        return catalog.plan(step_id, config, input_columns, plan_context(step_id, full_refresh=full_refresh))
     except OsirisError:
         raise
     except Exception as exc:

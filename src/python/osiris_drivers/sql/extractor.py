@@ -19,7 +19,7 @@ from pydantic import Field
 
 from osiris_core.driver import DriverConfig, StepPlan
 from osiris_core.errors import DriverError
-from osiris_core.state import IncrementalRead
+from osiris_core.state import Cursor, IncrementalRead
 from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
 from osiris_drivers.sql.connectorx import guarded_batches, is_transient
@@ -27,6 +27,9 @@ from osiris_drivers.sql.dialect import Dialect, TableName
 from osiris_drivers.sql.incremental import (
     INCREMENTAL_ALIAS,
     IncrementalOptions,
+    batch_max,
+    ceiling_filter,
+    ceiling_sql,
     check_columns,
     cursor_filter,
     start_of,
@@ -153,17 +156,34 @@ class SqlSource(ABC):
         start = start_of(inc, incremental)
         stored = incremental is not None and incremental.start is not None and not incremental.full_refresh
         reader = self._read(options, table, cursor_filter(self.dialect, inc, start, stored=stored,
-                                                          step_id=self.step_id))
+                                                          step_id=self.step_id), inc)
         check_columns(reader.schema, inc, self.step_id)
         return reader if incremental is None else tracked(reader, inc, incremental, self.step_id)
 
-    def _read(self, options: SourceOptions, table: TableName | None, where: str | None) -> pa.RecordBatchReader:
-        """The read; `where` filters it (a cursor condition on the table's columns, or the query's)."""
+    def _ceiling(self, table: TableName, inc: IncrementalOptions) -> Cursor | None:
+        """The largest cursor in `table` now (None: no row has one), read and typed as the rows are."""
+        sql = ceiling_sql(self.dialect, inc, self.dialect.qualified(table))
+        columns = self._with_sources(self.describe(sql), table)
+        reader = self.open(sql)
+        schema = self._schema(reader, columns, extra=0)
+        check_columns(schema, inc, self.step_id)
+        top = None
+        for batch in self._cast(reader, columns, schema):
+            top = batch_max(batch, inc.columns) or top
+        return top
+
+    def _read(self, options: SourceOptions, table: TableName | None, where: str | None,
+              inc: IncrementalOptions | None = None) -> pa.RecordBatchReader:
+        """The read; `where` filters it (a cursor condition on the table's columns, or the query's). An incremental
+        read (`inc`) in key pages is bounded to the cursors there are when it starts (`ceiling_filter`)."""
         sql = self._checked_sql(options, table)
         key = self.integer_key(table) if table is not None else None
         if where is not None and key is None:  # a query (or a table without key pages) filtered as a subquery
             sql = f"SELECT * FROM (\n{sql}\n) AS {INCREMENTAL_ALIAS} WHERE {where}"
         columns = self._with_sources(self.describe(sql), table)
+        if inc is not None and key is not None and table is not None and \
+                set(inc.columns) <= {c.name for c in columns}:  # else the read refuses it with its own message
+            where = ceiling_filter(self.dialect, inc, self._ceiling(table, inc), where)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)
         if key is None:

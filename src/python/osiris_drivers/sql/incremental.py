@@ -152,6 +152,34 @@ def cursor_filter(dialect: Dialect, options: IncrementalOptions, start: tuple[Cu
     return f"({condition}) OR {nulls}"
 
 
+def ceiling_sql(dialect: Dialect, options: IncrementalOptions, table: str) -> str:
+    """The largest cursor in `table` (quoted) now: one row, or none."""
+    q = dialect.quote_ident
+    columns = options.columns
+    not_null = " AND ".join(f"{q(c)} IS NOT NULL" for c in columns)
+    order = ", ".join(f"{q(c)} DESC" for c in columns)
+    return f"SELECT {dialect.column_list(columns)} FROM {table} WHERE {not_null} ORDER BY {order} LIMIT 1"
+
+
+def ceiling_filter(dialect: Dialect, options: IncrementalOptions, ceiling: Cursor | None, where: str | None) -> str:
+    """`where`, bounded to cursors up to `ceiling` (rows with a NULL cursor stay as `where` says).
+
+    A table read in key pages runs one statement per page, so it sees no single snapshot: a row of an early page
+    updated while later pages are read would be missed, and the cursor committed past it from a later page.
+    Bounded by the largest cursor before the read, every page reads that snapshot's cursors; rows changed during
+    the read have larger cursors and are read by the next run."""
+    q = dialect.quote_ident
+    columns = options.columns
+    nulls = " OR ".join(f"{q(c)} IS NULL" for c in columns)
+    if ceiling is None:
+        bound = nulls
+    elif len(columns) == 1:
+        bound = f"{q(columns[0])} <= {literal(dialect, ceiling[0])} OR {nulls}"
+    else:
+        bound = f"({dialect.column_list(columns)}) <= ({', '.join(literal(dialect, v) for v in ceiling)}) OR {nulls}"
+    return f"({bound})" if where is None else f"({where}) AND ({bound})"
+
+
 def _orderable(arrow: pa.DataType) -> bool:
     return bool(pa.types.is_integer(arrow) or pa.types.is_decimal(arrow) or pa.types.is_floating(arrow)
                 or pa.types.is_timestamp(arrow) or pa.types.is_date(arrow) or pa.types.is_string(arrow)

@@ -66,7 +66,7 @@ class SqlStateStore(StateStore):
     """The state table of one SQL target; a subclass says how statements run (one short session each)."""
 
     def __init__(self, step_id: str, settings: ConnectionSettings, dialect: Dialect, table: TableName, target: str,
-                 *, write_mode: str, primary_key: Sequence[str]) -> None:
+                 *, write_mode: str, primary_key: Sequence[str], delete_missing: str | None = None) -> None:
         self.step_id = step_id
         self.settings = settings
         self.dialect = dialect
@@ -75,6 +75,7 @@ class SqlStateStore(StateStore):
         self.target = target
         self.write_mode = write_mode
         self.deduplicates = write_mode in ("upsert", "scd2") and bool(primary_key)
+        self.full_extract_only = None if delete_missing is None else f"delete_missing: {delete_missing}"
 
     @abstractmethod
     def query(self, sql: str) -> list[tuple[Any, ...]]:

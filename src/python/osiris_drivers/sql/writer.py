@@ -84,6 +84,18 @@ class TableWriteOptions(DriverConfig):
     order (`osiris_drivers.sql.duplicates`)."""
 
 
+def full_refresh_options(options: TableWriteOptions) -> TableWriteOptions:
+    """What `--full-refresh` makes of a write under an incremental upstream (the input is the full extract).
+
+    It becomes `replace` unless a rebuild would lose what the target keeps beyond the source's rows: scd2 history,
+    soft-delete stamps (`delete_missing: soft`), keys deleted through `hard_delete_column`. Those keep their mode
+    and re-sync with the full extract (their `delete_missing`, correct now, closes/stamps/deletes the keys the
+    source lost). `delete_missing: hard` is what `replace` does anyway."""
+    if options.write_mode == "scd2" or options.delete_missing == "soft" or options.hard_delete_column is not None:
+        return options
+    return options.model_copy(update={"write_mode": "replace", "delete_missing": None})
+
+
 def planned_input(columns: Sequence[str] | None) -> pa.Table:
     """The stand-in for a dry run's input: no rows, the input's column names when they are known."""
     return pa.schema([pa.field(name, pa.null()) for name in columns or ()]).empty_table()
@@ -113,7 +125,7 @@ class TableWriter(ABC):
     def __init__(self, step_id: str, options: TableWriteOptions, table: TableName, data: ArrowData,
                  ctx: StepContext, *, settings: ConnectionSettings) -> None:
         if ctx.full_refresh:  # `osiris run --full-refresh` under an incremental upstream: reload the target
-            options = options.model_copy(update={"write_mode": "replace"})
+            options = full_refresh_options(options)
         self.step_id = step_id
         self.options = options
         self.settings = settings

@@ -133,7 +133,8 @@ class DuckDBWriter(Driver[DuckDBWriterConfig]):
     def state_store(self, *, step_id: str, config: DuckDBWriterConfig) -> StateStore:
         table = config.table_name(config.table)
         return DuckDBStateStore(step_id, config, DUCKDB, table, config.target(table), write_mode=config.write_mode,
-                                primary_key=config.primary_key, config=config)
+                                primary_key=config.primary_key,
+                                delete_missing=config.delete_missing, config=config)
 
     def run(self, *, step_id: str, config: DuckDBWriterConfig, inputs: StepInputs, ctx: StepContext) -> StepOutputs:
         writer = DuckDBTableWriter(step_id, config, single_input(step_id, inputs), ctx)

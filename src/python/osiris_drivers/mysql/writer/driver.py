@@ -371,7 +371,8 @@ class MySQLWriter(Driver[MySQLWriterConfig]):
     def state_store(self, *, step_id: str, config: MySQLWriterConfig) -> StateStore:
         table = config.table_name(config.table)
         return MySQLStateStore(step_id, config, MYSQL, table, config.target(table), write_mode=config.write_mode,
-                               primary_key=config.primary_key, config=config)
+                               primary_key=config.primary_key,
+                               delete_missing=config.delete_missing, config=config)
     use_load_data: ClassVar[bool] = True
     """LOAD DATA LOCAL INFILE when the server allows it; False always uses multi-row INSERTs."""
 

@@ -45,7 +45,8 @@ class PostgresWriter(Driver[PostgresWriterConfig]):
     def state_store(self, *, step_id: str, config: PostgresWriterConfig) -> StateStore:
         table = TableName(config.schema_, config.table)
         return PostgresStateStore(step_id, config, POSTGRES, table, config.target(table.schema, table.name),
-                                  write_mode=config.write_mode, primary_key=config.primary_key, dsn=config.dsn)
+                                  write_mode=config.write_mode, primary_key=config.primary_key,
+                                  delete_missing=config.delete_missing, dsn=config.dsn)
 
     def run(self, *, step_id: str, config: PostgresWriterConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:

@@ -280,6 +280,7 @@ class SupabaseWriter(Driver[SupabaseWriterConfig]):
         table = TableName(config.schema_, config.table)
         return SupabaseStateStore(step_id, config, POSTGRES, table, config.target(table.schema, table.name),
                                   write_mode=config.write_mode, primary_key=config.primary_key,
+                                  delete_missing=config.delete_missing,
                                   channel=config.channel(step_id, config.ddl_channel))
 
     def run(self, *, step_id: str, config: SupabaseWriterConfig, inputs: StepInputs,
