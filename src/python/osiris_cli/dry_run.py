@@ -15,8 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from osiris_cli.app import App
 from osiris_cli.executors import executor_name
 from osiris_cli.output import emit_json, table
@@ -34,6 +32,7 @@ from osiris_core.run_session import registry_masker
 from osiris_core.session import last_compile
 from osiris_core.state import cursor_min, encode_cursor
 from osiris_core.state_plan import check_writers, load_records, state_targets, stored_cursor
+from osiris_core.step_config import typed_config
 from osiris_drivers.dry_run import plan_step
 
 INCREMENTAL = "full"
@@ -82,13 +81,7 @@ def _config(step: ManifestStep, component: Component, raw: dict[str, Any], conne
             raise InputError(f"connection {step.connection} has fields {unknown} that '{spec.name}' does not use",
                              hint=f"allowed fields: {list(spec.connection.fields)}")
         config = {**fields, **config}
-    try:
-        return component.driver.config_model.model_validate(config)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
-                         hint=f"see `osiris components show {step.component}`") from None
+    return typed_config(step, component, config)
 
 
 def _step(step: ManifestStep, plan: StepPlan | None, error: str | None,

@@ -11,6 +11,7 @@ from osiris_core.public_api import lazy_attributes
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
+    "typed_config": "osiris_core.step_config",
     "python_safe": "osiris_core.arrow_values",
     "canonical_json": "osiris_core.canonical",
     "compile_file": "osiris_core.compiler",
@@ -253,6 +254,7 @@ __all__ = [
     "stop_signal",
     "stopping",
     "stored_cursor",
+    "typed_config",
 ]
 
 

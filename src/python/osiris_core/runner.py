@@ -20,7 +20,6 @@ from operator import index as operator_index
 from typing import Any, SupportsIndex
 
 import pyarrow as pa
-from pydantic import ValidationError
 
 from osiris_core.canonical import canonical_json
 from osiris_core.checksum import DataChecksum, table_checksum
@@ -49,6 +48,7 @@ from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
 from osiris_core.state import Cursor, IncrementalRead, StateCommit, cursor_min, encode_cursor
 from osiris_core.state_plan import StateTarget, check_writers, load_records, state_targets, stored_cursor
+from osiris_core.step_config import typed_config
 
 __all__ = ["LocalExecutor", "RunResult", "StepTimeout"]
 
@@ -369,25 +369,11 @@ class LocalExecutor(Executor):
                              hint=f"allowed fields: {list(spec.connection.fields)}")
         return {**fields, **config}
 
-    @staticmethod
-    def _typed(step: ManifestStep, component: Component, config: Mapping[str, Any]) -> DriverConfig:
-        """The step's typed config; a bad value is a one-line InputError."""
-        violation = component.spec.rule_violation(config)  # again, with the connection's fields resolved
-        if violation is not None:
-            raise InputError(f"step '{step.id}': {violation.message}", hint=violation.hint)
-        try:
-            return component.driver.config_model.model_validate(config)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
-                             hint=f"see `osiris components show {step.component}`") from None
-
     def _step_config(self, step: ManifestStep, recorder: RunRecorder) -> DriverConfig:
         """A step's typed config, its connection resolved."""
         component = self._incremental.components[step.id]
         config = self._resolve_config(step, component, self._incremental.compiled.configs[step.id], recorder)
-        return self._typed(step, component, config)
+        return typed_config(step, component, config)
 
     def _check_incremental(self, recorder: RunRecorder) -> None:
         """At run start, before any step reads or writes: refuse a writer that an incremental upstream would make
@@ -452,7 +438,7 @@ class LocalExecutor(Executor):
         config = self._resolve_config(step, component, raw_config, recorder)
         (artifacts / "cleaned_config.json").write_text(canonical_json(recorder.masker.mask(config)),
                                                        encoding="utf-8")
-        typed = self._typed(step, component, config)
+        typed = typed_config(step, component, config)
         incremental = self._load_state(step, component.driver(), typed, recorder) if step.mode == "read" else None
         commits = self._incremental.commits.get(step.id, ())
         state.inputs = [outputs[need] for need in step.needs]

@@ -1,0 +1,28 @@
+"""A step's typed config, checked as every run and dry run checks it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from osiris_core.driver import DriverConfig
+from osiris_core.errors import InputError
+from osiris_core.manifest import ManifestStep
+from osiris_core.registry import Component
+
+
+def typed_config(step: ManifestStep, component: Component, config: Mapping[str, Any]) -> DriverConfig:
+    """`config` (its connection's fields resolved) checked against the spec's rules, then typed by the driver's
+    config model; a bad value is a one-line InputError naming the step and the key."""
+    violation = component.spec.rule_violation(config)
+    if violation is not None:
+        raise InputError(f"step '{step.id}': {violation.message}", hint=violation.hint)
+    try:
+        return component.driver.config_model.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"step '{step.id}': config '{key}': {first['msg']}",
+                         hint=f"see `osiris components show {step.component}`") from None
