@@ -26,8 +26,8 @@ from types import FrameType
 
 from osiris_core.errors import Interrupted
 
-__all__ = ["Interrupted", "cancellable", "check_stop", "interruptible", "request_stop", "stop_on_signals",
-           "stopping"]
+__all__ = ["Interrupted", "cancel_blocking", "cancellable", "check_stop", "interruptible", "request_stop",
+           "stop_on_signals", "stopping"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -64,6 +64,16 @@ def request_stop(name: str = "stop requested") -> None:
         cancellers = list(_cancellers.values())
     for cancel in cancellers:
         with contextlib.suppress(Exception):  # the call may have ended meanwhile; the exception still comes
+            cancel()
+
+
+def cancel_blocking() -> None:
+    """Call every registered canceller now (from any thread), without marking a stop: e.g. a per-step timeout
+    ending the native call (a DuckDB query) that keeps its step from seeing the timeout's exception."""
+    with _lock:
+        cancellers = list(_cancellers.values())
+    for cancel in cancellers:
+        with contextlib.suppress(Exception):
             cancel()
 
 

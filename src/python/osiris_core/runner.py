@@ -42,7 +42,7 @@ from osiris_core.events import (
 )
 from osiris_core.execution import Executor, check_manifest
 from osiris_core.fingerprint import run_fingerprint
-from osiris_core.interrupts import check_stop, stopping
+from osiris_core.interrupts import cancel_blocking, check_stop, stopping
 from osiris_core.manifest import CompiledPipeline, ManifestStep
 from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
@@ -249,8 +249,18 @@ def _time_limit(seconds: float | None, step_id: str) -> Iterator[None]:
         fired = True
         raise timeout()
 
+    def cancel_native() -> None:
+        # SIGALRM's handler runs only when the main thread runs Python: a native call (a DuckDB query, a database
+        # statement) is ended through its canceller, then the handler's exception reports the timeout.
+        nonlocal fired
+        fired = True
+        cancel_blocking()
+
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    watchdog = threading.Timer(seconds + 0.25, cancel_native)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         yield
     except StepTimeout:
@@ -261,6 +271,7 @@ def _time_limit(seconds: float | None, step_id: str) -> Iterator[None]:
             raise timeout() from exc
         raise
     finally:
+        watchdog.cancel()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 

@@ -91,9 +91,14 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
                 origins = passed_through(con, config.query, schemas)
                 result = con.execute(config.query)
                 reader = result.fetch_record_batch(BATCH_ROWS)
-        except duckdb.Error as exc:
+        except BaseException as exc:
+            # A stop or a step timeout may leave the query running in DuckDB's threads, and closing a connection
+            # waits for them: interrupt it first.
+            con.interrupt()
             con.close()
             spill.cleanup()
+            if not isinstance(exc, duckdb.Error):
+                raise
             available = sorted(inputs) + ([SINGLE_INPUT_NAME] if len(inputs) == 1 else [])
             hint = EXTERNAL_ACCESS_HINT if is_refusal(exc) else f"fix the query; tables available: {available}"
             raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id, hint=hint) from None
@@ -110,6 +115,7 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
                 raise DriverError(f"SQL failed: {' '.join(str(exc).split())}", step_id=step_id,
                                   hint="fix the query or the data it reads") from None
             finally:
+                con.interrupt()  # a consumer that stops early (an error, a stop) leaves no query running
                 con.close()
                 spill.cleanup()
 
