@@ -59,6 +59,7 @@ _PUBLIC: dict[str, str] = {
     "Executor": "osiris_core.execution",
     "check_manifest": "osiris_core.execution",
     "cancellable": "osiris_core.interrupts",
+    "cancellable_by_helper": "osiris_core.interrupts",
     "interruptible": "osiris_core.interrupts",
     "request_stop": "osiris_core.interrupts",
     "stop_on_signals": "osiris_core.interrupts",
@@ -200,6 +201,7 @@ __all__ = [
     "WriteAction",
     "api_uri",
     "cancellable",
+    "cancellable_by_helper",
     "canonical_json",
     "cfg_path",
     "check_manifest",
@@ -244,11 +246,11 @@ __all__ = [
     "single_input",
     "sql_name",
     "state_targets",
-    "stored_cursor",
     "stop_on_signals",
     "stop_reason",
     "stop_signal",
     "stopping",
+    "stored_cursor",
 ]
 
 

@@ -10,8 +10,11 @@ returns, so a watchdog thread, woken by the signal through `signal.set_wakeup_fd
 registered with `cancellable(...)` (PostgreSQL: `connection.cancel()`, MySQL: `KILL QUERY` from a second
 connection, DuckDB: `interrupt()`). Whatever error the step then reports, `stopping()` says why it happened.
 
-Known limit: ConnectorX (the mysql/postgres/supabase extractors) holds the GIL while it waits for a batch, so no
-Python thread runs until that batch arrives: an extractor stops at its next batch, not mid-batch.
+ConnectorX (the mysql/postgres/supabase extractors) holds the GIL while it waits for a batch, so no Python thread
+runs until that batch arrives. For such calls, `cancellable_by_helper(action)` registers a picklable action with a
+helper process (`osiris_core.stop_helper`, forked by `stop_on_signals`) that reads the wakeup fd itself and runs
+the action without this process's GIL (e.g. cancel the server queries carrying a tag), then passes the signal on
+to the watchdog.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from osiris_core.errors import Interrupted
+from osiris_core.stop_helper import Action, StopHelper, start
 
-__all__ = ["Interrupted", "cancellable", "check_stop", "interruptible", "request_stop", "stop_on_signals",
-           "stopping"]
+__all__ = ["Interrupted", "cancellable", "cancellable_by_helper", "check_stop", "interruptible", "request_stop",
+           "stop_on_signals", "stopping"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -37,6 +41,7 @@ _signal_name: list[str] = []
 _cancellers: dict[int, Callable[[], None]] = {}
 _ids = itertools.count()
 _armed: list[bool] = []
+_helper: list[StopHelper] = []
 """Inside `interruptible()`: a signal raises KeyboardInterrupt (once)."""
 
 
@@ -62,6 +67,8 @@ def request_stop(name: str = "stop requested") -> None:
         _signal_name.append(name)
         _stopped.set()
         cancellers = list(_cancellers.values())
+    for helper in _helper:
+        helper.cancel()
     for cancel in cancellers:
         with contextlib.suppress(Exception):  # the call may have ended meanwhile; the exception still comes
             cancel()
@@ -101,6 +108,25 @@ def cancellable(cancel: Callable[[], None]) -> Iterator[None]:
             _cancellers.pop(key, None)
 
 
+@contextlib.contextmanager
+def cancellable_by_helper(action: Action) -> Iterator[None]:
+    """While the block runs, a stop signal makes the helper process run `action` (picklable), even while a native
+    call holds this process's GIL; without a helper (outside `stop_on_signals`), a stop request calls it from the
+    watchdog thread as `cancellable` does."""
+    if not _helper:
+        with cancellable(action):
+            yield
+        return
+    helper = _helper[0]
+    if _stopped.is_set():
+        raise KeyboardInterrupt
+    key = helper.add(action)
+    try:
+        yield
+    finally:
+        helper.remove(key)
+
+
 def _watch(reader: socket.socket) -> None:
     while True:
         try:
@@ -132,9 +158,13 @@ def stop_on_signals() -> Iterator[None]:
 
     reader, writer = socket.socketpair()
     writer.setblocking(False)
+    helper = start(reader)  # forked before the watchdog thread exists
+    if helper is not None:
+        _helper.append(helper)
     previous = {s: signal.signal(s, handle) for s in STOP_SIGNALS}
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    watchdog = threading.Thread(target=_watch, args=(reader,), name="osiris-stop-watchdog", daemon=True)
+    watchdog = threading.Thread(target=_watch, args=(reader if helper is None else helper.relay,),
+                                name="osiris-stop-watchdog", daemon=True)
     watchdog.start()
     try:
         yield
@@ -145,6 +175,9 @@ def stop_on_signals() -> Iterator[None]:
         with contextlib.suppress(OSError):
             writer.shutdown(socket.SHUT_RDWR)
         writer.close()
+        if helper is not None:
+            _helper.clear()
+            helper.close()  # closes the relay: the watchdog ends
         watchdog.join(timeout=1)
         reader.close()
         with _lock:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from osiris_core.errors import DriverError
+from osiris_core.errors import RunError
 
-Describe = Callable[[BaseException, bool], DriverError]
-"""(the error, whether it is a panic) → the DriverError to raise instead."""
+Describe = Callable[[BaseException, bool], RunError]
+"""(the error, whether it is a panic) → the error to raise instead (a DriverError, or Interrupted when the run
+is stopping: the query was cancelled)."""
 
 CONNECTORX_INTEGER_DIGITS = 18
 CONNECTORX_SCALE = 10
