@@ -25,7 +25,7 @@ from osiris_core.interrupts import cancellable_by_helper, stop_reason, stopping
 from osiris_core.state import IncrementalRead
 from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
-from osiris_drivers.sql.connectorx import guarded_batches, is_transient
+from osiris_drivers.sql.connectorx import database_error, guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
 from osiris_drivers.sql.incremental import (
     INCREMENTAL_ALIAS,
@@ -130,6 +130,13 @@ class SqlSource(ABC):
         if stopping():  # the stop helper cancelled the query: the run is being interrupted, nothing failed
             return Interrupted(stop_reason(), hint="the run was stopped; writes in progress were rolled back")
         message = self.settings.scrub(one_line(exc))
+        failed = database_error(exc)
+        if failed is not None:  # the database failed the query while its rows streamed
+            transient = is_transient(RuntimeError(failed))
+            return DriverError(f"{self.dialect.NAME} {self.where} failed the query while its rows streamed: "
+                               f"{self.settings.scrub(failed)}", step_id=self.step_id, transient=transient,
+                               hint="retry; the server was busy or the connection dropped" if transient
+                               else "fix the query (it fails on the server for some rows)")
         if panic:
             return DriverError(f"a value from {self.dialect.NAME} {self.where} has no Arrow form: {message}",
                                step_id=self.step_id, hint=self.PANIC_HINT)
