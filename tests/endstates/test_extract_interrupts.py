@@ -68,3 +68,25 @@ def test_a_signal_cancels_an_extract_waiting_on_the_database(project: Path, mysq
     assert "failed" not in card(project)["error"]
     assert running(family, mysql_db, pg_db, f"AS {column}") == 0, "the extract's query still runs on the server"
     assert not (project / "out.csv").exists()
+
+
+def test_a_signal_cancels_an_extract_in_a_sandbox_run(project: Path, mysql_db: MySQLDatabase,
+                                                      pg_db: PostgresDatabase) -> None:
+    """The host asks the worker to stop; the worker's stop listener signals it, so its stop helper cancels the
+    query although ConnectorX holds the worker's GIL."""
+    write_connections(project, mysql_db, pg_db)
+    column = f"slept_{uuid.uuid4().hex[:12]}"
+    steps: list[dict[str, Any]] = [
+        {"id": "ext", "component": "postgres.extractor", "mode": "read", "config": {
+            "connection": "@postgres.test",
+            "query": f"SELECT i AS id, pg_sleep(1) IS NULL AS {column} FROM generate_series(1, {ROWS}) i"}},
+        {"id": "out", "component": "filesystem.csv_writer", "mode": "write", "needs": ["ext"],
+         "config": {"path": "out.csv"}}]
+
+    def querying(evs: Events) -> bool:
+        return running("postgres", mysql_db, pg_db, f"AS {column}") > 0
+
+    code, output, elapsed = interrupt(project, steps, querying, signal.SIGINT, "--sandbox", "local")
+    run_card = assert_interrupted(project, code, output, elapsed, signal.SIGINT)
+    assert run_card["execution"]["sandbox_session"], "the worker stopped and reported; it was not killed"
+    assert running("postgres", mysql_db, pg_db, f"AS {column}") == 0
