@@ -119,15 +119,7 @@ def _serve(wakeup: socket.socket, relay: socket.socket, control: socket.socket) 
 
     while True:
         ready, _, _ = select.select([wakeup, control], [], [])
-        if wakeup in ready:
-            data = wakeup.recv(64)
-            if not data:
-                return
-            with contextlib.suppress(OSError):  # the watchdog is gone: the run is ending anyway
-                relay.sendall(data)
-            if _STOP_BYTES.intersection(data):
-                run_all()
-        if control in ready:
+        if control in ready:  # first: a registration or removal sent before the signal counts
             chunk = control.recv(65536)
             if not chunk:
                 return
@@ -147,3 +139,11 @@ def _serve(wakeup: socket.socket, relay: socket.socket, control: socket.socket) 
                     actions.pop(message[1], None)
                 elif message[0] == "cancel":
                     run_all()
+        if wakeup in ready:
+            data = wakeup.recv(64)
+            if not data:
+                return
+            with contextlib.suppress(OSError):  # the watchdog is gone: the run is ending anyway
+                relay.sendall(data)
+            if _STOP_BYTES.intersection(data):
+                run_all()
