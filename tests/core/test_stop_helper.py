@@ -13,6 +13,11 @@ import pytest
 from osiris_core.interrupts import cancellable_by_helper, interruptible, stop_on_signals, stop_signal, stopping
 
 
+def write_to(fd: int, data: bytes) -> None:
+    """The action: visible to the test, though it runs in the helper process."""
+    os.write(fd, data)
+
+
 def signal_self(sig: signal.Signals) -> None:
     """Send `sig` to this process and wait (the handler raises KeyboardInterrupt in the wait)."""
     os.kill(os.getpid(), sig)
@@ -23,7 +28,7 @@ def test_a_signal_runs_the_registered_action_in_the_helper() -> None:
     read, write = os.pipe()
     try:
         with stop_on_signals():
-            with interruptible(), cancellable_by_helper(partial(os.write, write, b"cancelled")), \
+            with interruptible(), cancellable_by_helper(partial(write_to, write, b"cancelled")), \
                     pytest.raises(KeyboardInterrupt):
                 signal_self(signal.SIGTERM)
             assert stopping() and stop_signal() == "SIGTERM"
@@ -39,9 +44,9 @@ def test_an_action_whose_block_ended_is_not_run() -> None:
     read, write = os.pipe()
     try:
         with stop_on_signals():
-            with cancellable_by_helper(partial(os.write, write, b"late")):
+            with cancellable_by_helper(partial(write_to, write, b"late")):
                 pass
-            with interruptible(), cancellable_by_helper(partial(os.write, write, b"now")), \
+            with interruptible(), cancellable_by_helper(partial(write_to, write, b"now")), \
                     pytest.raises(KeyboardInterrupt):
                 signal_self(signal.SIGINT)
             ready, _, _ = select.select([read], [], [], 10)
