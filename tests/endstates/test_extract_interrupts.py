@@ -66,6 +66,7 @@ def test_a_signal_cancels_an_extract_waiting_on_the_database(project: Path, mysq
     code, output, elapsed = interrupt(project, steps, querying, sig)
     assert_interrupted(project, code, output, elapsed, sig)
     assert "failed" not in card(project)["error"]
+    assert "panicked" not in output, "a Rust panic report reached the terminal"
     assert running(family, mysql_db, pg_db, f"AS {column}") == 0, "the extract's query still runs on the server"
     assert not (project / "out.csv").exists()
 

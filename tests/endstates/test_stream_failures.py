@@ -44,4 +44,6 @@ def test_a_query_failing_mid_stream_names_the_database_error(project: Path, mysq
     assert "failed the query while its rows streamed" in error and said in error, error
     assert "Arrow form" not in error and "TIME must lie" not in error
     assert "stack backtrace" not in run.stderr and "rust_begin_unwind" not in run.stderr, run.stderr
+    assert "panicked" not in run.stderr and "RUST_BACKTRACE" not in run.stderr, run.stderr
+    assert "Error: step 'ext'" in run.stdout + run.stderr
     assert "Traceback" not in run.stderr
