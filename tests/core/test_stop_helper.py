@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import threading
 from functools import partial
 
 import pytest
@@ -54,3 +55,11 @@ def test_an_action_whose_block_ended_is_not_run() -> None:
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_an_action_the_helper_cannot_take_runs_in_this_process() -> None:
+    called = threading.Event()
+    with stop_on_signals():
+        with interruptible(), cancellable_by_helper(lambda: called.set()), pytest.raises(KeyboardInterrupt):
+            signal_self(signal.SIGINT)  # a lambda does not pickle: the watchdog or the handler calls it
+        assert called.wait(10)

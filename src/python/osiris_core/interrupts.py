@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import pickle
 import signal
 import socket
 import threading
@@ -41,8 +42,9 @@ _signal_name: list[str] = []
 _cancellers: dict[int, Callable[[], None]] = {}
 _ids = itertools.count()
 _armed: list[bool] = []
-_helper: list[StopHelper] = []
 """Inside `interruptible()`: a signal raises KeyboardInterrupt (once)."""
+_helper: list[StopHelper] = []
+"""The stop helper process while `stop_on_signals` runs (none where it could not be started)."""
 
 
 def stopping() -> bool:
@@ -120,7 +122,12 @@ def cancellable_by_helper(action: Action) -> Iterator[None]:
     helper = _helper[0]
     if _stopped.is_set():
         raise KeyboardInterrupt
-    key = helper.add(action)
+    try:
+        key = helper.add(action)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):  # the helper is gone, or `action` unpicklable
+        with cancellable(action):
+            yield
+        return
     try:
         yield
     finally:
