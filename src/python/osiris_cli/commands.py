@@ -122,7 +122,7 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
     # SIGINT/SIGTERM end the run as `interrupted` (exit 130), rolled back, with its card written; Rust panic reports
     # (the step's error says what happened) stay off the terminal.
-    with stop_on_signals(), quiet_native_panics(), progress_listeners(args.progress, app.logs_dir) as progress:
+    with stop_on_signals(), progress_listeners(args.progress, app.logs_dir) as progress, quiet_native_panics():
         settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
                                      listeners=(*listeners, *progress), checksums=checksums,
                                      step_timeout_s=args.step_timeout,
