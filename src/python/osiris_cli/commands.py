@@ -12,6 +12,7 @@ import yaml
 
 from osiris_cli.app import App
 from osiris_cli.executors import EXECUTORS, executor_name
+from osiris_cli.native_panics import quiet_native_panics
 from osiris_cli.output import EXIT_OK, EXIT_RUN_FAILED, emit_json, print_run_card, table
 from osiris_cli.progress import progress_listeners
 from osiris_cli.remote_commands import check_rerun_safe, compare_cards, print_parity
@@ -112,7 +113,8 @@ def _execute(app: App, manifest_path: Path, executor: str, args: argparse.Namesp
             outputs.append(logged.item)
 
     listeners = (collect, _verbose_line) if app.verbose else (collect,)
-    with progress_listeners(args.progress, app.logs_dir) as progress:
+    # Rust panic reports (the step's error says what happened) stay off the terminal.
+    with progress_listeners(args.progress, app.logs_dir) as progress, quiet_native_panics():
         settings = ExecutionSettings(app.registry(), app.connections(manifest_path.parent), app.logs_dir,
                                      listeners=(*listeners, *progress), checksums=checksums,
                                      step_timeout_s=args.step_timeout,

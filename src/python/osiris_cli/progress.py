@@ -289,7 +289,8 @@ def progress_listeners(mode: str, logs_dir: Path, stream: TextIO | None = None) 
     if view == "none":
         yield ()
         return
+    # The view is decided now: a terminal stays one for rich while the run filters fd 2 (`native_panics`).
     display: Display = PlainDisplay(out, logs_dir) if view == "plain" else \
-        LiveDisplay(out, logs_dir, force_terminal=mode == "tty")
+        LiveDisplay(out, logs_dir, force_terminal=True)
     with display.open():
         yield (display.listen,)

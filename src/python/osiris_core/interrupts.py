@@ -10,14 +10,18 @@ returns, so a watchdog thread, woken by the signal through `signal.set_wakeup_fd
 registered with `cancellable(...)` (PostgreSQL: `connection.cancel()`, MySQL: `KILL QUERY` from a second
 connection, DuckDB: `interrupt()`). Whatever error the step then reports, `stopping()` says why it happened.
 
-Known limit: ConnectorX (the mysql/postgres/supabase extractors) holds the GIL while it waits for a batch, so no
-Python thread runs until that batch arrives: an extractor stops at its next batch, not mid-batch.
+ConnectorX (the mysql/postgres/supabase extractors) holds the GIL while it waits for a batch, so no Python thread
+runs until that batch arrives. For such calls, `cancellable_by_helper(action)` registers a picklable action with a
+helper process (`osiris_core.stop_helper`, forked by `stop_on_signals`) that reads the wakeup fd itself and runs
+the action without this process's GIL (e.g. cancel the server queries carrying a tag), then passes the signal on
+to the watchdog.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import pickle
 import signal
 import socket
 import threading
@@ -25,9 +29,10 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from osiris_core.errors import Interrupted
+from osiris_core.stop_helper import Action, StopHelper, start
 
-__all__ = ["Interrupted", "cancel_blocking", "cancellable", "check_stop", "interruptible", "request_stop",
-           "stop_on_signals", "stopping"]
+__all__ = ["Interrupted", "cancel_blocking", "cancellable", "cancellable_by_helper", "check_stop", "interruptible",
+           "request_stop", "stop_on_signals", "stopping"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -38,6 +43,8 @@ _cancellers: dict[int, Callable[[], None]] = {}
 _ids = itertools.count()
 _armed: list[bool] = []
 """Inside `interruptible()`: a signal raises KeyboardInterrupt (once)."""
+_helper: list[StopHelper] = []
+"""The stop helper process while `stop_on_signals` runs (none where it could not be started)."""
 
 
 def stopping() -> bool:
@@ -62,6 +69,8 @@ def request_stop(name: str = "stop requested") -> None:
         _signal_name.append(name)
         _stopped.set()
         cancellers = list(_cancellers.values())
+    for helper in _helper:
+        helper.cancel()
     for cancel in cancellers:
         with contextlib.suppress(Exception):  # the call may have ended meanwhile; the exception still comes
             cancel()
@@ -111,6 +120,30 @@ def cancellable(cancel: Callable[[], None]) -> Iterator[None]:
             _cancellers.pop(key, None)
 
 
+@contextlib.contextmanager
+def cancellable_by_helper(action: Action) -> Iterator[None]:
+    """While the block runs, a stop signal makes the helper process run `action` (picklable), even while a native
+    call holds this process's GIL; without a helper (outside `stop_on_signals`), a stop request calls it from the
+    watchdog thread as `cancellable` does."""
+    if not _helper:
+        with cancellable(action):
+            yield
+        return
+    helper = _helper[0]
+    if _stopped.is_set():
+        raise KeyboardInterrupt
+    try:
+        key = helper.add(action)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):  # the helper is gone, or `action` unpicklable
+        with cancellable(action):
+            yield
+        return
+    try:
+        yield
+    finally:
+        helper.remove(key)
+
+
 def _watch(reader: socket.socket) -> None:
     while True:
         try:
@@ -152,9 +185,13 @@ def stop_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
 
     reader, writer = socket.socketpair()
     writer.setblocking(False)
+    helper = start(reader)  # forked before the watchdog thread exists
+    if helper is not None:
+        _helper.append(helper)
     previous = {s: signal.signal(s, handle) for s in STOP_SIGNALS}
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    watchdog = threading.Thread(target=_watch, args=(reader,), name="osiris-stop-watchdog", daemon=True)
+    watchdog = threading.Thread(target=_watch, args=(reader if helper is None else helper.relay,),
+                                name="osiris-stop-watchdog", daemon=True)
     watchdog.start()
     try:
         yield
@@ -165,6 +202,9 @@ def stop_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
         with contextlib.suppress(OSError):
             writer.shutdown(socket.SHUT_RDWR)
         writer.close()
+        if helper is not None:
+            _helper.clear()
+            helper.close()  # closes the relay: the watchdog ends
         watchdog.join(timeout=1)
         reader.close()
         with _lock:

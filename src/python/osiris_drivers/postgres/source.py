@@ -10,6 +10,7 @@ columns are read as exact text (an unconstrained or over-wide one stays text).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +21,7 @@ from osiris_drivers.postgres.connection import TlsUnsupported, connectorx_url, p
 from osiris_drivers.postgres.dialect import POSTGRES
 from osiris_drivers.sql.connectorx import decimal_is_exact, open_stream
 from osiris_drivers.sql.dialect import TableName
-from osiris_drivers.sql.extractor import ResultColumn, SqlSource
+from osiris_drivers.sql.extractor import Cancel, ResultColumn, SqlSource
 from osiris_drivers.sql.source_types import SourceType
 
 NUMERIC_OID = 1700
@@ -109,6 +110,17 @@ class PostgresSource(SqlSource):
 
     def open(self, sql: str) -> pa.RecordBatchReader:
         return open_stream(self._url, sql, self.stream_failure)
+
+    def canceller(self, marker: str) -> Cancel | None:
+        return partial(cancel_marked, self._dsn, marker)
+
+
+def cancel_marked(dsn: str, marker: str) -> None:
+    """Cancel the other backends' running statements whose text contains `marker` (ConnectorX runs a stream as
+    `COPY (<query>) TO STDOUT`, the marker comment inside)."""
+    with pg_connection(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                       "AND state = 'active' AND position(%s in query) > 0", (marker,))
 
 
 _FRACTIONAL = ("time", "timestamp", "interval")

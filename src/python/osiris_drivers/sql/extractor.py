@@ -9,8 +9,10 @@ calls for. An extractor implements only its database's hooks (`SqlSource`).
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, ClassVar
 
@@ -18,11 +20,12 @@ import pyarrow as pa
 from pydantic import Field
 
 from osiris_core.driver import DriverConfig, StepPlan
-from osiris_core.errors import DriverError
+from osiris_core.errors import DriverError, Interrupted, RunError
+from osiris_core.interrupts import cancellable_by_helper, stop_reason, stopping
 from osiris_core.state import Cursor, IncrementalRead
 from osiris_drivers.connection import ClientMissing, ConnectionSettings, import_client, one_line
 from osiris_drivers.sql import pages
-from osiris_drivers.sql.connectorx import guarded_batches, is_transient
+from osiris_drivers.sql.connectorx import database_error, guarded_batches, is_transient
 from osiris_drivers.sql.dialect import Dialect, TableName
 from osiris_drivers.sql.incremental import (
     INCREMENTAL_ALIAS,
@@ -38,6 +41,9 @@ from osiris_drivers.sql.incremental import (
 from osiris_drivers.sql.source_types import SourceType, with_source
 
 ColumnName = Annotated[str, Field(min_length=1)]
+Cancel = Callable[[], None]
+"""A picklable action (a functools.partial of a module-level function): it travels to the stop helper process
+(`osiris_core.interrupts.cancellable_by_helper`) and runs there, with its own connection, on a stop signal."""
 TEXT_ALIAS = "__osiris_q"
 
 
@@ -91,6 +97,8 @@ class SqlSource(ABC):
         """The connection family's settings: how its client's errors read, what to scrub."""
         self.where = settings.where if where is None else where
         """`at host:port`, for messages."""
+        self.tag = f"osiris:{uuid.uuid4().hex}"
+        """Every stream query starts with the comment `/* <tag> */`, so a stop signal can cancel it server-side."""
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -114,10 +122,24 @@ class SqlSource(ABC):
     def open(self, sql: str) -> pa.RecordBatchReader:
         """A ConnectorX stream of `sql` (`osiris_drivers.sql.connectorx.open_stream`, with `stream_failure`)."""
 
+    def canceller(self, marker: str) -> Cancel | None:
+        """A picklable action that cancels, server-side, the running queries whose text contains `marker` (run by
+        the stop helper process on SIGINT/SIGTERM: ConnectorX holds the GIL while it waits for a batch)."""
+        return None
+
     # ------------------------------------------------------------------------------------------------ shared
 
-    def stream_failure(self, exc: BaseException, panic: bool) -> DriverError:
+    def stream_failure(self, exc: BaseException, panic: bool) -> RunError:
+        if stopping():  # the stop helper cancelled the query: the run is being interrupted, nothing failed
+            return Interrupted(stop_reason(), hint="the run was stopped; writes in progress were rolled back")
         message = self.settings.scrub(one_line(exc))
+        failed = database_error(exc)
+        if failed is not None:  # the database failed the query while its rows streamed
+            transient = is_transient(RuntimeError(failed))
+            return DriverError(f"{self.dialect.NAME} {self.where} failed the query while its rows streamed: "
+                               f"{self.settings.scrub(failed)}", step_id=self.step_id, transient=transient,
+                               hint="retry; the server was busy or the connection dropped" if transient
+                               else "fix the query (it fails on the server for some rows)")
         if panic:
             return DriverError(f"a value from {self.dialect.NAME} {self.where} has no Arrow form: {message}",
                                step_id=self.step_id, hint=self.PANIC_HINT)
@@ -189,7 +211,7 @@ class SqlSource(ABC):
         if key is None:
             if any(c.as_text for c in columns):
                 sql = f"SELECT {select} FROM (\n{sql}\n) AS {TEXT_ALIAS}"
-            reader = self.open(sql)
+            reader = self._open(sql)
             schema = self._schema(reader, columns, extra=0)
             return pa.RecordBatchReader.from_batches(schema, self._cast(reader, columns, schema))
         assert table is not None
@@ -204,15 +226,22 @@ class SqlSource(ABC):
             return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}"
                     f"{condition} ORDER BY {quoted_key} LIMIT {page_rows}")
 
-        first = self.open(page_sql(None))
+        first = self._open(page_sql(None))
         schema = self._schema(first, columns, extra=1)
         with_key = [*columns, ResultColumn(pages.KEY_ALIAS)]
 
         def read_page(after: int | None) -> Iterator[pa.RecordBatch]:
-            return self._cast(first if after is None else self.open(page_sql(after)), with_key, None)
+            return self._cast(first if after is None else self._open(page_sql(after)), with_key, None)
 
         return pa.RecordBatchReader.from_batches(schema, pages.keyset_pages(
             read_page, schema, limit=options.limit, page_rows=page_rows, name=f"osiris-{self.step_id}"))
+
+    def _marker(self) -> str:
+        return f"/* {self.tag} */"
+
+    def _open(self, sql: str) -> pa.RecordBatchReader:
+        """The family's stream of `sql`, tagged for the stop helper."""
+        return self.open(f"{self._marker()} {sql}")
 
     def _with_sources(self, columns: list[ResultColumn], table: TableName | None) -> list[ResultColumn]:
         """Declared types for a table's columns; a query's keep their types but not NOT NULL (an outer join can
@@ -235,6 +264,12 @@ class SqlSource(ABC):
               schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
         """Each batch with every column cast to its target (`schema` None: keep the batch's names)."""
         casting = schema is not None or any(c.target is not None for c in columns)
+        cancel = self.canceller(self._marker())
+        with cancellable_by_helper(cancel) if cancel is not None else contextlib.nullcontext():
+            yield from self._cast_batches(reader, columns, schema, casting)
+
+    def _cast_batches(self, reader: pa.RecordBatchReader, columns: list[ResultColumn], schema: pa.Schema | None,
+                      casting: bool) -> Iterator[pa.RecordBatch]:
         for batch in guarded_batches(reader, self.stream_failure):
             if not casting:
                 yield batch

@@ -10,13 +10,12 @@ The connections' values (secrets included) arrive on stdin, one line once the ho
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import os
+import select
 import signal
 import sys
 import tarfile
-import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,7 +24,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.events import Logged
 from osiris_core.execution import ExecutionSettings
 from osiris_core.fingerprint import run_fingerprint
-from osiris_core.interrupts import request_stop, stop_on_signals
+from osiris_core.interrupts import stop_on_signals
 from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
 from osiris_remote.worker.components import bundle_root, bundled_registry, bundled_specs
@@ -57,18 +56,41 @@ def read_values(stdin: BinaryIO) -> dict[str, str]:
 
 
 def _listen_for_stop(fd: int) -> None:
-    """A stop request from the host stops the run as that signal stops a local one (`osiris_core.interrupts`)."""
+    """A stop request from the host signals this process as Ctrl-C signals a local run (`osiris_core.interrupts`:
+    rolled back, `interrupted`). A child process listens, not a thread: ConnectorX can hold this process's GIL for
+    as long as a query runs, while a signal still reaches the run's stop helper, which cancels that query."""
+    worker = os.getpid()
+    if os.fork():
+        os.close(fd)
+        return
+    try:  # the listener: never returns into the worker's code
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):  # the host waits for the worker's output to end: hold none of it open
+            os.dup2(null, std)
+        _forward_stop(fd, worker)
+    finally:
+        os._exit(0)
 
-    def listen() -> None:
-        with os.fdopen(fd, "rb") as pipe:
-            for line in pipe:
-                name = decode_stop(line)
-                if name is not None:
-                    request_stop(name)
-                    _thread.interrupt_main(signal.SIGINT)
-                    return
 
-    threading.Thread(target=listen, name="osiris-stop-listener", daemon=True).start()
+def _forward_stop(fd: int, worker: int) -> None:
+    """Wait for the host's stop line on `fd`; signal `worker` with the signal it names. Ends with the worker."""
+    buffer = b""
+    while os.getppid() == worker:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            name = decode_stop(line + b"\n")
+            if name is not None:
+                os.kill(worker, signal.SIGTERM if name == "SIGTERM" else signal.SIGINT)
+                return
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

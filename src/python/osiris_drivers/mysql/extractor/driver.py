@@ -10,6 +10,8 @@ verify-full) is refused rather than streamed in plain text.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pyarrow as pa
 from pydantic import Field
 
@@ -21,7 +23,7 @@ from osiris_drivers.mysql.dialect import MYSQL
 from osiris_drivers.mysql.extractor.columns import DECLARED_SQL, declared, result_column
 from osiris_drivers.sql.connectorx import open_stream
 from osiris_drivers.sql.dialect import TableName
-from osiris_drivers.sql.extractor import ResultColumn, SourceOptions, SqlSource
+from osiris_drivers.sql.extractor import Cancel, ResultColumn, SourceOptions, SqlSource
 from osiris_drivers.sql.source_types import SourceType
 
 BATCH_ROWS = 65_536
@@ -96,6 +98,19 @@ class MySQLSource(SqlSource):
     def open(self, sql: str) -> pa.RecordBatchReader:
         return open_stream(self.mysql.connectorx_url(), sql, self.stream_failure, batch_size=BATCH_ROWS,
                            pre_execution_query=[SESSION_TIME_ZONE])
+
+    def canceller(self, marker: str) -> Cancel | None:
+        return partial(kill_marked, self.mysql, marker)
+
+
+def kill_marked(settings: MySQLSettings, marker: str) -> None:
+    """KILL QUERY every other session whose running statement contains `marker`."""
+    session = settings.connect()
+    with session, session.cursor() as cursor:
+        cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+                       "AND LOCATE(%s, INFO) > 0", (marker,))
+        for (thread_id,) in cursor.fetchall():
+            cursor.execute(f"KILL QUERY {int(thread_id)}")
 
 
 class MySQLExtractor(Driver[MySQLExtractorConfig]):
