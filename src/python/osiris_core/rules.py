@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from osiris_core.canonical import canonical_json
+from osiris_core.json_schemas import check_schema
 
 CONSTRAINTS = ("requires", "forbids", "exclusive", "one_of", "any_of")
 KeyList = tuple[str, ...]
@@ -60,7 +61,7 @@ def check_condition(when: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for key, value in when.items():
         schema = condition_schema(value)
         try:
-            jsonschema.Draft202012Validator.check_schema(schema)
+            check_schema(schema)
         except jsonschema.SchemaError as exc:
             raise ValueError(f"condition on {key!r} is not a JSON Schema: {exc.message}") from None
         schemas[key] = schema

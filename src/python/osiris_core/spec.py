@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from osiris_core.canonical import sha256_value
 from osiris_core.errors import Location, SpecError
+from osiris_core.json_schemas import check_schema
 from osiris_core.rules import Rule, Violation, check_condition, first_violation, holds
 from osiris_core.yaml_source import YamlDocument, parse_yaml
 
@@ -81,7 +82,7 @@ class ComponentSpec(BaseModel):
     @field_validator("config")
     @classmethod
     def _config_is_object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        jsonschema.Draft202012Validator.check_schema(value)
+        check_schema(value)
         if value.get("type") != "object" or value.get("additionalProperties") is not False:
             raise ValueError("config must be a JSON Schema with type: object and additionalProperties: false")
         return value
