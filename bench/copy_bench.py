@@ -1,6 +1,6 @@
 """Benchmark: MySQL → PostgreSQL copies, timed against a raw `mariadb | psql \\copy` pipe in the same run.
 
-Run from the repository root (servers as in DEVELOPERS.md / `.ci/run`):
+Run from the repository root (MariaDB and PostgreSQL running as `.ci/run` starts them):
 
     ./pants run bench/copy_bench.py -- --rows 1000000 --rows 5000000
 

@@ -1,6 +1,6 @@
 """Benchmark: an incremental run against the full run, MySQL → PostgreSQL upsert, 1% of the rows changed.
 
-Run from the repository root (servers as in DEVELOPERS.md / `.ci/run`):
+Run from the repository root (MariaDB and PostgreSQL running as `.ci/run` starts them):
 
     ./pants run bench/incremental_bench.py -- --rows 1000000 --changed 0.01
 

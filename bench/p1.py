@@ -1,6 +1,6 @@
 """Benchmark P1 as a user runs it: a cold `osiris run` process against the raw pipe, in the same run.
 
-Run from the repository root with the servers of DEVELOPERS.md:
+Run from the repository root, with MariaDB and PostgreSQL running as `.ci/run` starts them:
 
     PYTHONPATH=src/python:. python bench/p1.py --rows 1000000 --rows 10000000
 

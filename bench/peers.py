@@ -1,6 +1,6 @@
 """Benchmark: the P1 workload through Osiris and its peers, timed in the same run against the raw pipe.
 
-Run from the repository root with the servers of DEVELOPERS.md:
+Run from the repository root, with MariaDB and PostgreSQL running as `.ci/run` starts them:
 
     PYTHONPATH=src/python:. python bench/peers.py --rows 1000000
 
