@@ -32,10 +32,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import yaml
 
-from bench.copy_bench import MYSQL_DATABASE, MYSQL_HOST, MYSQL_USER, PG_COLUMNS, PG_DSN, generate, reset_postgres
+from bench.copy_bench import (
+    MYSQL_DATABASE,
+    MYSQL_HOST,
+    MYSQL_USER,
+    PG_COLUMNS,
+    PG_DSN,
+    generate,
+    reset_postgres,
+    row_count,
+)
 from bench.copy_bench import write_connections as write_bench_connections
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,13 +119,6 @@ def pipe_upsert() -> list[str]:
     quoted = script.replace("'", "'\\''")
     # psql reads the script from -f and the rows of `\copy … FROM pstdin` from its standard input
     return [mariadb, "|", "psql", "-q", "-v", "ON_ERROR_STOP=1", PG_DSN, "-f", f"<(printf '%s' '{quoted}')"]
-
-
-def row_count(table: str) -> int:
-    with psycopg2.connect(PG_DSN) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {table}")
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
 
 
 def best(runs: list[Run]) -> Run:

@@ -35,9 +35,10 @@ from bench.copy_bench import (
     PG_DATABASE,
     generate,
     reset_postgres,
+    row_count,
     write_connections,
 )
-from bench.p1 import Run, osiris, osiris_env, pipe_copy, psql, row_count, timed, write_pipeline
+from bench.p1 import Run, osiris, osiris_env, pipe_copy, psql, timed, write_pipeline
 
 CACHE = Path(os.environ.get("OSIRIS_BENCH_CACHE", Path.home() / ".cache" / "osiris-bench"))
 VENV = CACHE / "peers-venv"
