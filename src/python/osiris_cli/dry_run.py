@@ -32,7 +32,7 @@ from osiris_core.run_session import registry_masker
 from osiris_core.session import last_compile
 from osiris_core.state import cursor_min, encode_cursor
 from osiris_core.state_plan import check_writers, load_records, state_targets, stored_cursor
-from osiris_core.step_config import typed_config
+from osiris_core.step_config import typed_config, with_connection
 from osiris_drivers.dry_run import plan_step
 
 INCREMENTAL = "full"
@@ -76,11 +76,7 @@ def _config(step: ManifestStep, component: Component, raw: dict[str, Any], conne
     if spec.connection is not None and step.connection is not None:
         fields = connections.resolve(parse_reference(step.connection))
         masker.add_connection_fields(fields, spec.secrets)
-        unknown = sorted(set(fields) - set(spec.connection.fields))
-        if unknown:
-            raise InputError(f"connection {step.connection} has fields {unknown} that '{spec.name}' does not use",
-                             hint=f"allowed fields: {list(spec.connection.fields)}")
-        config = {**fields, **config}
+        config = with_connection(step, component, fields, config)
     return typed_config(step, component, config)
 
 

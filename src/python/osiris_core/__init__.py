@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
     "typed_config": "osiris_core.step_config",
+    "with_connection": "osiris_core.step_config",
     "python_safe": "osiris_core.arrow_values",
     "canonical_json": "osiris_core.canonical",
     "compile_file": "osiris_core.compiler",
@@ -257,6 +258,7 @@ __all__ = [
     "stopping",
     "stored_cursor",
     "typed_config",
+    "with_connection",
 ]
 
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 from osiris_core.canonical import canonical_json
 from osiris_core.checksum import DataChecksum, table_checksum
 from osiris_core.driver import MAIN_OUTPUT, ROWS_WRITTEN, ArrowData, Driver, DriverConfig, StepContext, count_rows
-from osiris_core.errors import DriverError, InputError, OsirisError, RunError
+from osiris_core.errors import DriverError, OsirisError, RunError
 from osiris_core.events import (
     PHASE_PATTERN,
     DriversRegistered,
@@ -48,7 +48,7 @@ from osiris_core.recorder import RunRecorder, RunResult
 from osiris_core.registry import Component
 from osiris_core.state import Cursor, IncrementalRead, StateCommit, cursor_min, encode_cursor
 from osiris_core.state_plan import StateTarget, check_writers, load_records, state_targets, stored_cursor
-from osiris_core.step_config import typed_config
+from osiris_core.step_config import typed_config, with_connection
 
 __all__ = ["LocalExecutor", "RunResult", "StepTimeout"]
 
@@ -374,11 +374,7 @@ class LocalExecutor(Executor):
             return config
         fields = recorder.resolve_connection(self.settings.connections, step.connection,
                                              environ=self.settings.env(), secret_keys=spec.secrets)
-        unknown = sorted(set(fields) - set(spec.connection.fields))
-        if unknown:
-            raise InputError(f"connection {step.connection} has fields {unknown} that '{spec.name}' does not use",
-                             hint=f"allowed fields: {list(spec.connection.fields)}")
-        return {**fields, **config}
+        return with_connection(step, component, fields, config)
 
     def _step_config(self, step: ManifestStep, recorder: RunRecorder) -> DriverConfig:
         """A step's typed config, its connection resolved."""
