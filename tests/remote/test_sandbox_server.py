@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,19 @@ def test_server_binds_a_free_port_not_the_envd_default(server: LocalSandboxServe
     assert server.port not in (0, 49983)
     assert server.url == f"http://127.0.0.1:{server.port}"
     assert httpx.get(f"{server.url}/health").status_code == 204
+
+
+def test_server_connections_send_without_waiting_for_acks(server: LocalSandboxServer) -> None:
+    """TCP_NODELAY on every accepted connection: a response written as headers then body must not wait for the
+    client's delayed ACK (that cost ~40 ms per SDK request, most of a local sandbox run's upload)."""
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        assert client.recv(4096).startswith(b"HTTP/1.1 204")
+        connections = list(server._server.server_state.connections)
+        assert connections
+        for connection in connections:
+            sock = connection.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_sandbox_is_created_in_debug_mode(sandbox: Sandbox, server: LocalSandboxServer) -> None:
