@@ -12,72 +12,26 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from osiris_cli.app import App
+from osiris_cli.compiled_inputs import compiled_pipeline, step_config
 from osiris_cli.executors import executor_name
 from osiris_cli.output import emit_json, table
-from osiris_core.compiler import compile_pipeline
-from osiris_core.connections import Connections, parse_reference
 from osiris_core.driver import DriverConfig, StepPlan, WriteAction
 from osiris_core.errors import InputError, OsirisError
-from osiris_core.execution import check_manifest
-from osiris_core.fingerprint import run_fingerprint
-from osiris_core.manifest import MANIFEST_FILE, CompiledPipeline, ManifestStep, load_compiled
-from osiris_core.masking import Masker, masked_logging
-from osiris_core.oml import load_pipeline
+from osiris_core.manifest import CompiledPipeline, ManifestStep
+from osiris_core.masking import masked_logging
 from osiris_core.registry import Component
 from osiris_core.run_session import registry_masker
-from osiris_core.session import last_compile
 from osiris_core.state import cursor_min, encode_cursor
 from osiris_core.state_plan import check_writers, load_records, state_targets, stored_cursor
-from osiris_core.step_config import typed_config, with_connection
 from osiris_drivers.dry_run import plan_step
 
 INCREMENTAL = "full"
 """A step that reads its whole source (or reads no source)."""
 EXIT_OK = 0
 EXIT_WOULD_FAIL = 1
-
-
-def _compiled(app: App, target: str | None, use_last_compile: bool) -> tuple[CompiledPipeline, Connections]:
-    """The pipeline compiled in memory, or the manifest as a run loads it; and the connections it uses."""
-    if use_last_compile:
-        if target:
-            raise InputError("give either a pipeline/manifest or --last-compile, not both", hint="drop one of them")
-        manifest: Path | None = last_compile(app.logs_dir)
-    elif not target:
-        raise InputError("nothing to plan", hint="give PIPELINE.yaml, a compiled manifest.yaml, or --last-compile")
-    else:
-        path = Path(target)
-        manifest = path / MANIFEST_FILE if path.is_dir() and (path / MANIFEST_FILE).is_file() else (
-            path if path.name == MANIFEST_FILE else None)
-        if manifest is None:
-            connections = app.connections(path.parent)
-            pipeline, document = load_pipeline(path)
-            result = compile_pipeline(pipeline, document, app.registry(), connections)
-            return CompiledPipeline(manifest=result.manifest, configs=result.configs,
-                                    directory=str(path.parent)), connections
-    assert manifest is not None
-    compiled = load_compiled(manifest)
-    registry = app.registry()
-    used = registry.used_by(step.component for step in compiled.manifest.steps)
-    check_manifest(compiled, registry, run_fingerprint(c.spec.driver for c in used))
-    return compiled, app.connections(manifest.parent)
-
-
-def _config(step: ManifestStep, component: Component, raw: dict[str, Any], connections: Connections,
-            masker: Masker) -> DriverConfig:
-    """The step's typed config as the run builds it: connection fields resolved (their secrets masked from now
-    on), then the step's own keys; a bad value is the run's InputError."""
-    config = {key: value for key, value in raw.items() if key != "connection"}
-    spec = component.spec
-    if spec.connection is not None and step.connection is not None:
-        fields = connections.resolve(parse_reference(step.connection))
-        masker.add_connection_fields(fields, spec.secrets)
-        config = with_connection(step, component, fields, config)
-    return typed_config(step, component, config)
 
 
 def _step(step: ManifestStep, plan: StepPlan | None, error: str | None,
@@ -121,7 +75,7 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False,
              full_refresh: bool = False) -> dict[str, Any]:
     """`{pipeline, dry_run: true, ok, steps: [{step, component, mode, needs, source, target, write_mode, action,
     target_exists, detail, incremental, error}]}`; `ok` is false when a step's plan shows the run would fail."""
-    compiled, connections = _compiled(app, target, use_last_compile)
+    compiled, connections = compiled_pipeline(app, target, use_last_compile)
     registry = app.registry()
     masker = registry_masker(registry)
     steps: list[dict[str, Any]] = []
@@ -133,7 +87,7 @@ def plan_run(app: App, target: str | None, *, use_last_compile: bool = False,
     components = {s.id: registry.get(s.component) for s in compiled.manifest.steps}
 
     def typed(step: ManifestStep) -> DriverConfig:
-        return _config(step, components[step.id], compiled.configs[step.id], connections, masker)
+        return step_config(step, components[step.id], compiled.configs[step.id], connections, masker)
 
     with masked_logging(masker):
         for step in compiled.manifest.steps:

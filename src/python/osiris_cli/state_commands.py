@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from osiris_cli.app import App
-from osiris_cli.dry_run import _compiled, _config
+from osiris_cli.compiled_inputs import compiled_pipeline, step_config
 from osiris_cli.output import emit_json, table
 from osiris_core.driver import DriverConfig
 from osiris_core.errors import InputError
@@ -26,7 +26,7 @@ HEADERS = ("pipeline", "step", "target", "cursor", "rows", "updated_at", "sessio
 
 def _targets(app: App, pipeline: str) -> tuple[CompiledPipeline, list[StateTarget]]:
     """The compiled pipeline and the state stores of its incremental extractors."""
-    compiled, connections = _compiled(app, pipeline, False)
+    compiled, connections = compiled_pipeline(app, pipeline, False)
     registry = app.registry()
     masker = registry_masker(registry)
     components = {s.id: registry.get(s.component) for s in compiled.manifest.steps}
@@ -34,7 +34,7 @@ def _targets(app: App, pipeline: str) -> tuple[CompiledPipeline, list[StateTarge
 
     def config(step: ManifestStep) -> DriverConfig:
         if step.id not in typed:
-            typed[step.id] = _config(step, components[step.id], compiled.configs[step.id], connections, masker)
+            typed[step.id] = step_config(step, components[step.id], compiled.configs[step.id], connections, masker)
         return typed[step.id]
 
     with masked_logging(masker):
