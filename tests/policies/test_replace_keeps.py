@@ -142,3 +142,28 @@ def test_postgres_replace_keeps_sequences_defaults_special_indexes_and_column_gr
     grants = target.sql("SELECT column_name, privilege_type FROM information_schema.column_privileges WHERE "
                         f"grantee = '{role}' AND table_name = '{table}' ORDER BY 1, 2")
     assert grants == [("a", "SELECT"), ("a", "UPDATE")]
+
+
+def test_mysql_swap_refuses_to_break_a_view_and_keeps_views_that_still_work(mysql_target: Target) -> None:
+    """MySQL views follow the table by name through the swap: one that reads a column the input lacks refuses the
+    write (table and view unchanged); one that reads kept columns reads the new rows."""
+    target, table = mysql_target, mysql_target.table()
+    q = target.q(table)
+    target.sql(f"CREATE TABLE {q} (id BIGINT PRIMARY KEY, a VARCHAR(20), old VARCHAR(20))")
+    target.sql(f"INSERT INTO {q} VALUES (1, 'x', 'y')")
+    reads_old, reads_a = target.q(f"{table}_old_v"), target.q(f"{table}_a_v")
+    target.sql(f"CREATE VIEW {reads_old} AS SELECT id, old FROM {q}")
+    target.sql(f"CREATE VIEW {reads_a} AS SELECT id, a FROM {q}")
+    try:
+        with pytest.raises(DriverError) as info:
+            target.write(table, NEW_INPUT, **REPLACE)
+        assert f"view {target.schema}.{table}_old_v would no longer work" in info.value.message
+        assert "old" in info.value.message
+        assert target.rows(table, ["id", "a", "old"]) == [(1, "x", "y")]
+        assert target.sql(f"SELECT id, old FROM {reads_old}") == [(1, "y")]
+        assert not target.sql(f"SHOW TABLES LIKE '{table}%osiris%'")
+        target.sql(f"DROP VIEW {reads_old}")
+        target.write(table, NEW_INPUT, **REPLACE)
+        assert target.sql(f"SELECT id, a FROM {reads_a}") == [(5, "new")]
+    finally:
+        target.sql(f"DROP VIEW IF EXISTS {reads_old}, {reads_a}")

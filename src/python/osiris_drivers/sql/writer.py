@@ -191,6 +191,10 @@ class TableWriter(ABC):
         old one had and the new schema allows (grants, indexes, comments); refuses what a rebuild would break
         (dependent views). Runs in the write's transaction, after the new table is created."""
         return []
+
+    def check_swap(self, new: str) -> None:  # noqa: B027 (a hook most writers leave empty)
+        """Before the filled table `new` (quoted) is renamed into the target's place: refuse what the swap would
+        break (MySQL: views that would no longer work)."""
     # --------------------------------------------------------------- incremental state (osiris_drivers.sql.state)
 
     def state_setup_sql(self) -> list[str]:
@@ -627,6 +631,7 @@ class SwapWriter(SessionWriter):
         self.commit()
         self.discard_stage()
         if swap:
+            self.check_swap(new)
             self.execute(self.rename_sql([(self.target, old), (new, self.target)]))
             self.created.clear()
             try:

@@ -274,6 +274,26 @@ class MySQLTableWriter(SwapWriter):
             statements.append(f"ALTER TABLE {table} COMMENT = {self.session.escape(str(comment[0]))}")
         return statements
 
+    def check_swap(self, new: str) -> None:
+        """Views name the target by name, so after the swap they read the new table: each view that names the
+        target must still work on `new` — tried as a throw-away view over it — or the write is refused, naming it."""
+        qualified = f"{MYSQL.quote_ident(self.table.schema)}.{MYSQL.quote_ident(self.table.name)}"
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+                           "WHERE LOCATE(%s, VIEW_DEFINITION) > 0 ORDER BY 1, 2", (qualified,))
+            views = cursor.fetchall()
+        probe = self.helper("__osiris_view_check")
+        for schema, name, definition in views:
+            try:
+                self.execute(f"CREATE OR REPLACE VIEW {probe} AS {str(definition).replace(qualified, new)}")
+            except Exception as exc:
+                raise self.fail(
+                    f"the write would swap a new table in for {self.label} {self.where}, but view {schema}.{name} "
+                    f"would no longer work on it: {self.explain(exc).message}",
+                    "change or drop that view first, or give the input the columns it reads") from None
+            finally:
+                self.execute(f"DROP VIEW IF EXISTS {probe}")
+
     # ------------------------------------------------------------------------------------------------ loads
 
     def stage(self, table: str) -> tuple[str, int | None]:
