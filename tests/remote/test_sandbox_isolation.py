@@ -27,7 +27,7 @@ from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
 from osiris_remote.backends import Sandbox, SandboxOptions, open_sandbox
 from osiris_remote.bootstrap import EXIT_BUNDLE_REJECTED, bootstrap_command
-from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle
+from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle, ship
 from osiris_remote.bundle_format import MANIFEST_NAME
 from osiris_remote.proxy import SandboxExecutor
 from osiris_remote.worker.protocol import decode, encode_values
@@ -122,8 +122,9 @@ def _stage(sandbox: Sandbox, project: Path, registry: ComponentRegistry, bundle:
         sandbox.put(f"osiris/work/{name}", touch_program(project / f"marker-{index}").encode())
     sandbox.put("osiris/work/startup.py", touch_program(project / "marker-startup").encode())
     fingerprint = run_fingerprint(component.spec.driver for component in registry)
+    specs = [word for path in ship(list(registry)).spec_paths for word in ("--spec", path)]
     return fingerprint, ["--manifest", "../compiled/manifest.yaml", "--connections", "../osiris_connections.yaml",
-                         "--logs", "../logs", "--expected-fingerprint", fingerprint]
+                         "--logs", "../logs", "--expected-fingerprint", fingerprint, *specs]
 
 
 HOSTILE_ENV = {"PYTHONPATH": ".", "PYTHONHOME": ".", "PYTHONSTARTUP": "startup.py", "PYTHONUSERBASE": "."}
