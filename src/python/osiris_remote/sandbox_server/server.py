@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 10.0
+SHUTDOWN_POLL_S = 0.005
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -71,7 +72,8 @@ def _config(app: SandboxApp, log_level: str) -> uvicorn.Config:
 
 
 class _ThreadServer(uvicorn.Server):
-    """uvicorn's server, woken by `halt` at once instead of at its next 0.1 s tick."""
+    """uvicorn's server, woken by `halt` at once instead of at its next 0.1 s tick, and shutting down as soon as
+    its connections have closed instead of after uvicorn's fixed 0.1 s pause."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -84,6 +86,25 @@ class _ThreadServer(uvicorn.Server):
             counter = (counter + 1) % 864000
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful shutdown, polling every few milliseconds: stop accepting, ask each connection to close,
+        wait for connections and tasks (at most `timeout_graceful_shutdown`, then cancel the tasks), end the app."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.timeout_graceful_shutdown or 0)
+        while (self.server_state.connections or self.server_state.tasks) and loop.time() < deadline:
+            await asyncio.sleep(SHUTDOWN_POLL_S)
+        for task in self.server_state.tasks:
+            task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        for server in self.servers:
+            await server.wait_closed()
+        await self.lifespan.shutdown()
 
     def halt(self) -> None:
         """Begin uvicorn's graceful shutdown now (on the server's loop)."""
