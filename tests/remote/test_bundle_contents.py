@@ -18,7 +18,7 @@ from osiris_core.connections import Connections
 from osiris_core.errors import InputError, YamlError
 from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
-from osiris_core.registry import ComponentRegistry
+from osiris_core.registry import ComponentRegistry, load_component
 from osiris_drivers.registry import builtin_components, default_registry
 from osiris_remote.backends import SandboxOptions
 from osiris_remote.bundle import build_bundle, bundle_for, ship
@@ -26,7 +26,7 @@ from osiris_remote.bundle_format import DEFAULT_PACKAGES, MANIFEST_NAME, bundle_
 from osiris_remote.proxy import SandboxExecutor
 from osiris_remote.worker import components as worker_components
 from tests.conftest import REPO_ROOT
-from tests.support.components import probe_component
+from tests.support.components import PROBE_SPEC, probe_component
 
 SRC = REPO_ROOT / "src/python"
 HOST_SIDE = ("osiris_remote/proxy.py", "osiris_remote/bundle.py", "osiris_remote/bundle_format.py",
@@ -166,3 +166,22 @@ def test_the_worker_refuses_a_spec_path_that_is_no_component_spec_of_the_bundle(
     (tmp_path / "spec.yaml").write_text("x: 1\n")
     with pytest.raises(InputError, match=f"not component spec files of the bundle: {re.escape(named)}"):
         worker_components.bundled_specs(root, [named])
+
+
+def test_a_spec_yaml_that_is_not_beside_its_driver_is_found_among_its_packages_specs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "farspec_pkg"
+    (package / "drivers").mkdir(parents=True)
+    (package / "specs/probe").mkdir(parents=True)
+    (package / "specs/other").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "drivers/__init__.py").write_text("")
+    (package / "drivers/probe.py").write_text(
+        "from tests.support.components import ProbeDriver\n\n\nclass FarProbe(ProbeDriver):\n    pass\n")
+    text = PROBE_SPEC.replace("name: test.probe", "name: far.probe").replace(
+        "driver: tests.support.components:ProbeDriver", "driver: farspec_pkg.drivers.probe:FarProbe")
+    (package / "specs/probe/spec.yaml").write_text(text)
+    (package / "specs/other/spec.yaml").write_text(text.replace("name: far.probe", "name: far.other"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    component = load_component(text, origin="farspec_pkg/specs/probe/spec.yaml")
+    assert ship([component]).spec_paths == ["farspec_pkg/specs/probe/spec.yaml"]
