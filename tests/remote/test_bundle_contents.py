@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -14,17 +15,18 @@ import pytest
 
 from osiris_core.compiler import compile_file
 from osiris_core.connections import Connections
+from osiris_core.errors import InputError, YamlError
 from osiris_core.execution import ExecutionSettings
 from osiris_core.manifest import load_compiled
-from osiris_core.registry import ComponentRegistry
-from osiris_drivers.registry import builtin_components
+from osiris_core.registry import ComponentRegistry, load_component
+from osiris_drivers.registry import builtin_components, default_registry
 from osiris_remote.backends import SandboxOptions
-from osiris_remote.bundle import build_bundle
+from osiris_remote.bundle import build_bundle, bundle_for, ship
 from osiris_remote.bundle_format import DEFAULT_PACKAGES, MANIFEST_NAME, bundle_bytes, bundled
 from osiris_remote.proxy import SandboxExecutor
 from osiris_remote.worker import components as worker_components
 from tests.conftest import REPO_ROOT
-from tests.support.components import probe_component
+from tests.support.components import PROBE_SPEC, probe_component
 
 SRC = REPO_ROOT / "src/python"
 HOST_SIDE = ("osiris_remote/proxy.py", "osiris_remote/bundle.py", "osiris_remote/bundle_format.py",
@@ -128,3 +130,58 @@ def test_a_component_whose_spec_is_no_spec_yaml_is_refused_before_the_sandbox_op
     assert "component 'test.probe' cannot run in a sandbox: no spec.yaml of package 'tests'" in result.card.error
     assert [s.status for s in result.card.steps] == ["skipped"]
     assert not root.exists()
+
+
+def test_the_host_names_the_spec_file_beside_each_components_driver() -> None:
+    components = default_registry(entry_points=False).used_by(["duckdb.processor", "filesystem.csv_writer"])
+    shipment = ship(components)
+    assert shipment.spec_paths == ["osiris_drivers/duckdb/processor/spec.yaml",
+                                   "osiris_drivers/filesystem/csv_writer/spec.yaml"]
+    assert shipment.bundle.sha256 == bundle_for(components).sha256
+
+
+def _unpacked(root: Path, files: dict[str, bytes]) -> Path:
+    """A folder as the bootstrap leaves it: the files and the bundle's manifest of them."""
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    zipped = zipfile.ZipFile(io.BytesIO(bundle_bytes(files)))
+    (root / MANIFEST_NAME).write_bytes(zipped.read(MANIFEST_NAME))
+    return root
+
+
+def test_the_worker_parses_only_the_specs_it_is_named(tmp_path: Path) -> None:
+    spec = (SRC / "osiris_drivers/filesystem/csv_writer/spec.yaml").read_bytes()
+    root = _unpacked(tmp_path, {"plugin_pkg/good/spec.yaml": spec, "plugin_pkg/broken/spec.yaml": b"name: [\n",
+                                "plugin_pkg/__init__.py": b""})
+    specs = worker_components.bundled_specs(root, ["plugin_pkg/good/spec.yaml"])
+    assert [s.name for s in specs.values()] == ["filesystem.csv_writer"]
+    with pytest.raises(YamlError, match="invalid YAML"):
+        worker_components.bundled_specs(root, ["plugin_pkg/broken/spec.yaml"])
+
+
+@pytest.mark.parametrize("named", ["plugin_pkg/__init__.py", "plugin_pkg/absent/spec.yaml", "../spec.yaml"])
+def test_the_worker_refuses_a_spec_path_that_is_no_component_spec_of_the_bundle(tmp_path: Path, named: str) -> None:
+    root = _unpacked(tmp_path / "bundle", {"plugin_pkg/__init__.py": b"", "plugin_pkg/good/spec.yaml": b"x: 1\n"})
+    (tmp_path / "spec.yaml").write_text("x: 1\n")
+    with pytest.raises(InputError, match=f"not component spec files of the bundle: {re.escape(named)}"):
+        worker_components.bundled_specs(root, [named])
+
+
+def test_a_spec_yaml_that_is_not_beside_its_driver_is_found_among_its_packages_specs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "farspec_pkg"
+    (package / "drivers").mkdir(parents=True)
+    (package / "specs/probe").mkdir(parents=True)
+    (package / "specs/other").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "drivers/__init__.py").write_text("")
+    (package / "drivers/probe.py").write_text(
+        "from tests.support.components import ProbeDriver\n\n\nclass FarProbe(ProbeDriver):\n    pass\n")
+    text = PROBE_SPEC.replace("name: test.probe", "name: far.probe").replace(
+        "driver: tests.support.components:ProbeDriver", "driver: farspec_pkg.drivers.probe:FarProbe")
+    (package / "specs/probe/spec.yaml").write_text(text)
+    (package / "specs/other/spec.yaml").write_text(text.replace("name: far.probe", "name: far.other"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    component = load_component(text, origin="farspec_pkg/specs/probe/spec.yaml")
+    assert ship([component]).spec_paths == ["farspec_pkg/specs/probe/spec.yaml"]

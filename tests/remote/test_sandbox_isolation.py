@@ -26,9 +26,9 @@ from osiris_core.fingerprint import run_fingerprint
 from osiris_core.manifest import load_compiled
 from osiris_core.registry import ComponentRegistry
 from osiris_remote.backends import Sandbox, SandboxOptions, open_sandbox
-from osiris_remote.bootstrap import EXIT_BUNDLE_REJECTED, bootstrap_command
-from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle
-from osiris_remote.bundle_format import MANIFEST_NAME
+from osiris_remote.bootstrap import EXIT_BUNDLE_REJECTED, WARM_MODULES, bootstrap_command
+from osiris_remote.bundle import MAX_BUNDLE_CONTENT_BYTES, build_bundle, bundle_files, ship
+from osiris_remote.bundle_format import DEFAULT_PACKAGES, MANIFEST_NAME, bundle_bytes
 from osiris_remote.proxy import SandboxExecutor
 from osiris_remote.worker.protocol import decode, encode_values
 from tests.support import rogue_worker
@@ -122,8 +122,9 @@ def _stage(sandbox: Sandbox, project: Path, registry: ComponentRegistry, bundle:
         sandbox.put(f"osiris/work/{name}", touch_program(project / f"marker-{index}").encode())
     sandbox.put("osiris/work/startup.py", touch_program(project / "marker-startup").encode())
     fingerprint = run_fingerprint(component.spec.driver for component in registry)
+    specs = [word for path in ship(list(registry)).spec_paths for word in ("--spec", path)]
     return fingerprint, ["--manifest", "../compiled/manifest.yaml", "--connections", "../osiris_connections.yaml",
-                         "--logs", "../logs", "--expected-fingerprint", fingerprint]
+                         "--logs", "../logs", "--expected-fingerprint", fingerprint, *specs]
 
 
 HOSTILE_ENV = {"PYTHONPATH": ".", "PYTHONHOME": ".", "PYTHONSTARTUP": "startup.py", "PYTHONUSERBASE": "."}
@@ -194,6 +195,43 @@ def test_the_sandbox_refuses_a_bundle_whose_files_differ_from_its_manifest(
     assert [kind for kind, _ in records] == ["bundle_rejected"]
     assert records[0][1]["files"] == [TAMPERED]
     assert not (project / "root/home/user/osiris/logs").exists(), "the worker never started"
+
+
+def _with_package(name: str, program: str) -> bytes:
+    """The default bundle plus a top-level package `name` whose `__init__` runs `program`."""
+    files = {**bundle_files(DEFAULT_PACKAGES), f"{name}/__init__.py": program.encode()}
+    return bundle_bytes(files)
+
+
+def test_a_bundle_package_named_like_a_preimported_library_is_imported_from_the_bundle(
+        project: Path, registry: ComponentRegistry) -> None:
+    """The bootstrap imports the engine's libraries while the bundle is verified; a bundle that has a package of
+    the same name gets a fresh interpreter whose import path starts with the bundle, as every worker's does."""
+    marker = project / "marker-bundle-yaml"
+    assert "yaml" in WARM_MODULES
+    data = _with_package("yaml", touch_program(marker))
+    with open_sandbox(SandboxOptions(backend="local", local_root=project / "root")) as sandbox:
+        _, args = _stage(sandbox, project, registry, data)
+        command = bootstrap_command(sys.executable, "../bundle.zip", "../bundle", hashlib.sha256(data).hexdigest(),
+                                    None, args)
+        _, stdout, _ = _run(sandbox, command)
+    assert [kind for kind, _ in _records(stdout)][:1] == ["bundle_verified"]
+    assert marker.exists(), "the worker imported yaml from somewhere other than the bundle"
+
+
+def test_with_installed_requirements_nothing_is_imported_before_their_folder_is_on_the_path(
+        project: Path, registry: ComponentRegistry) -> None:
+    """--e2b-install-deps: the deps folder comes before the interpreter's site-packages, so the bootstrap imports
+    none of the engine's libraries from there first."""
+    marker = project / "marker-deps-pyarrow"
+    bundle = build_bundle()
+    with open_sandbox(SandboxOptions(backend="local", local_root=project / "root")) as sandbox:
+        _, args = _stage(sandbox, project, registry, bundle.data)
+        sandbox.put("osiris/deps/pyarrow/__init__.py", touch_program(marker).encode())
+        command = bootstrap_command(sys.executable, "../bundle.zip", "../bundle", bundle.sha256, "../deps", args)
+        _, stdout, _ = _run(sandbox, command)
+    assert [kind for kind, _ in _records(stdout)][:1] == ["bundle_verified"]
+    assert marker.exists(), "pyarrow was not imported from the deps folder"
 
 
 # --- the host trusts nothing the sandbox says before the worker's hello ---------------------------------------

@@ -497,3 +497,5 @@ def test_stopping_a_server_while_a_client_streams_ends_the_stream(tmp_path: Path
     assert not worker.is_alive()
     assert errors and isinstance(errors[0], SandboxNotRunningException | CommandExitException)
     assert _wait_until_gone(marker, 3) == []
+    with pytest.raises(ConnectionRefusedError):  # stop() returns once the server has shut down
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()

@@ -19,6 +19,8 @@ _PUBLIC: dict[str, str] = {
     "Bundle": "osiris_remote.bundle",
     "bundle_for": "osiris_remote.bundle",
     "load_bundle": "osiris_remote.bundle",
+    "ship": "osiris_remote.bundle",
+    "Shipment": "osiris_remote.bundle",
     "SandboxExecutor": "osiris_remote.proxy",
     "serve": "osiris_remote.sandbox_server",
 }
@@ -30,10 +32,12 @@ __all__ = [
     "MAX_LIFETIME_S",
     "SandboxExecutor",
     "SandboxOptions",
+    "Shipment",
     "bundle_for",
     "check_sandbox_env",
     "load_bundle",
     "serve",
+    "ship",
 ]
 
 

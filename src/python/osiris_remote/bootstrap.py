@@ -1,8 +1,15 @@
 """The first thing that runs in a sandbox: unpack the bundle, verify every file, then start the worker.
 
-It is sent by the host as command text (not taken from the bundle), uses only the standard library, and
-refuses — naming the files — when the bundle is not the one the host sent or a file differs from the
-bundle's manifest. Only then does it exec the worker from the verified files.
+It is sent by the host as command text (not taken from the bundle), uses only the standard library and the
+interpreter's own site-packages, and refuses — naming the files — when the bundle is not the one the host sent or
+a file differs from the bundle's manifest. Only then does it run the worker from the verified files.
+
+Two processes share the work, so a second core shortens the start: a forked checker unpacks and verifies the
+bundle (then compiles the engine's and the worker's modules to bytecode), while the bootstrap imports the engine's
+libraries (`WARM_MODULES`) from the interpreter's site-packages — not with `--e2b-install-deps`, whose folder
+must come first. Once the checker's verdict is in, the bootstrap runs the worker in the same interpreter with the
+verified bundle in front of its import path; if the bundle has a top-level package named like a module already
+imported, it execs a fresh interpreter instead (`WORKER_START`), so the bundle's package is the one imported.
 
 Isolation: the pipeline's input files are uploaded into the worker's working directory, so nothing may be
 imported from there. Both the bootstrap and the worker run as `python -I -u`: isolated mode puts neither the
@@ -33,53 +40,100 @@ WORKER_START = (
 )
 """The worker's entry: the import path is exactly the folders it is given, in front of the interpreter's own."""
 
+WARM_MODULES = ("pydantic", "yaml", "jsonschema", "pyarrow", "pyarrow.csv")
+"""Libraries the engine imports, imported from the interpreter's own site-packages while the bundle is verified
+(not with `--e2b-install-deps`, whose folder must come first on the worker's import path)."""
+
 _BOOTSTRAP_TEMPLATE = r'''
 import hashlib, io, json, os, shutil, sys, zipfile
 MARK = "\x1eosiris "
 def say(kind, payload):
     sys.stdout.write(MARK + json.dumps({"kind": kind, "payload": payload}) + "\n")
     sys.stdout.flush()
-def reject(reason, files, **extra):
-    say("bundle_rejected", dict(extra, reason=reason, files=files))
-    sys.exit(@EXIT@)
 bundle_zip, target, expected, deps = sys.argv[1:5]
 deps = os.path.abspath(deps) if deps else ""
-with open(bundle_zip, "rb") as handle:
-    data = handle.read()
-actual = hashlib.sha256(data).hexdigest()
-if actual != expected:
-    reject("the uploaded bundle is not the one the host sent", [bundle_zip], expected=expected, actual=actual)
-shutil.rmtree(target, ignore_errors=True)
-try:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        archive.extractall(target)
-    with open(os.path.join(target, "osiris_bundle.json"), "rb") as handle:
-        manifest = json.load(handle)["files"]
-    if not isinstance(manifest, dict):
-        raise ValueError("its manifest lists no files")
-except Exception as exc:
-    reject("the bundle cannot be unpacked: %s: %s" % (type(exc).__name__, exc), [bundle_zip])
-present = set()
-for root, _, names in os.walk(target):
-    for name in names:
-        path = os.path.relpath(os.path.join(root, name), target).replace(os.sep, "/")
-        if path != "osiris_bundle.json":
-            present.add(path)
-def digest(path):
-    with open(os.path.join(target, path), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-bad = sorted(p for p in present | set(manifest) if p not in manifest or p not in present or digest(p) != manifest[p])
-if bad:
-    reject("files differ from the bundle manifest", bad)
-if deps and not os.path.isdir(deps):
-    reject("the folder of installed requirements is missing", [deps])
-say("bundle_verified", {"bundle_sha256": actual, "files": len(manifest)})
+def verify():
+    with open(bundle_zip, "rb") as handle:
+        data = handle.read()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        return dict(reason="the uploaded bundle is not the one the host sent", files=[bundle_zip], expected=expected,
+                    actual=actual)
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(target)
+        with open(os.path.join(target, "osiris_bundle.json"), "rb") as handle:
+            manifest = json.load(handle)["files"]
+        if not isinstance(manifest, dict):
+            raise ValueError("its manifest lists no files")
+    except Exception as exc:
+        return dict(reason="the bundle cannot be unpacked: %s: %s" % (type(exc).__name__, exc), files=[bundle_zip])
+    present = set()
+    for root, _, names in os.walk(target):
+        for name in names:
+            path = os.path.relpath(os.path.join(root, name), target).replace(os.sep, "/")
+            if path != "osiris_bundle.json":
+                present.add(path)
+    def digest(path):
+        with open(os.path.join(target, path), "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    listed = set(manifest)
+    bad = sorted(p for p in present | listed if p not in listed or p not in present or digest(p) != manifest[p])
+    if bad:
+        return dict(reason="files differ from the bundle manifest", files=bad)
+    if deps and not os.path.isdir(deps):
+        return dict(reason="the folder of installed requirements is missing", files=[deps])
+    return {"files": len(manifest)}
+verdicts, report = os.pipe()
+checker = os.fork()
+if checker == 0:
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(verdicts)
+        try:
+            verdict = verify()
+        except Exception as exc:
+            verdict = dict(reason="the bundle cannot be verified: %s: %s" % (type(exc).__name__, exc),
+                           files=[bundle_zip])
+        with os.fdopen(report, "w") as out:
+            out.write(json.dumps(verdict))
+        if "reason" not in verdict:
+            import compileall
+            for package in ("osiris_core", "osiris_remote"):
+                compileall.compile_dir(os.path.join(target, package), quiet=2)
+    finally:
+        os._exit(0)
+os.close(report)
+if not deps:
+    for module in @WARM@:
+        try:
+            __import__(module)
+        except Exception:
+            pass
+with os.fdopen(verdicts) as handle:
+    said = handle.read()
+os.waitpid(checker, 0)
+verdict = json.loads(said) if said else dict(reason="the bundle could not be verified", files=[bundle_zip])
+if "reason" in verdict:
+    say("bundle_rejected", verdict)
+    sys.exit(@EXIT@)
+say("bundle_verified", {"bundle_sha256": expected, "files": verdict["files"]})
 path = [os.path.abspath(target)] + ([deps] if deps else [])
-os.execv(sys.executable, [sys.executable, @FLAGS@, "-c", @WORKER@, str(len(path)), *path, *sys.argv[5:]])
+shadowed = {name[:-3] if name.endswith(".py") else name for name in os.listdir(target)} & set(sys.modules)
+if shadowed:
+    os.execv(sys.executable, [sys.executable, @FLAGS@, "-c", @WORKER@, str(len(path)), *path, *sys.argv[5:]])
+sys.path[:0] = path
+del sys.argv[1:5]
+import runpy
+runpy.run_module("osiris_remote.worker.main", run_name="__main__", alter_sys=True)
 '''
 BOOTSTRAP_SOURCE = (_BOOTSTRAP_TEMPLATE.replace("@EXIT@", str(EXIT_BUNDLE_REJECTED))
                     .replace("@FLAGS@", ", ".join(repr(f) for f in PYTHON_FLAGS))
-                    .replace("@WORKER@", repr(WORKER_START)))
+                    .replace("@WORKER@", repr(WORKER_START))
+                    .replace("@WARM@", repr(WARM_MODULES)))
 
 
 def bootstrap_command(python: str, bundle_zip: str, target_dir: str, bundle_sha256: str, deps_dir: str | None,

@@ -5,8 +5,8 @@ or third-party, and the worker. Its sha256 is its identity. Its manifest lists e
 fingerprint — over the run packages' files — is the number the compiler records, the engine checks and the
 worker reports. Every `Bundle` has been verified file by file: a zip that is malformed, has no valid manifest, or
 holds a file whose bytes differ from its manifest entry (or that the manifest does not list) never becomes one.
-`bundle_for` then checks that a bundle is exactly the one this host would build for a run, and that the worker
-will find every component of it in the bundle's files (`osiris_remote.worker.components`).
+`ship` then checks that a bundle is exactly the one this host would build for a run, and finds the spec file
+the worker loads for each of its components (`osiris_remote.worker.components`): only those are parsed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,7 +26,7 @@ from osiris_core.errors import InputError, Location, SpecError
 from osiris_core.fingerprint import fingerprint_of, package_files, run_packages
 from osiris_core.input_files import MiB, describe_size, read_regular_file
 from osiris_core.registry import Component
-from osiris_core.spec import ComponentSpec, parse_spec
+from osiris_core.spec import parse_spec
 from osiris_remote.bundle_format import (
     DEFAULT_PACKAGES,
     MANIFEST_NAME,
@@ -36,7 +36,7 @@ from osiris_remote.bundle_format import (
     bundled,
     file_manifest,
 )
-from osiris_remote.worker.components import component_spec_paths
+from osiris_remote.worker.components import SPEC_FILE, component_spec_paths
 
 MAX_BUNDLE_BYTES = 64 * MiB
 """A bundle file (`--bundle`); the real one is well under 1 MiB."""
@@ -174,11 +174,24 @@ def load_bundle(path: Path) -> Bundle:
 
 
 
+class Shipment(NamedTuple):
+    """What a sandbox run ships: the bundle, and the bundle path of each component's spec the worker loads."""
+
+    bundle: Bundle
+    spec_paths: list[str]
+
+
 def bundle_for(components: Sequence[Component], given: Bundle | None = None) -> Bundle:
-    """The bundle a run of `components` ships: their run packages and the worker, as this host runs them.
+    """The bundle a run of `components` ships (`ship`)."""
+    return ship(components, given).bundle
+
+
+def ship(components: Sequence[Component], given: Bundle | None = None) -> Shipment:
+    """The bundle a run of `components` ships: their run packages and the worker, as this host runs them; and
+    the spec file in it of each component.
 
     Without `given` it is built from this process's code; a `given` bundle (`--bundle`) must be that same bundle,
-    file for file. Either way the worker must find each component in the bundle's files.
+    file for file. Either way each component must be a `spec.yaml` of the bundle, with the host's spec.
     """
     packages = run_packages(component.spec.driver for component in components)
     files = bundle_files(packages)
@@ -200,28 +213,25 @@ def bundle_for(components: Sequence[Component], given: Bundle | None = None) -> 
     if differing:
         raise InputError(f"the bundle ({bundle.origin}) differs from the code this host runs: {shown(differing)}",
                          hint="rebuild the bundle from this code (or drop --bundle)")
-    _check_components(bundle, components)
-    return bundle
+    candidates = component_spec_paths(bundle.manifest)
+    return Shipment(bundle, sorted({_spec_path(bundle, component, candidates) for component in components}))
 
 
-def _check_components(bundle: Bundle, components: Sequence[Component]) -> None:
-    """Every component must be a `spec.yaml` of the bundle (what the worker loads), with the host's spec."""
-    specs: dict[str, tuple[str, ComponentSpec]] = {}
-    for path in component_spec_paths(bundle.manifest):
+def _spec_path(bundle: Bundle, component: Component, candidates: list[str]) -> str:
+    """The `spec.yaml` of the bundle (among `candidates`) that holds the component's spec: the one beside its driver
+    module, else another of its package's (each parsed until one matches)."""
+    module = component.spec.driver.partition(":")[0]
+    beside = f"{module.rpartition('.')[0].replace('.', '/')}/{SPEC_FILE}"
+    package = module.split(".", 1)[0]
+    for path in sorted((p for p in candidates if _top(p) == package), key=lambda p: p != beside):
         try:
             spec = parse_spec(bundle.read(path).decode("utf-8"), origin=path)
         except (SpecError, UnicodeDecodeError) as exc:
             said = exc.render() if isinstance(exc, SpecError) else str(exc)
             raise InputError(f"the bundle's {path} is not a component spec: {said}",
                              hint="every spec.yaml in a component package must be a component's spec") from None
-        if spec.name in specs:
-            raise InputError(f"the bundle's {specs[spec.name][0]} and {path} both declare '{spec.name}'",
-                             hint="keep one spec per component")
-        specs[spec.name] = (path, spec)
-    for component in components:
-        found = specs.get(component.name)
-        if found is None or found[1].fingerprint() != component.spec.fingerprint():
-            package = component.spec.driver.split(".", 1)[0]
-            raise InputError(f"component '{component.name}' cannot run in a sandbox: no spec.yaml of package "
-                             f"'{package}' holds its spec", hint="ship the spec as a spec.yaml file in the "
-                             "component's package, beside its driver (docs/components.md)")
+        if spec.name == component.name and spec.fingerprint() == component.spec.fingerprint():
+            return path
+    raise InputError(f"component '{component.name}' cannot run in a sandbox: no spec.yaml of package "
+                     f"'{package}' holds its spec", hint="ship the spec as a spec.yaml file in the "
+                     "component's package, beside its driver (docs/components.md)")

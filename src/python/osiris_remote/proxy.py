@@ -44,7 +44,7 @@ from osiris_remote.backends import (
     refuses_private_hosts,
 )
 from osiris_remote.bootstrap import PYTHON_FLAGS, bootstrap_command, check_sandbox_env
-from osiris_remote.bundle import Bundle, bundle_for, load_bundle
+from osiris_remote.bundle import Bundle, Shipment, load_bundle, ship
 from osiris_remote.deps import closure, locked, needed_projects, requirements_txt
 from osiris_remote.reachability import check_public_hosts
 from osiris_remote.worker.main import ARCHIVE_NAME
@@ -215,7 +215,7 @@ class SandboxExecutor(Executor):
         execution["host_driver_code_sha256"] = host_fp
         check_sandbox_env(options.env)
         check_manifest(compiled, registry, host_fp)
-        bundle = self._bundle(used)
+        bundle, spec_paths = self._ship(used)
         execution["bundle_sha256"] = bundle.sha256
         values, connections_yaml = self._connections_for(compiled, recorder)
         inputs = self._input_files(compiled)
@@ -226,7 +226,7 @@ class SandboxExecutor(Executor):
                       lambda: self._upload(sandbox, bundle, compiled, connections_yaml, inputs))
             deps_dir = self._install_deps(sandbox, compiled, recorder) if options.install_deps else None
             try:
-                self._run_worker(sandbox, bundle, stream, deps_dir)
+                self._run_worker(sandbox, bundle, spec_paths, stream, deps_dir)
             finally:
                 execution["sandbox_driver_code_sha256"] = stream.sandbox_fingerprint
             if stream.finished is None:
@@ -239,10 +239,10 @@ class SandboxExecutor(Executor):
             _transfer("bringing back output files",
                       lambda: self._download_outputs(sandbox, compiled, recorder.succeeded_steps()))
 
-    def _bundle(self, used: list[Component]) -> Bundle:
-        """The bundle to ship: exactly what these components run, as this host runs it (`bundle_for`)."""
+    def _ship(self, used: list[Component]) -> Shipment:
+        """The bundle to ship: exactly what these components run, as this host runs it; and their specs in it."""
         given = load_bundle(self.options.bundle_path) if self.options.bundle_path else None
-        return bundle_for(used, given)
+        return ship(used, given)
 
     def _connections_for(self, compiled: CompiledPipeline, recorder: RunRecorder) -> tuple[dict[str, str], str]:
         """The referenced connections' values by variable name, and a connections file that only names them.
@@ -362,9 +362,12 @@ class SandboxExecutor(Executor):
                            hint="the lock is for CPython 3.11 wheels; nothing ran")
         return f"../{DEPS_DIR}"
 
-    def _run_worker(self, sandbox: Sandbox, bundle: Bundle, stream: _Stream, deps_dir: str | None = None) -> None:
+    def _run_worker(self, sandbox: Sandbox, bundle: Bundle, spec_paths: list[str], stream: _Stream,
+                    deps_dir: str | None = None) -> None:
         args = ["--manifest", f"../compiled/{MANIFEST_FILE}", "--connections", "../osiris_connections.yaml",
                 "--logs", f"../{LOGS_DIR}", "--expected-fingerprint", stream.host_fp]
+        for path in spec_paths:
+            args += ["--spec", path]
         if self.settings.checksums:
             args.append("--checksums")
         if self.settings.step_timeout_s:

@@ -1,11 +1,11 @@
 """The components a bundle carries, loaded from its files alone: no distribution metadata, no entry points.
 
 A bundle holds the engine (`osiris_core`), the worker, and the top-level package of each component the pipeline
-uses, built-in or third-party alike. Each `spec.yaml` in such a component package is a component: the spec is
-parsed at start (its name and driver path make the code fingerprint) and the driver it names is imported from the
-bundle when a step first uses it. The host applies the same selection
-(`component_spec_paths`) to a bundle before it ships it, so a component whose spec is not such a file is refused
-there, before anything runs.
+uses, built-in or third-party alike. A component is a `spec.yaml` in such a component package
+(`component_spec_paths`); the host names the spec file of each component the run uses (`--spec`, found and
+checked by `osiris_remote.bundle.ship` before anything runs), the worker parses those at start (their drivers'
+packages make the code fingerprint) and imports the driver a spec names from the bundle when a step first uses it.
+Spec files the run does not use are never parsed.
 """
 
 from __future__ import annotations
@@ -42,16 +42,20 @@ def bundle_root() -> Path:
     return Path(__file__).resolve().parent.parent.parent
 
 
-def bundled_specs(root: Path) -> dict[str, ComponentSpec]:
-    """Bundle path → parsed spec of every component spec the bundle at `root` carries (its file list is the
-    bundle's own manifest)."""
+def bundled_specs(root: Path, paths: Iterable[str]) -> dict[str, ComponentSpec]:
+    """Bundle path → parsed spec of the component specs at `paths`, each a component spec file of the bundle at
+    `root` (its file list is the bundle's own manifest)."""
     manifest = root / MANIFEST_NAME
     if not manifest.is_file():
         raise InputError("the worker runs only from a bundle the bootstrap verified", location=Location(str(root)),
                          hint="start it with the host's bootstrap command")
-    files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    specs = set(component_spec_paths(json.loads(manifest.read_text(encoding="utf-8"))["files"]))
+    unknown = sorted(set(paths) - specs)
+    if unknown:
+        raise InputError(f"not component spec files of the bundle: {', '.join(unknown)}", location=Location(str(root)),
+                         hint="name (--spec) a package/.../spec.yaml of a component package the bundle carries")
     return {path: parse_spec(read_regular_text(root / path, limit=MAX_YAML_BYTES, what="component spec"),
-                             origin=path) for path in component_spec_paths(files)}
+                             origin=path) for path in sorted(set(paths))}
 
 
 def bundled_registry(specs: dict[str, ComponentSpec]) -> ComponentRegistry:
