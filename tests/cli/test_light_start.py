@@ -34,11 +34,11 @@ print(json.dumps({"code": code, "modules": sorted({name.split(".")[0] for name i
 """
 
 
-def _loaded_by(*argv: str) -> tuple[int | None, set[str]]:
+def _loaded_by(*argv: str, cwd: Path | None = None) -> tuple[int | None, set[str]]:
     code_roots = [str(Path(osiris_cli.main.__file__).resolve().parents[1]), str(REPO_ROOT)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(code_roots + [p for p in sys.path if os.path.isabs(p)])}
     done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+                          timeout=120, check=False, cwd=cwd)
     report = json.loads(done.stderr.strip().splitlines()[-1])
     return report["code"], set(report["modules"])
 
@@ -84,3 +84,16 @@ def test_the_embedded_demo_imports_only_the_drivers_it_uses(tmp_path: Path) -> N
                                  "osiris_drivers.filesystem.csv_writer.driver"]
     assert sorted(set(report["modules"]) & {"psycopg2", "psycopg", "pymysql", "connectorx", "supabase", "postgrest",
                                             "e2b", "mcp"}) == []
+
+
+def test_compiling_a_duckdb_pipeline_imports_no_duckdb(tmp_path: Path) -> None:
+    """Compiling (as a sandbox run's host does before it uploads) needs the components' configs, not DuckDB."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text((REPO_ROOT / "examples" / "movies_local.yaml").read_text())
+    for name in ("movies.csv", "directors.csv"):
+        (tmp_path / "examples" / "data").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "examples" / "data" / name).write_text((REPO_ROOT / "examples" / "data" / name).read_text())
+    code, modules = _loaded_by("compile", str(pipeline), cwd=tmp_path)
+    assert code is None
+    assert {"osiris_drivers", "pydantic"} <= modules  # the probe saw the drivers' configs load
+    assert "duckdb" not in modules

@@ -9,14 +9,16 @@ imported lazily.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import duckdb
 from pydantic import Field
 
 from osiris_core.targets import file_object_uri
 from osiris_drivers.connection import ConnectionFailed, ConnectionSettings, Problem, Role, one_line
 from osiris_drivers.sql.dialect import TableName, split_name
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_SCHEMA = "main"
 CONFINED = ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
@@ -47,12 +49,16 @@ class DuckDBSettings(ConnectionSettings):
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """The database file, created with its parent folders if missing."""
+        import duckdb  # here: compiling a pipeline (e.g. on a sandbox run's host) imports no DuckDB
+
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(self.path)
         con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (`--json` is one document)
         return con
 
     def check(self) -> str:
+        import duckdb
+
         if not Path(self.path).is_file():
             raise ConnectionFailed(Problem(f"no DuckDB file at {self.path}",
                                            "check `path` (a duckdb.writer step creates the file)"))
@@ -62,6 +68,8 @@ class DuckDBSettings(ConnectionSettings):
         return f"ok: DuckDB {row[0]}, {row[1]} tables in {self.path}"
 
     def problem(self, exc: BaseException, role: Role) -> Problem:
+        import duckdb
+
         text = one_line(exc)
         if isinstance(exc, OSError):
             return Problem(f"cannot open {self.path}: {exc.strerror or text}", "check `path` and its permissions")
@@ -86,6 +94,8 @@ class DuckDBSettings(ConnectionSettings):
 def memory_connection(memory_limit: str, spill_dir: str, *, allow_external_access: bool) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to `spill_dir`, never scans Python variables by name, and, unless
     `allow_external_access`, reaches nothing outside the tables registered on it."""
+    import duckdb
+
     con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
     con.execute("SET python_enable_replacements = false")
     con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (`--json` is one document)
@@ -97,4 +107,6 @@ def memory_connection(memory_limit: str, spill_dir: str, *, allow_external_acces
 
 def is_refusal(exc: duckdb.Error) -> bool:
     """Whether DuckDB refused the SQL because of the confinement."""
+    import duckdb
+
     return isinstance(exc, duckdb.PermissionException) or "configuration has been locked" in str(exc)

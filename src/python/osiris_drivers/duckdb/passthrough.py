@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from osiris_drivers.sql.source_types import source_of, with_source
 
+if TYPE_CHECKING:
+    import duckdb
+
 
 def _parsed(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, Any] | None:
     """The query's single SELECT node as DuckDB parses it, or None."""
+    import duckdb
+
     try:
         row = con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
         document = json.loads(row[0]) if row else None

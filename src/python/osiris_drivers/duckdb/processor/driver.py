@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 from pydantic import Field
 
@@ -30,6 +29,9 @@ from osiris_core.interrupts import cancellable
 from osiris_drivers.duckdb.connection import EXTERNAL_ACCESS_HINT, is_refusal, memory_connection
 from osiris_drivers.duckdb.dialect import DUCKDB
 from osiris_drivers.duckdb.passthrough import keep_sources, passed_through
+
+if TYPE_CHECKING:
+    import duckdb
 
 SINGLE_INPUT_NAME = SINGLE_INPUT_SQL_NAME
 BATCH_ROWS = 122_880
@@ -80,6 +82,8 @@ class DuckDBProcessor(Driver[DuckDBProcessorConfig]):
 
     def run(self, *, step_id: str, config: DuckDBProcessorConfig, inputs: StepInputs,
             ctx: StepContext) -> StepOutputs:
+        import duckdb  # here: compiling a pipeline (e.g. on a sandbox run's host) imports no DuckDB
+
         spill = tempfile.TemporaryDirectory(prefix="osiris-duckdb-")
         con = memory_connection(config.memory_limit, spill.name, allow_external_access=config.allow_external_access)
         schemas = {name: data.schema for name, data in inputs.items()}

@@ -7,9 +7,8 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from pydantic import Field
 
 from osiris_core.driver import ArrowData, Driver, StepContext, StepInputs, StepOutputs, single_input
@@ -20,6 +19,9 @@ from osiris_drivers.duckdb.dialect import DUCKDB
 from osiris_drivers.sql.state import SqlStateStore
 from osiris_drivers.sql.writer import STAGE_PREFIX, TableWriteOptions, TransactionalWriter
 from osiris_drivers.step_io import report_written
+
+if TYPE_CHECKING:
+    import duckdb
 
 SOURCE = "__osiris_source"
 """The input, registered on the connection (zero-copy; a stream is scanned once)."""
