@@ -9,9 +9,10 @@ For each size it generates N movie-like rows (11 columns, `bench/copy_bench.py`)
 
 - **copy**: (a) `mariadb --quick -B -N -e 'SELECT * …' | psql -c '\\copy … FROM STDIN'` against (b) a fresh
   `python -m osiris_cli.main run p1_copy.yaml` process (`mysql.extractor` → `postgres.writer`, `replace`);
-- **upsert**: the same N rows into a table already holding them: (a) the hand-written SQL — the text pipe into
-  an unlogged staging table, then `INSERT … ON CONFLICT (id) DO UPDATE` in one psql session — against (b)
-  `osiris run` with `write_mode: upsert`;
+- **upsert**, **scd2**, **incremental** (`bench/write_modes.py`): (a) the hand-written SQL — the text pipe into
+  an unlogged staging table, then the statements a person would write, in one psql session — against (b)
+  `osiris run` with `write_mode: upsert`, `write_mode: scd2`, and an `incremental:` extractor feeding an upsert;
+  every run starts from the same target (rebuilt from a seed, vacuumed, after a CHECKPOINT);
 - with `--startup`: `osiris --help`, `osiris --version` and the embedded demo (`examples/movies_local.yaml`),
   here and with `--sandbox local` (the difference is the local sandbox's overhead).
 
@@ -28,17 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from bench import write_modes as modes
 from bench.copy_bench import (
     MYSQL_DATABASE,
     MYSQL_HOST,
     MYSQL_USER,
-    PG_COLUMNS,
     PG_DSN,
     generate,
     reset_postgres,
@@ -47,9 +46,6 @@ from bench.copy_bench import (
 from bench.copy_bench import write_connections as write_bench_connections
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMN_NAMES = ("id", "title", "director_id", "release_year", "genre", "runtime_minutes", "budget_usd",
-                "box_office_usd", "rating", "released", "updated_at")
-
 
 @dataclass(frozen=True)
 class Run:
@@ -87,17 +83,6 @@ def osiris(*args: str) -> list[str]:
     return [sys.executable, "-m", "osiris_cli.main", *args]
 
 
-def write_pipeline(workdir: Path, name: str, write_mode: str) -> Path:
-    steps = [{"id": "extract", "component": "mysql.extractor", "mode": "read",
-              "config": {"connection": "@mysql.bench", "table": "movies_big"}},
-             {"id": "load", "component": "postgres.writer", "mode": "write", "needs": ["extract"],
-              "config": {"connection": "@postgres.bench", "table": "movies_copy", "write_mode": write_mode,
-                         "primary_key": ["id"], "create_if_missing": True}}]
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"oml_version": "0.1.0", "name": name, "steps": steps}))
-    return path
-
-
 def psql(sql: str) -> None:
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", PG_DSN, "-c", f"SET client_min_messages = warning; {sql}"],
                    check=True, stdout=subprocess.DEVNULL)
@@ -108,19 +93,6 @@ def pipe_copy(target: str) -> list[str]:
     return [mariadb, "|", "psql", "-q", "-v", "ON_ERROR_STOP=1", PG_DSN, "-c", f"'\\copy {target} FROM STDIN'"]
 
 
-def pipe_upsert() -> list[str]:
-    """The hand-written upsert: the text pipe into an unlogged stage, then one INSERT … ON CONFLICT, one session."""
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMN_NAMES[1:])
-    script = (f"BEGIN;\nCREATE UNLOGGED TABLE p1_stage ({PG_COLUMNS.replace(' PRIMARY KEY', '')});\n"
-              "\\copy p1_stage FROM pstdin\n"
-              f"INSERT INTO movies_pipe SELECT * FROM p1_stage ON CONFLICT (id) DO UPDATE SET {updates};\n"
-              "DROP TABLE p1_stage;\nCOMMIT;\n")
-    mariadb = f"mariadb --quick -B -N -h {MYSQL_HOST} -u {MYSQL_USER} {MYSQL_DATABASE} -e 'SELECT * FROM movies_big'"
-    quoted = script.replace("'", "'\\''")
-    # psql reads the script from -f and the rows of `\copy … FROM pstdin` from its standard input
-    return [mariadb, "|", "psql", "-q", "-v", "ON_ERROR_STOP=1", PG_DSN, "-f", f"<(printf '%s' '{quoted}')"]
-
-
 def best(runs: list[Run]) -> Run:
     return min(runs, key=lambda r: r.seconds)
 
@@ -128,30 +100,30 @@ def best(runs: list[Run]) -> Run:
 def line(name: str, rows: int, runs: list[Run], base: Run | None) -> str:
     b = best(runs)
     ratio = f"{b.seconds / base.seconds:>7.2f}" if base else f"{'1.00':>7}"
-    return (f"{name:<46} {rows:>10,} {b.seconds:>7.2f} {rows / b.seconds:>10,.0f} {b.peak_rss_mb:>8.0f} "
+    return (f"{name:<58} {rows:>10,} {b.seconds:>7.2f} {rows / b.seconds:>10,.0f} {b.peak_rss_mb:>8.0f} "
             f"{b.cpu_seconds:>7.2f} {ratio}   (runs: {', '.join(f'{r.seconds:.2f}' for r in runs)})")
 
 
-HEADER = f"{'scenario':<46} {'rows':>10} {'wall s':>7} {'rows/s':>10} {'RSS MB':>8} {'CPU s':>7} {'vs (a)':>7}"
+HEADER = f"{'scenario':<58} {'rows':>10} {'wall s':>7} {'rows/s':>10} {'RSS MB':>8} {'CPU s':>7} {'vs (a)':>7}"
 
 
 def compare(rows: int, repeat: int, workdir: Path, name: str, pipe: list[str], pipeline: Path,
-            prepare: list[str], before: Path | None) -> None:
-    """Best of `repeat` for the pipe and for `osiris run` (and the `before` code), rotating which goes first."""
+            prepare: Callable[[str], None], check: Callable[[str], None], before: Path | None) -> None:
+    """Best of `repeat` for the pipe and for `osiris run` (and the `before` code), rotating which goes first.
+    `prepare(which)` runs before each run of contender `which` ("a": the pipe, "b": Osiris, "c": before) and
+    `check(which)` after it."""
     contenders = ["a", "b"] + (["c"] if before else [])
     runs: dict[str, list[Run]] = {which: [] for which in contenders}
     for attempt in range(repeat):
         for which in contenders[attempt % len(contenders):] + contenders[:attempt % len(contenders)]:
-            for sql in prepare:
-                psql(sql)
+            prepare(which)
             if which == "a":
                 runs["a"].append(timed(["bash", "-c", " ".join(pipe)], cwd=workdir))
-                assert row_count("movies_pipe") == rows, "the pipe did not copy every row"
             else:
                 env = osiris_env() if which == "b" or before is None else osiris_env(before)
                 runs[which].append(timed(osiris("run", str(pipeline), "--progress", "none"), cwd=workdir, env=env))
-                assert row_count("movies_copy") == rows, "osiris did not copy every row"
-    print(line(f"(a) {name}: pipe", rows, runs["a"], None))
+            check(which)
+    print(line(f"(a) {name}: hand-written" if name != "copy" else f"(a) {name}: pipe", rows, runs["a"], None))
     print(line(f"(b) {name}: osiris run (cold process)", rows, runs["b"], best(runs["a"])))
     if before:
         print(line(f"(c) {name}: osiris run, --before code", rows, runs["c"], best(runs["a"])))
@@ -178,12 +150,48 @@ def startup(repeat: int, before: Path | None) -> None:
     shutil.rmtree(demo, ignore_errors=True)
 
 
+def workloads(rows: int, every: int, only: str | None, repeat: int, workdir: Path, pipelines: dict[str, Path],
+              before: Path | None) -> None:
+    """The copy and write-mode workloads for N rows (every `every`-th row changed for scd2 and incremental)."""
+    generate(rows)
+    reset_postgres()
+
+    def copied(which: str) -> None:
+        assert row_count("movies_pipe" if which == "a" else "movies_copy") == rows, f"{which}: rows missing"
+
+    if only in (None, "copy"):
+        compare(rows, repeat, workdir, "copy", pipe_copy("movies_pipe"), pipelines["replace"],
+                lambda which: psql("TRUNCATE movies_pipe; DROP TABLE IF EXISTS movies_copy"), copied, before)
+    if only in (None, "upsert"):
+        modes.upsert_setup(rows)
+        compare(rows, repeat, workdir, "upsert", modes.upsert_pipe(), pipelines["upsert"],
+                lambda which: modes.restore("movies_pipe" if which == "a" else "movies_copy", "upsert_seed"),
+                copied, before)
+    if only in (None, "scd2"):
+        hand, target = modes.SCD2_HAND, modes.SCD2_TARGET
+        modes.scd2_setup(rows, every, osiris("run", str(pipelines["scd2"]), "--progress", "none"), osiris_env(),
+                         workdir)
+        compare(rows, repeat, workdir, f"scd2 ({rows // every:,} changed)", modes.scd2_pipe(), pipelines["scd2"],
+                lambda which: modes.restore(hand if which == "a" else target,
+                                            "scd2_hand_seed" if which == "a" else "scd2_seed"),
+                lambda which: modes.scd2_check(hand if which == "a" else target, rows, every), before)
+    if only in (None, "incremental"):
+        hand, target = modes.INCR_HAND, modes.INCR_TARGET
+        modes.incremental_setup(rows, every, osiris("run", str(pipelines["incremental"]), "--progress", "none"),
+                                osiris_env(), workdir)
+        compare(rows, repeat, workdir, f"incremental ({rows // every:,} changed)", modes.incremental_pipe(),
+                pipelines["incremental"], modes.incremental_restore,
+                lambda which: modes.incremental_check(hand if which == "a" else target, every), before)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, action="append", help="rows (repeatable; default 1000000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the best counts (default 3)")
     parser.add_argument("--startup", action="store_true", help="also time --help, --version and the embedded demo")
-    parser.add_argument("--only", choices=("copy", "upsert", "startup"), default=None,
+    parser.add_argument("--changed", type=float, default=0.01,
+                        help="scd2 and incremental: the fraction of rows that changed (default 0.01)")
+    parser.add_argument("--only", choices=("copy", "upsert", "scd2", "incremental", "startup"), default=None,
                         help="one workload only (startup: only the --startup commands)")
     parser.add_argument("--before", type=Path, default=None, metavar="SRC",
                         help="also time the libraries under SRC (e.g. an older checkout's src/python) in the same run")
@@ -198,24 +206,17 @@ def main() -> int:
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="osiris-p1-"))
     write_bench_connections(workdir)
-    copy_pipeline = write_pipeline(workdir, "p1_copy", "replace")
-    upsert_pipeline = write_pipeline(workdir, "p1_upsert", "upsert")
+    pipelines = {mode: modes.osiris_pipeline(workdir, f"p1_{mode}", "movies_big", "movies_copy", mode)
+                 for mode in ("replace", "upsert")}
+    pipelines["scd2"] = modes.osiris_pipeline(workdir, "p1_scd2", "movies_big", modes.SCD2_TARGET, "scd2")
+    pipelines["incremental"] = modes.osiris_pipeline(workdir, "p1_incremental", modes.INCR_SOURCE,
+                                                     modes.INCR_TARGET, "upsert", incremental=True)
     for src in ([args.before] if args.before else []) + [REPO / "src" / "python"]:
-        timed(osiris("compile", str(copy_pipeline)), cwd=workdir, env=osiris_env(src))  # bytecode, as installed
+        timed(osiris("compile", str(pipelines["replace"])), cwd=workdir, env=osiris_env(src))  # bytecode
+    every = max(1, round(1 / args.changed))
     for rows in args.rows or [1_000_000]:
         print(f"\n## {rows:,} rows\n{HEADER}")
-        generate(rows)
-        reset_postgres()
-        if args.only in (None, "copy"):
-            compare(rows, args.repeat, workdir, "copy", pipe_copy("movies_pipe"), copy_pipeline,
-                    ["TRUNCATE movies_pipe", "DROP TABLE IF EXISTS movies_copy"], args.before)
-        if args.only in (None, "upsert"):
-            fill = "INSERT INTO {0} SELECT * FROM movies_pipe ON CONFLICT DO NOTHING"
-            psql("TRUNCATE movies_pipe")
-            subprocess.run(["bash", "-c", " ".join(pipe_copy("movies_pipe"))], check=True)
-            psql(f"DROP TABLE IF EXISTS movies_copy; CREATE TABLE movies_copy ({PG_COLUMNS}); "
-                 + fill.format("movies_copy"))
-            compare(rows, args.repeat, workdir, "upsert", pipe_upsert(), upsert_pipeline, [], args.before)
+        workloads(rows, every, args.only, args.repeat, workdir, pipelines, args.before)
         print(f"# load average {os.getloadavg()[0]:.1f} at the end")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0

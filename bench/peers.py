@@ -38,7 +38,8 @@ from bench.copy_bench import (
     row_count,
     write_connections,
 )
-from bench.p1 import Run, osiris, osiris_env, pipe_copy, psql, timed, write_pipeline
+from bench.p1 import Run, osiris, osiris_env, pipe_copy, psql, timed
+from bench.write_modes import osiris_pipeline
 
 CACHE = Path(os.environ.get("OSIRIS_BENCH_CACHE", Path.home() / ".cache" / "osiris-bench"))
 VENV = CACHE / "peers-venv"
@@ -147,7 +148,7 @@ def main() -> int:
         peers.append(sling_peer())
     workdir = Path(tempfile.mkdtemp(prefix="osiris-peers-"))
     write_connections(workdir)
-    pipeline = write_pipeline(workdir, "p1_copy", "replace")
+    pipeline = osiris_pipeline(workdir, "p1_copy", "movies_big", "movies_copy", "replace")
     print(f"# {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
     for rows in args.rows or [1_000_000]:
         generate(rows)

@@ -169,6 +169,17 @@ def test_ssl_modes_check_the_certificate_as_documented(
         assert server.tls_sessions == (1 if outcome == "tls" else 0)
 
 
+def test_prefer_sessions_share_one_tls_context_and_each_still_uses_tls(
+        certificates: dict[str, Certificate], secret_file: Path) -> None:
+    """`ssl_mode: prefer` builds pymysql's unverified context once per process, not once per session."""
+    with RogueMySQLServer(secret_file, play_along=True, tls=certificates["local"].server_context()) as server:
+        settings = MySQLSettings.model_validate(rogue_fields(server, ssl_mode="prefer"))
+        first, second = settings.connect(), settings.connect()
+        with first, second:
+            assert vars(first)["ctx"] is vars(second)["ctx"]
+        assert server.tls_sessions == 2
+
+
 def test_an_unreadable_ca_file_is_a_clear_error(tmp_path: Path, secret_file: Path) -> None:
     with RogueMySQLServer(secret_file, play_along=True) as server:
         verdict = check_connection("@mysql.tls", "mysql", rogue_fields(server, ssl_mode="verify-ca",

@@ -77,3 +77,29 @@ def test_dedupe_with_another_write_mode_is_refused_at_compile_time(registry: Com
              target.step("write", "gen", dedupe="keep_last")]
     with pytest.raises(CompileError, match="dedupe is not allowed when write_mode"):
         run_pipeline(registry, target.project, steps, connections=target.connections())
+
+
+def test_duplicate_keys_with_delete_missing_leave_the_table_as_it_was(registry: ComponentRegistry,
+                                                                      target: Target) -> None:
+    """PostgreSQL finds the duplicate in the merge, after delete_missing ran: both are undone."""
+    target.create("id INTEGER PRIMARY KEY, v VARCHAR(10)", "(1, 'old'), (9, 'kept')")
+    run = upsert(registry, target, DUPLICATED, delete_missing="hard")
+    card = step(run, "write")
+    assert card.status == "failed" and card.error is not None
+    assert "more than one input row has the key id = 1" in card.error
+    assert target.rows() == [(1, "old"), (9, "kept")]
+
+
+@pytest.mark.parametrize("query", ["SELECT * FROM (VALUES (1), (2), (1)) t(id)",
+                                   "SELECT * FROM (VALUES (1, 'a', false), (1, 'b', true)) t(id, v, gone)"],
+                         ids=["key columns only", "hard_delete_column"])
+def test_duplicate_keys_are_refused_where_the_merge_would_not_notice(registry: ComponentRegistry, target: Target,
+                                                                     query: str) -> None:
+    """An upsert that updates no column (DO NOTHING), or whose flagged rows never reach the merge, still refuses a
+    key twice."""
+    flag = {"hard_delete_column": "gone"} if "gone" in query else {}
+    run = upsert(registry, target, query, **flag)
+    card = step(run, "write")
+    assert card.status == "failed" and card.error is not None
+    assert "more than one input row has the key id = 1" in card.error
+    assert not target.exists()

@@ -72,6 +72,10 @@ else:  # pymysql's Connection is generic only in its stubs
     _Connection = Connection
 
 
+_PREFERRED_TLS: list[Any] = []
+"""The one TLS context of `ssl_mode: prefer` sessions (`SafeConnection._create_ssl_ctx`)."""
+
+
 class SafeConnection(_Connection):
     """A pymysql connection whose LOCAL INFILE answers are limited to the file `offering` names."""
 
@@ -85,6 +89,17 @@ class SafeConnection(_Connection):
             yield
         finally:
             self.offered_file = None
+
+    def _create_ssl_ctx(self, sslp: Any) -> Any:
+        # pymysql's "preferred" TLS (no TLS argument: `ssl_mode: prefer`) builds a context for every session,
+        # loading the system's CA store (~30 ms of CPU each; a run opens several sessions). That context is the same
+        # every time (no CA file, no verification), so one is built per process and shared.
+        create: Any = vars(Connection)["_create_ssl_ctx"]  # not in pymysql's stubs
+        if not (isinstance(sslp, dict) and not sslp):
+            return create(self, sslp)
+        if not _PREFERRED_TLS:
+            _PREFERRED_TLS.append(create(self, sslp))
+        return _PREFERRED_TLS[0]
 
     def close_unsafely(self) -> None:
         """Drop the socket without a word: the server is not to be trusted with anything more."""

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import psycopg2.extensions
 
 COPY_READ_SIZE = 1 << 20
+CARDINALITY_VIOLATION = "21000"
+"""`ON CONFLICT DO UPDATE command cannot affect row a second time`: two staged rows share a key."""
 
 
 def _hex_bytea(values: pa.Array) -> pa.Array:
@@ -191,6 +193,9 @@ class CopyWriter(TransactionalWriter):
     def execute(self, sql: str) -> int:
         self.cursor.execute(sql)
         return int(self.cursor.rowcount)
+
+    def duplicate_keys_refused(self, exc: BaseException) -> bool:
+        return getattr(exc, "pgcode", None) == CARDINALITY_VIOLATION
 
     def query_row(self, sql: str) -> Sequence[Any] | None:
         self.cursor.execute(sql)

@@ -17,6 +17,7 @@ class PostgresDialect(Dialect):
     NAME = "PostgreSQL"
     FAMILY = "postgresql"
     REPLACE_KEEPS_MATCHING_TABLE = True
+    MERGE_REFUSES_DUPLICATE_KEYS = True
     CREATE_STAGE = "CREATE UNLOGGED TABLE"
     TEXT_CAST = "{}::text"
 

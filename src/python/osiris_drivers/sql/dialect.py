@@ -59,6 +59,9 @@ class Dialect:
     policies) instead of rebuilding it from the input's schema."""
     MERGE_COUNTS_ROWS: ClassVar[bool] = True
     """The merge statement's row count is the rows written (MySQL counts an updated row twice: False)."""
+    MERGE_REFUSES_DUPLICATE_KEYS: ClassVar[bool] = False
+    """The merge fails (rather than keeping one row) when two staged rows share a key and it updates non-key
+    columns (PostgreSQL: cardinality_violation), so an upsert's duplicate check runs only after such a failure."""
     CREATES_SCHEMAS: ClassVar[bool] = True
     """A writer creating a table first creates its schema if missing (MySQL databases are not created)."""
     TABLE_OPTIONS: ClassVar[str] = ""

@@ -3,6 +3,9 @@
 By default a key that appears on more than one input row fails the write before the merge, naming one such key
 (keys are data, not secrets): a database would otherwise keep an arbitrary row (MySQL: the last one merged, while
 counting every row as written) or refuse mid-merge (PostgreSQL: `ON CONFLICT … cannot affect row a second time`).
+Where the merge itself refuses a key twice (`Dialect.MERGE_REFUSES_DUPLICATE_KEYS`: every staged row reaches an
+`ON CONFLICT DO UPDATE`), the writer runs it in a savepoint and looks for the key only once it failed — one pass
+over the stage less on every clean write; the error and the untouched target are the same.
 With `dedupe: keep_last` the stage keeps only the last row of each key in input order — the staged rows' order
 column says which (MySQL: an AUTO_INCREMENT ordinal filled as rows load; PostgreSQL: `ctid` of a freshly loaded
 table; DuckDB: `rowid`) — so memory stays bounded whatever the input size: the database does the work.

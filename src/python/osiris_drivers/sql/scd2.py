@@ -62,9 +62,13 @@ def row_hashes(batch: pa.RecordBatch, columns: Sequence[str]) -> pa.Array:
         return pa.array([hashlib.sha256(b"").hexdigest()] * batch.num_rows, pa.string())
     parts = [_text(batch.column(name)) for name in names]
     joined = pc.binary_join_element_wise(*parts, "") if len(parts) > 1 else parts[0]
-    header = _SEPARATOR.join(names).encode("utf-8") + b"\n"
-    return pa.array([hashlib.sha256(header + v.encode("utf-8")).hexdigest() for v in joined.to_pylist()],
-                    pa.string())
+    prefix = hashlib.sha256(_SEPARATOR.join(names).encode("utf-8") + b"\n")
+    hashes = []
+    for value in joined.cast(pa.binary()).to_pylist():  # bytes as they are: no str made and encoded again
+        digest = prefix.copy()
+        digest.update(value)
+        hashes.append(digest.hexdigest())
+    return pa.array(hashes, pa.string())
 
 
 def with_row_hash(data: ArrowData, columns: Sequence[str]) -> ArrowData:

@@ -65,6 +65,8 @@ NEW_SUFFIX = "__osiris_new"
 OLD_SUFFIX = "__osiris_old"
 STAGE_SUFFIX = "__osiris_stage"
 STAGE_PREFIX = "_osiris_stage_"
+MERGE_SAVEPOINT = "osiris_merge"
+"""The savepoint an upsert's merge runs in where the merge itself refuses duplicate keys."""
 COUNTS_COLUMN = "policy_counts"
 """StagedWriter: the finishing transaction's policy row counts (JSON {metric: rows}), beside `rows`."""
 
@@ -501,6 +503,10 @@ class SessionWriter(TableWriter):
         """The relation an upsert into `table` merges from (quoted; loaded now unless the input is readable in
         place), and the rows loaded into it (None: not counted)."""
 
+    def duplicate_keys_refused(self, exc: BaseException) -> bool:
+        """`exc` is the merge refusing a key twice (where `Dialect.MERGE_REFUSES_DUPLICATE_KEYS`)."""
+        return False
+
     def fill(self, table: str) -> int:
         """Every input row into `table`: loaded, or for upsert and scd2 staged and moved in (with the deletions
         the policies ask for, counted in `counts`). The rows written."""
@@ -509,10 +515,38 @@ class SessionWriter(TableWriter):
         source, loaded = self.stage(table)
         self.check_staged()
         removed = 0
-        if self.options.write_mode == "upsert":  # scd2 refuses a key twice in its own moves
-            removed = settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=source,
-                                        keys=self.options.primary_key, dedupe=self.options.dedupe,
-                                        order=self.STAGE_ORDER, query_row=self.query_row, execute=self.execute)
+        options = self.options
+        keys = {self.dialect.fold(k) for k in options.primary_key}
+        # Where the merge itself refuses a key twice (every row it sees updates non-key columns), the duplicate
+        # check runs only once it did, to name the key; the merge runs in a savepoint so the stage survives.
+        merge_checks = (options.write_mode == "upsert" and options.dedupe is None
+                        and options.hard_delete_column is None and self.dialect.MERGE_REFUSES_DUPLICATE_KEYS
+                        and any(self.dialect.fold(n) not in keys for n in self.written))
+        if options.write_mode == "upsert" and not merge_checks:  # scd2 refuses a key twice in its own moves
+            removed = self.settle_duplicates(source)
+        if merge_checks:
+            self.execute(f"SAVEPOINT {MERGE_SAVEPOINT}")
+        try:
+            rows = self.run_moves(table, source)
+        except Exception as exc:
+            if not (merge_checks and self.duplicate_keys_refused(exc)):
+                raise
+            self.execute(f"ROLLBACK TO SAVEPOINT {MERGE_SAVEPOINT}")
+            self.settle_duplicates(source)  # raises, naming the key
+            raise
+        self.check_staged()  # again: an input read in place (DuckDB) is only counted once the moves read it
+        if options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
+            return rows
+        return loaded - removed - self.counts.pop(FLAGGED, 0)  # the staged rows, less duplicates and flagged ones
+
+    def settle_duplicates(self, source: str) -> int:
+        """`duplicates.settle_duplicates` on the staged `source`: the rows deleted (keep_last), or an error."""
+        return settle_duplicates(step_id=self.step_id, dialect=self.dialect, stage=source,
+                                 keys=self.options.primary_key, dedupe=self.options.dedupe, order=self.STAGE_ORDER,
+                                 query_row=self.query_row, execute=self.execute)
+
+    def run_moves(self, table: str, source: str) -> int:
+        """Run the moves in order, counting the policies' rows in `counts`; the rows the last one wrote."""
         rows = 0
         for move in self.moves(table, source):
             count = self.execute(move.sql)
@@ -520,10 +554,7 @@ class SessionWriter(TableWriter):
                 rows = count
             else:
                 self.counts[move.metric] = self.counts.get(move.metric, 0) + count
-        self.check_staged()  # again: an input read in place (DuckDB) is only counted once the moves read it
-        if self.options.write_mode == "scd2" or self.dialect.MERGE_COUNTS_ROWS or loaded is None:
-            return rows
-        return loaded - removed - self.counts.pop(FLAGGED, 0)  # the staged rows, less duplicates and flagged ones
+        return rows
 
 
 class TransactionalWriter(SessionWriter):
