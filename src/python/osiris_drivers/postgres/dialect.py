@@ -18,6 +18,7 @@ class PostgresDialect(Dialect):
     FAMILY = "postgresql"
     REPLACE_KEEPS_MATCHING_TABLE = True
     MERGE_REFUSES_DUPLICATE_KEYS = True
+    INSERT_OVERRIDING = "OVERRIDING SYSTEM VALUE "
     CREATE_STAGE = "CREATE UNLOGGED TABLE"
     TEXT_CAST = "{}::text"
 

@@ -59,6 +59,9 @@ class Dialect:
     policies) instead of rebuilding it from the input's schema."""
     MERGE_COUNTS_ROWS: ClassVar[bool] = True
     """The merge statement's row count is the rows written (MySQL counts an updated row twice: False)."""
+    INSERT_OVERRIDING: ClassVar[str] = ""
+    """Written between an INSERT's column list and its SELECT, so the input's values are written as given (PostgreSQL:
+    `OVERRIDING SYSTEM VALUE`, else a GENERATED ALWAYS identity column refuses them)."""
     MERGE_REFUSES_DUPLICATE_KEYS: ClassVar[bool] = False
     """The merge fails (rather than keeping one row) when two staged rows share a key and it updates non-key
     columns (PostgreSQL: cardinality_violation), so an upsert's duplicate check runs only after such a failure."""
@@ -173,7 +176,7 @@ class Dialect:
 
     def insert_sql(self, target: str, source: str, names: Sequence[str]) -> str:
         columns = self.column_list(names)
-        return f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {source}"
+        return f"INSERT INTO {target} ({columns}) {self.INSERT_OVERRIDING}SELECT {columns} FROM {source}"
 
     def merge_sql(self, target: str, source: str, names: Sequence[str], primary_key: Sequence[str]) -> str:
         """Insert `source`'s rows into `target`; a row whose key exists updates every non-key column."""

@@ -121,4 +121,5 @@ def insert_versions_sql(dialect: Dialect, target: str, source: str, names: Seque
     if flag:
         condition = f"NOT {flagged(dialect, flag)} AND {condition}"
     return (f"INSERT INTO {target} ({dialect.column_list([*names, VALID_FROM, VALID_TO])}) "
-            f"SELECT {selected}, {at}, NULL FROM {source} AS {SOURCE_ALIAS} WHERE {condition}")
+            f"{dialect.INSERT_OVERRIDING}SELECT {selected}, {at}, NULL FROM {source} AS {SOURCE_ALIAS} "
+            f"WHERE {condition}")
