@@ -89,3 +89,35 @@ def test_scd2_a_current_row_loaded_without_a_hash_gets_its_changes(target: Targe
     assert (written.rows, written.metrics["rows_closed"]) == (1, 1)
     assert target.sql(f"SELECT v FROM {target.q(table)} WHERE _osiris_valid_to IS NULL") == [("new",)]
     assert target.write(table, one("new"), **SCD2).rows == 0  # hashed now: unchanged is unchanged
+
+
+def test_scd2_hash_is_the_same_however_the_values_were_read() -> None:
+    """The same values as ms or µs timestamps, float32 or float64, date64 or date32, time32 or time64 hash alike
+    (a source read another way creates no versions); different values still differ."""
+    from osiris_drivers.sql.scd2 import row_hashes
+
+    def hashes(**columns: pa.Array) -> list[str]:
+        return [str(h) for h in row_hashes(pa.RecordBatch.from_pydict(columns), sorted(columns)).to_pylist()]
+
+    moments = [1_700_000_000_123, None]
+    assert hashes(t=pa.array(moments, pa.timestamp("ms", "UTC"))) == \
+        hashes(t=pa.array([m * 1000 if m else None for m in moments], pa.timestamp("us", "UTC"))) == \
+        hashes(t=pa.array([m * 1_000_000 if m else None for m in moments], pa.timestamp("ns", "UTC")))
+    assert hashes(t=pa.array([1], pa.timestamp("ns"))) != hashes(t=pa.array([0], pa.timestamp("ns")))  # sub-µs kept
+    assert hashes(r=pa.array([1.5, 0.1], pa.float32())) == hashes(r=pa.array([1.5, 0.1], pa.float32()).cast(
+        pa.float64()))
+    assert hashes(d=pa.array([86_400_000], pa.date64())) == hashes(d=pa.array([1], pa.date32()))
+    assert hashes(c=pa.array([5_000], pa.time32("ms"))) == hashes(c=pa.array([5_000_000], pa.time64("us")))
+    assert hashes(c=pa.array([5_000], pa.time32("ms"))) != hashes(c=pa.array([5_001], pa.time32("ms")))
+
+
+def test_scd2_a_timestamp_read_in_another_unit_creates_no_version(target: Target) -> None:
+    table = target.table()
+    moment = 1_700_000_000_123
+
+    def at(kind: pa.DataType, value: int) -> pa.Table:
+        return pa.table({"id": pa.array([1], pa.int64()), "t": pa.array([value], kind)})
+
+    target.write(table, at(pa.timestamp("ms", "UTC"), moment), **SCD2)
+    assert target.write(table, at(pa.timestamp("us", "UTC"), moment * 1000), **SCD2).rows == 0
+    assert target.write(table, at(pa.timestamp("us", "UTC"), moment * 1000 + 1), **SCD2).rows == 1

@@ -2,7 +2,8 @@
 
 The writer's columns: `_osiris_valid_from` (when the version became current: one timestamp per run, UTC, µs),
 `_osiris_valid_to` (when it stopped; NULL = current) and `_osiris_row_hash` (SHA-256 over the non-key columns,
-computed from the Arrow input, so the same input hashes alike for every database). One run, in one transaction:
+computed from the Arrow input, so the same input hashes alike for every database and however it was read: widths
+and units are made one before hashing). One run, in one transaction:
 
 1. the current version of a key whose hash changed (or that the input flags for deletion) is closed;
 2. with `delete_missing` (either value), the current version of a key absent from the input is closed;
@@ -35,12 +36,32 @@ _NULL = "-"
 """A NULL's encoding; a value is `<length>:<text>`, so no value (and no run of values) reads like another."""
 
 
+def _canonical(values: pa.Array) -> pa.Array:
+    """Equal values read as different widths or units as one type, so a source read another way (ms vs µs, `real`
+    as float32 vs float64) hashes alike: timestamps and times in µs (ns only where a value holds more), floats as
+    float64, dates as date32. A decimal's scale is kept: a changed scale is a changed column type."""
+    kind = values.type
+    try:
+        if pa.types.is_timestamp(kind) and kind.unit != "us":
+            return values.cast(pa.timestamp("us", kind.tz))  # safe casts: sub-µs digits raise and stay as they are
+        if pa.types.is_time(kind) and kind.unit != "us":
+            return values.cast(pa.time64("us"))
+        if pa.types.is_floating(kind) and kind != pa.float64():
+            return values.cast(pa.float64())
+        if pa.types.is_date64(kind):
+            return values.cast(pa.date32())
+    except pa.ArrowInvalid:
+        pass
+    return values
+
+
 def _text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """A column as canonical text (Arrow's own cast where it has one, else JSON), each value as `<length>:<text>`
     and NULL as `-`: the encoding is injective, so NULL, '', 'NULL' and values holding any separator all differ."""
     values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
+    values = _canonical(values)
     if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type) or \
             pa.types.is_fixed_size_binary(values.type):
         text = pa.array([None if v is None else v.hex() for v in values.to_pylist()], pa.string())
