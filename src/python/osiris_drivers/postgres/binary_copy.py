@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeAlias
 
@@ -42,6 +43,9 @@ Encoder = Callable[[pa.Array], list[Part]]
 
 _INTEGERS = {"smallint": (pa.int16(), "h"), "integer": (pa.int32(), "i"), "bigint": (pa.int64(), "q")}
 _FLOATS = {"real": (pa.float32(), "f"), "double precision": (pa.float64(), "d")}
+_PRECISION = re.compile(r"^timestamp\(\d+\)")
+"""A timestamp's fractional-second precision (`timestamp(6) without time zone`): the binary form is the same, and
+the server rounds to the precision on input, as it does for text."""
 _TYPES = {"h": pa.int16(), "i": pa.int32(), "q": pa.int64(), "f": pa.float32(), "d": pa.float64(), "B": pa.uint8()}
 """`array` type code → the Arrow type of the same width and kind."""
 
@@ -161,6 +165,7 @@ def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
     """How a column of `arrow` values goes into a column of PostgreSQL type `target` (`format_type` text), or
     None when binary COPY does not cover the pair."""
     t = pa.types
+    target = _PRECISION.sub("timestamp", target)
     if t.is_dictionary(arrow):
         inner = encoder_for(arrow.value_type, target)
         return None if inner is None else (lambda column: inner(column.cast(arrow.value_type)))
