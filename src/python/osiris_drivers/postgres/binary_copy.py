@@ -34,6 +34,8 @@ NUMERIC_NEG = 0x4000
 NBASE = 10_000
 ENCODE_ROWS = 16_384
 """Rows encoded at a time: the encoding's temporaries (a few times the rows' bytes) stay a few MB."""
+INDEX_BLOCK_ROWS = 1_024
+"""Rows of an interleaving index built at a time."""
 INTEGER_DIGITS = 5
 """Base-10000 digits before the point of an int64's magnitude (at most 19 decimal digits)."""
 
@@ -245,14 +247,17 @@ def _interleaving(layout: tuple[tuple[bool, int], ...], rows: int) -> pa.Array:
         start.extend(range(at, at + width))
         step.extend([0 if constant else width] * width)
         at += width if constant else rows * width
-    first = array.array("i", [1] + [0] * (len(start) - 1))  # 1 where a row starts: their running sum is the row + 1
-
     def int32s(values: array.array[int]) -> pa.Array:
         return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
 
-    row = pc.subtract(pc.cumulative_sum(int32s(first * rows)), 1)
-    where: pa.Array = pc.add(int32s(start * rows), pc.multiply(row, int32s(step * rows)))
-    return where
+    # Built a block of rows at a time (block k is block 0 shifted by k * block * step): its temporaries stay small.
+    block = min(rows, INDEX_BLOCK_ROWS)
+    row = array.array("i", [r for r in range(block) for _ in start])
+    steps = int32s(step * block)
+    first = pc.add(int32s(start * block), pc.multiply(int32s(row), steps))
+    blocks = [first, *(pc.add(first, pc.multiply(steps, pa.scalar(k * block, pa.int32())))
+                       for k in range(1, -(-rows // block)))]
+    return pa.concat_arrays(blocks).slice(0, rows * len(start))
 
 
 def _interleaved(parts: list[pa.Scalar | Fixed], rows: int) -> pa.Array | pa.Scalar:
