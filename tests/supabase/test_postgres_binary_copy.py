@@ -17,6 +17,8 @@ import pytest
 from osiris_drivers.postgres.binary_copy import BinaryCopyStream, encoder_for, encoders_for
 from osiris_drivers.postgres.copy import CsvCopyStream, copy_into
 from osiris_drivers.postgres.writer.driver import PostgresWriter, PostgresWriterConfig
+from osiris_drivers.sql.source_types import SourceType
+from osiris_drivers.sql.type_map import target_type
 from tests.support.databases import PostgresDatabase
 from tests.support.runs import Recorder
 
@@ -126,6 +128,16 @@ def test_values_arrive_exactly(pg_db: PostgresDatabase) -> None:
                               dt.date(1969, 12, 31)]
     assert by_name["i64"] == [None, -2**63, 2**63 - 1, 0, 7]
     assert by_name["f64"][4] == 5e-324 and math.isnan(by_name["f64"][1])
+
+
+@pytest.mark.parametrize("source", [SourceType("mysql", kind, precision=p) for kind in ("datetime", "timestamp")
+                                    for p in (None, 0, 3, 6)] + [
+                                    SourceType("postgresql", "timestamp without time zone", precision=3)])
+def test_the_timestamp_columns_the_writer_creates_are_encoded_in_binary(source: SourceType) -> None:
+    """P1's `updated_at DATETIME(6)` becomes `timestamp(6) without time zone`: its COPY must not fall back to CSV."""
+    target = target_type(source, "postgresql", key=False)
+    assert target is not None
+    assert encoder_for(pa.timestamp("us"), target) is not None
 
 
 @pytest.mark.parametrize(("arrow", "target"), [
