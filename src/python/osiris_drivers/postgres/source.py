@@ -108,8 +108,8 @@ class PostgresSource(SqlSource):
             return str(rows[0][0])
         return None
 
-    def open(self, sql: str) -> pa.RecordBatchReader:
-        return open_stream(self._url, sql, self.stream_failure)
+    def open(self, sql: str, *, whole: bool = False) -> pa.RecordBatchReader:
+        return open_stream(self._url, sql, self.stream_failure, whole=whole)
 
     def canceller(self, marker: str) -> Cancel | None:
         return partial(cancel_marked, self._dsn, marker)
