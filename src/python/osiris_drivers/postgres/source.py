@@ -57,6 +57,9 @@ JOIN pg_type e ON e.oid = CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN 
 
 class PostgresSource(SqlSource):
     dialect = POSTGRES
+    WHOLE_PAGES = False
+    """ConnectorX 0.4's whole read types smallint/integer/real as int16/int32/float where its stream (what the
+    extractor has always given) widens them to int64/double."""
 
     def __init__(self, step_id: str, settings: ConnectionSettings, *, dsn: str, where: str | None = None) -> None:
         super().__init__(step_id, settings, where=where)

@@ -2,8 +2,8 @@
 
 ConnectorX's Arrow stream reads ahead without limit when its consumer is slower (a database writer), so a
 large table read as one stream can fill memory. Pages bound that: at most three pages are in memory (being
-consumed, queued, being read), while the database and the consumer still overlap. Each page is read whole
-(`open_stream(whole=True)`): ConnectorX's stream would hold the GIL while it waits for the database, stopping the
+consumed, queued, being read), while the database and the consumer still overlap. MySQL's pages are read whole
+(`SqlSource.WHOLE_PAGES`): ConnectorX's stream holds the GIL while it waits for the database, stopping the
 consumer meanwhile.
 """
 
