@@ -40,7 +40,6 @@ INTEGER_DIGITS = 5
 """Base-10000 digits before the point of an int64's magnitude (at most 19 decimal digits)."""
 
 
-
 class Fixed(NamedTuple):
     """`width` bytes for each row, back to back in `data`."""
 
@@ -247,6 +246,7 @@ def _interleaving(layout: tuple[tuple[bool, int], ...], rows: int) -> pa.Array:
         start.extend(range(at, at + width))
         step.extend([0 if constant else width] * width)
         at += width if constant else rows * width
+
     def int32s(values: array.array[int]) -> pa.Array:
         return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
 
