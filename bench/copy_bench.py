@@ -44,10 +44,12 @@ from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
 from osiris_drivers.registry import default_registry
 
-MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_DATABASE = "127.0.0.1", 3306, "root", "osiris_bench"
+BENCH_DATABASE = os.environ.get("OSIRIS_BENCH_DATABASE", "osiris_bench")
+"""The MariaDB and PostgreSQL database the benchmarks use (set it so parallel benchmark runs do not collide)."""
+MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_DATABASE = "127.0.0.1", 3306, "root", BENCH_DATABASE
 MYSQL: dict[str, str | int] = {"host": MYSQL_HOST, "port": MYSQL_PORT, "user": MYSQL_USER, "password": "",
                                "database": MYSQL_DATABASE}
-PG_DATABASE = "osiris_bench"
+PG_DATABASE = BENCH_DATABASE
 PG_DSN = f"postgresql://root@127.0.0.1:5432/{PG_DATABASE}"
 COLUMNS = ("id BIGINT PRIMARY KEY, title VARCHAR(200), director_id INT, release_year SMALLINT, genre VARCHAR(20), "
            "runtime_minutes SMALLINT, budget_usd DECIMAL(14,2), box_office_usd DECIMAL(14,2), rating DOUBLE, "

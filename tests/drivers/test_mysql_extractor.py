@@ -252,3 +252,34 @@ def test_wide_decimals_travel_exactly(mysql_db: MySQLDatabase, tmp_path: Path) -
     row = extract_direct(mysql_db, tmp_path, table="wide_decimals").read_all().to_pylist()[0]
     assert row["d28"] == Decimal("9999999999999999999999999999")
     assert row["d20"] == Decimal("1234567890123456789.5")
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_whole_read_lets_other_threads_run_while_the_database_works(mysql_db: MySQLDatabase, whole: bool) -> None:
+    """Key pages are read whole: ConnectorX's stream holds the GIL while the database works (the control), which
+    stopped the writer's thread — encoding and sending the previous page — for as long."""
+    import threading
+    import time
+
+    from osiris_drivers.sql.connectorx import open_stream
+
+    settings = MySQLSettings.model_validate(mysql_db.fields)
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            reader = open_stream(settings.connectorx_url(), "SELECT SLEEP(1) AS s",
+                                 lambda exc, _: DriverError(str(exc), step_id="read"), whole=whole)
+            assert reader.read_all().num_rows == 1
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=read)
+    gaps, last = [], time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    worker.join()
+    assert (max(gaps) < 0.5) is whole

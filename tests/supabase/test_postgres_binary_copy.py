@@ -17,6 +17,8 @@ import pytest
 from osiris_drivers.postgres.binary_copy import BinaryCopyStream, encoder_for, encoders_for
 from osiris_drivers.postgres.copy import CsvCopyStream, copy_into
 from osiris_drivers.postgres.writer.driver import PostgresWriter, PostgresWriterConfig
+from osiris_drivers.sql.source_types import SourceType
+from osiris_drivers.sql.type_map import target_type
 from tests.support.databases import PostgresDatabase
 from tests.support.runs import Recorder
 
@@ -50,6 +52,12 @@ COLUMNS: list[tuple[str, pa.Array, str]] = [
                      dt.datetime(2030, 1, 1, tzinfo=UTC)], pa.timestamp("us", "Europe/Berlin")),
      "timestamp with time zone"),
     ("ms", pa.array([1, None, -1, 0, 1_700_000_000_123], pa.timestamp("ms")), "timestamp without time zone"),
+    ("ts6", pa.array([dt.datetime(2024, 1, 1, 0, 0, 0, 1), None, dt.datetime(1970, 1, 1), dt.datetime(1, 1, 1),
+                      dt.datetime(9999, 12, 31, 23, 59, 59, 999999)], pa.timestamp("us")),
+     "timestamp(6) without time zone"),
+    ("ts0", pa.array([dt.datetime(2024, 1, 1, 0, 0, 0, 500000), dt.datetime(2024, 1, 1, 0, 0, 0, 499999), None,
+                      dt.datetime(1999, 12, 31, 23, 59, 59, 999999), dt.datetime(1969, 12, 31, 23, 59, 59, 500001)],
+                     pa.timestamp("us")), "timestamp(0) with time zone"),
     ("cat", pa.array(["a", "b", None, "a", ""]).dictionary_encode(), "text"),
     ("nothing", pa.array([None] * 5, pa.null()), "text"),
 ]
@@ -114,10 +122,22 @@ def test_values_arrive_exactly(pg_db: PostgresDatabase) -> None:
     assert by_name["ts"][3] == dt.datetime(1899, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert by_name["tz"][0] == dt.datetime(2024, 6, 1, 12, 30, 0, 123456, tzinfo=UTC)
     assert by_name["ms"][0] == dt.datetime(1970, 1, 1, 0, 0, 0, 1000)
+    assert by_name["ts6"][0] == dt.datetime(2024, 1, 1, 0, 0, 0, 1)
+    assert by_name["ts0"][:2] == [dt.datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC), dt.datetime(2024, 1, 1, tzinfo=UTC)]
     assert by_name["day"] == [dt.date(2000, 1, 1), dt.date(1, 1, 1), None, dt.date(9999, 12, 31),
                               dt.date(1969, 12, 31)]
     assert by_name["i64"] == [None, -2**63, 2**63 - 1, 0, 7]
     assert by_name["f64"][4] == 5e-324 and math.isnan(by_name["f64"][1])
+
+
+@pytest.mark.parametrize("source", [SourceType("mysql", kind, precision=p) for kind in ("datetime", "timestamp")
+                                    for p in (None, 0, 3, 6)] + [
+                                    SourceType("postgresql", "timestamp without time zone", precision=3)])
+def test_the_timestamp_columns_the_writer_creates_are_encoded_in_binary(source: SourceType) -> None:
+    """P1's `updated_at DATETIME(6)` becomes `timestamp(6) without time zone`: its COPY must not fall back to CSV."""
+    target = target_type(source, "postgresql", key=False)
+    assert target is not None
+    assert encoder_for(pa.timestamp("us"), target) is not None
 
 
 @pytest.mark.parametrize(("arrow", "target"), [
@@ -126,6 +146,7 @@ def test_values_arrive_exactly(pg_db: PostgresDatabase) -> None:
     (pa.float64(), "real"),
     (pa.decimal128(38, 2), "numeric(38,2)"),
     (pa.timestamp("ns"), "timestamp with time zone"),
+    (pa.timestamp("us"), "time(6) without time zone"),
     (pa.string(), "jsonb"),
     (pa.list_(pa.int64()), "jsonb"),
     (pa.int64(), "numeric"),

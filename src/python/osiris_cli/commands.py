@@ -32,6 +32,7 @@ from osiris_core.events import (
 )
 from osiris_core.execution import ExecutionSettings
 from osiris_core.interrupts import stop_on_signals
+from osiris_core.malloc_arenas import limit_malloc_arenas
 from osiris_core.manifest import load_compiled
 from osiris_core.oml import load_pipeline
 from osiris_core.recorder import RunResult
@@ -127,6 +128,8 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
         from osiris_cli.dry_run import cmd_dry_run  # the plan's modules only when a plan is asked for
 
         return cmd_dry_run(app, args)
+    if app.owns_process:
+        limit_malloc_arenas()  # before the run's threads: peak memory stays flat however many rows
     executor = executor_name(args)
     manifest_path = _manifest_to_run(app, args)
     outputs: list[OutputWritten] = []

@@ -15,9 +15,11 @@ timestamptz/timestamp (µs since 2000-01-01 UTC; the session is in UTC, so naive
 from __future__ import annotations
 
 import array
+import functools
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,16 +34,31 @@ NUMERIC_NEG = 0x4000
 NBASE = 10_000
 ENCODE_ROWS = 16_384
 """Rows encoded at a time: the encoding's temporaries (a few times the rows' bytes) stay a few MB."""
+INDEX_BLOCK_ROWS = 1_024
+"""Rows of an interleaving index built at a time."""
 INTEGER_DIGITS = 5
 """Base-10000 digits before the point of an int64's magnitude (at most 19 decimal digits)."""
 
-Part: TypeAlias = "pa.Array | pa.Scalar"
+
+class Fixed(NamedTuple):
+    """`width` bytes for each row, back to back in `data`."""
+
+    data: pa.Buffer
+    width: int
+
+
+Part: TypeAlias = "pa.Array | pa.Scalar | Fixed"
 Encoder = Callable[[pa.Array], list[Part]]
 """One column's values → the parts of each row's field (4-byte length, then the value's bytes; a NULL is length
--1), joined with the other columns' parts in one pass: a constant length stays a scalar."""
+-1): a constant (a binary scalar), fixed-width bytes (`Fixed`) or a binary array. `encode_batch` interleaves each
+run of constant and fixed-width parts into one array with a single `take`, then joins those with the variable
+parts in one pass (the join's cost grows with its number of inputs)."""
 
 _INTEGERS = {"smallint": (pa.int16(), "h"), "integer": (pa.int32(), "i"), "bigint": (pa.int64(), "q")}
 _FLOATS = {"real": (pa.float32(), "f"), "double precision": (pa.float64(), "d")}
+_PRECISION = re.compile(r"^timestamp\(\d+\)")
+"""A timestamp's fractional-second precision (`timestamp(6) without time zone`): the binary form is the same, and
+the server rounds to the precision on input, as it does for text."""
 _TYPES = {"h": pa.int16(), "i": pa.int32(), "q": pa.int64(), "f": pa.float32(), "d": pa.float64(), "B": pa.uint8()}
 """`array` type code → the Arrow type of the same width and kind."""
 
@@ -50,7 +67,7 @@ def _length(width: int) -> pa.Scalar:
     return pa.scalar(width.to_bytes(4, "big"), pa.binary())
 
 
-def _big_endian(values: pa.Array, code: str) -> pa.Array:
+def _big_endian(values: pa.Array, code: str) -> Fixed:
     """Each value of a null-free numeric array (cast to `code`'s type, overflow checked) as its big-endian bytes."""
     values = values.cast(_TYPES[code])
     width = _TYPES[code].byte_width
@@ -59,15 +76,26 @@ def _big_endian(values: pa.Array, code: str) -> pa.Array:
     swapped.frombytes(memoryview(values.buffers()[1])[start:start + len(values) * width])
     if width > 1:
         swapped.byteswap()
-    fixed = pa.Array.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(swapped)])
-    return fixed.cast(pa.binary())
+    return Fixed(pa.py_buffer(swapped), width)
+
+
+def _binary(part: Part, rows: int) -> pa.Array | pa.Scalar:
+    """A part as the join takes it: fixed-width bytes become a binary array (no copy of the bytes)."""
+    if not isinstance(part, Fixed):
+        return part
+    return pa.Array.from_buffers(pa.binary(), rows, [None, _offsets(rows, part.width), part.data])
+
+
+@functools.lru_cache(maxsize=16)
+def _offsets(rows: int, width: int) -> pa.Buffer:
+    return pa.py_buffer(array.array("i", range(0, (rows + 1) * width, width)))
 
 
 def _fields(column: pa.Array, parts: list[Part], width: int) -> list[Part]:
     """The parts of fields of `width` bytes: the length and `parts`, or where `column` has NULLs, whole fields."""
     if not column.null_count:
         return [_length(width), *parts]
-    fields = pc.binary_join_element_wise(_length(width), *parts, b"")
+    fields = pc.binary_join_element_wise(_length(width), *(_binary(p, len(column)) for p in parts), b"")
     return [pc.if_else(column.is_valid(), fields, NULL_FIELD)]
 
 
@@ -101,10 +129,10 @@ def _int16(value: int) -> pa.Scalar:
     return pa.scalar(value.to_bytes(2, "big", signed=True), pa.binary())
 
 
-def _packed(digits: Sequence[pa.Array]) -> list[pa.Array]:
+def _packed(digits: Sequence[pa.Array]) -> list[Fixed]:
     """Base-10000 digits (most significant first) as big-endian int16s, packed four to an int64 (two to an int32,
     one to an int16): the bytes PostgreSQL reads, in a few wide columns instead of one per digit."""
-    parts: list[pa.Array] = []
+    parts: list[Fixed] = []
     at = 0
     for size, code in ((4, "q"), (2, "i"), (1, "h")):
         while len(digits) - at >= size:
@@ -133,8 +161,8 @@ def _decimals(precision: int, scale: int) -> Encoder:
     after = -(-scale // 4)
     width = 8 + 2 * (before + after)
     head = (before + after) << 48 | (before - 1) << 32 | scale  # ndigits, weight, sign (0: positive), dscale
-    positive = pa.scalar(head.to_bytes(8, "big"), pa.binary())
-    negative = pa.scalar((head | NUMERIC_NEG << 16).to_bytes(8, "big"), pa.binary())
+    positive = pa.scalar(head.to_bytes(8, "big"), pa.binary(8))
+    negative = pa.scalar((head | NUMERIC_NEG << 16).to_bytes(8, "big"), pa.binary(8))
 
     def encode(column: pa.Array) -> pa.Array:
         # The same 16-byte values read at scale 0 are the unscaled integers (at most 18 digits: an int64).
@@ -145,12 +173,13 @@ def _decimals(precision: int, scale: int) -> Encoder:
         integer = pc.divide(magnitude, 10 ** scale)
         fraction = pc.multiply(pc.subtract(magnitude, pc.multiply(integer, 10 ** scale)), 10 ** (4 * after - scale))
         digits = [*_base_10000(integer, before), *_base_10000(fraction, after)]
-        sign = pc.if_else(pc.less(unscaled, 0), negative, positive)
+        signs = pc.if_else(pc.less(unscaled, 0), negative, positive)
+        sign = Fixed(signs.buffers()[1][signs.offset * 8:(signs.offset + len(signs)) * 8], 8)
         return _fields(column, [sign, *_packed(digits)], width)
     return encode
 
 
-def _bytes(column: pa.Array) -> pa.Array:
+def _bytes(column: pa.Array) -> list[Part]:
     """Text or bytea: the length, then the bytes as they are (UTF-8 for text)."""
     values = column if pa.types.is_binary(column.type) else column.cast(pa.binary())
     lengths = _big_endian(pc.binary_length(values).fill_null(-1).cast(pa.int32()), "i")
@@ -161,6 +190,7 @@ def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
     """How a column of `arrow` values goes into a column of PostgreSQL type `target` (`format_type` text), or
     None when binary COPY does not cover the pair."""
     t = pa.types
+    target = _PRECISION.sub("timestamp", target)
     if t.is_dictionary(arrow):
         inner = encoder_for(arrow.value_type, target)
         return None if inner is None else (lambda column: inner(column.cast(arrow.value_type)))
@@ -200,13 +230,69 @@ def encoders_for(schema: pa.Schema, targets: Sequence[str]) -> list[Encoder] | N
     return None if any(e is None for e in found) else [e for e in found if e is not None]
 
 
+_LANES = {8: pa.uint64(), 4: pa.uint32(), 2: pa.uint16(), 1: pa.uint8()}
+"""Interleaving moves lanes of the widest size that divides every width of the run (the fewer, the faster)."""
+
+
+@functools.lru_cache(maxsize=8)  # per run of parts: for the stream's full slices, and its last
+def _interleaving(layout: tuple[tuple[bool, int], ...], rows: int) -> pa.Array:
+    """Where each lane of `rows` rows of interleaved parts comes from, in the parts' lanes laid end to end.
+
+    `layout`: (constant?, width in lanes) of each part. Lane `c` of row `r` comes from `start[c] + r * step[c]`,
+    `step` being 0 for a constant (its one copy) and its width for a fixed-width part (its `rows` values)."""
+    start, step = array.array("i"), array.array("i")
+    at = 0
+    for constant, width in layout:
+        start.extend(range(at, at + width))
+        step.extend([0 if constant else width] * width)
+        at += width if constant else rows * width
+
+    def int32s(values: array.array[int]) -> pa.Array:
+        return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
+
+    # Built a block of rows at a time (block k is block 0 shifted by k * block * step): its temporaries stay small.
+    block = min(rows, INDEX_BLOCK_ROWS)
+    row = array.array("i", [r for r in range(block) for _ in start])
+    steps = int32s(step * block)
+    first = pc.add(int32s(start * block), pc.multiply(int32s(row), steps))
+    blocks = [first, *(pc.add(first, pc.multiply(steps, pa.scalar(k * block, pa.int32())))
+                       for k in range(1, -(-rows // block)))]
+    return pa.concat_arrays(blocks).slice(0, rows * len(start))
+
+
+def _interleaved(parts: list[pa.Scalar | Fixed], rows: int) -> pa.Array | pa.Scalar:
+    """Consecutive constant and fixed-width parts as one binary array (or one constant): one `take` of their bytes."""
+    if all(isinstance(part, pa.Scalar) for part in parts):
+        return pa.scalar(b"".join(part.as_py() for part in parts if isinstance(part, pa.Scalar)), pa.binary())
+    if len(parts) == 1:
+        return _binary(parts[0], rows)
+    chunks = [part.as_buffer() if isinstance(part, pa.Scalar) else part.data[:rows * part.width] for part in parts]
+    layout = tuple((isinstance(p, pa.Scalar), len(c) if isinstance(p, pa.Scalar) else p.width)
+                   for p, c in zip(parts, chunks, strict=True))
+    width = sum(w for _, w in layout)
+    lane = next(size for size in _LANES if all(w % size == 0 for _, w in layout))
+    data = pa.py_buffer(b"".join(chunks))
+    lanes = pa.Array.from_buffers(_LANES[lane], len(data) // lane, [None, data])
+    flat = pc.take(lanes, _interleaving(tuple((constant, w // lane) for constant, w in layout), rows))
+    return _binary(Fixed(flat.buffers()[1], width), rows)
+
+
 def encode_batch(batch: pa.RecordBatch, encoders: Sequence[Encoder]) -> bytes:
     """The batch's tuples in binary COPY format (without the header and trailer)."""
-    count = _int16(batch.num_columns)
-    parts = [part for encode, column in zip(encoders, batch.columns, strict=True) for part in encode(column)]
+    columns = [part for encode, column in zip(encoders, batch.columns, strict=True) for part in encode(column)]
+    parts: list[pa.Array | pa.Scalar] = []
+    run: list[pa.Scalar | Fixed] = [_int16(batch.num_columns)]
+    for part in columns:
+        if isinstance(part, pa.Array):
+            parts.extend([_interleaved(run, batch.num_rows), part] if run else [part])
+            run = []
+        else:
+            run.append(part)
+    if run:
+        parts.append(_interleaved(run, batch.num_rows))
     if not any(isinstance(part, pa.Array) for part in parts):  # every column NULL (or none): one array to join
         parts.append(pa.array([b""] * batch.num_rows, pa.binary()))
-    rows: pa.Array = pc.binary_join_element_wise(count, *parts, b"")
+    rows: pa.Array = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, b"")
     offsets = pa.Array.from_buffers(pa.int32(), len(rows) + 1, [None, rows.buffers()[1]], offset=rows.offset)
     first, last = offsets[0].as_py(), offsets[len(rows)].as_py()
     data: bytes = rows.buffers()[2][first:last].to_pybytes()

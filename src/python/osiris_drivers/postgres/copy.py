@@ -30,7 +30,9 @@ from osiris_drivers.step_io import batches
 if TYPE_CHECKING:
     import psycopg2.extensions
 
-COPY_READ_SIZE = 1 << 20
+COPY_READ_SIZE = 8 << 20
+"""Bytes psycopg2 asks the stream for at a time: more than one encoded slice (~2.3 MB for P1's 16,384 rows), so
+each slice goes out whole, as the same bytes object (a smaller read copies every slice once more)."""
 CARDINALITY_VIOLATION = "21000"
 """`ON CONFLICT DO UPDATE command cannot affect row a second time`: two staged rows share a key."""
 

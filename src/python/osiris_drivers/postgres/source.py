@@ -57,6 +57,9 @@ JOIN pg_type e ON e.oid = CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN 
 
 class PostgresSource(SqlSource):
     dialect = POSTGRES
+    WHOLE_PAGES = False
+    """ConnectorX 0.4's whole read types smallint/integer/real as int16/int32/float where its stream (what the
+    extractor has always given) widens them to int64/double."""
 
     def __init__(self, step_id: str, settings: ConnectionSettings, *, dsn: str, where: str | None = None) -> None:
         super().__init__(step_id, settings, where=where)
@@ -108,8 +111,8 @@ class PostgresSource(SqlSource):
             return str(rows[0][0])
         return None
 
-    def open(self, sql: str) -> pa.RecordBatchReader:
-        return open_stream(self._url, sql, self.stream_failure)
+    def open(self, sql: str, *, whole: bool = False) -> pa.RecordBatchReader:
+        return open_stream(self._url, sql, self.stream_failure, whole=whole)
 
     def canceller(self, marker: str) -> Cancel | None:
         return partial(cancel_marked, self._dsn, marker)

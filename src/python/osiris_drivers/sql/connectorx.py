@@ -70,18 +70,24 @@ def _converted(exc: BaseException) -> bool:
     return isinstance(exc, Exception) or is_panic(exc)
 
 
-def open_stream(url: str, query: str, describe: Describe, **options: Any) -> pa.RecordBatchReader:
+def open_stream(url: str, query: str, describe: Describe, *, whole: bool = False,
+                **options: Any) -> pa.RecordBatchReader:
+    """The rows of `query` as a stream; `whole`: read them all before returning (for a bounded result, such as a key
+    page). ConnectorX's stream holds the GIL while it waits for the database — every other thread of the process
+    (the writer encoding and sending the previous page) stops meanwhile — while a whole read releases it."""
     import connectorx
 
     os.environ["RUST_BACKTRACE"] = "0"  # a panic (a failed query, see database_error) prints no backtrace
     try:
-        reader = connectorx.read_sql(url, query, return_type="arrow_stream", **options)
+        result = connectorx.read_sql(url, query, return_type="arrow" if whole else "arrow_stream", **options)
     except BaseException as exc:
         if not _converted(exc):
             raise
         raise describe(exc, is_panic(exc)) from None
-    assert isinstance(reader, pa.RecordBatchReader)
-    return reader
+    if isinstance(result, pa.Table):
+        return pa.RecordBatchReader.from_batches(result.schema, result.to_batches())
+    assert isinstance(result, pa.RecordBatchReader)
+    return result
 
 
 def guarded_batches(reader: pa.RecordBatchReader, describe: Describe) -> Iterator[pa.RecordBatch]:

@@ -90,6 +90,9 @@ class SqlSource(ABC):
     dialect: ClassVar[Dialect]
     PANIC_HINT: ClassVar[str] = "CAST such columns to text in the query"
     """What to do about a value ConnectorX cannot convert."""
+    WHOLE_PAGES: ClassVar[bool] = True
+    """Key pages are read whole (`open_stream(whole=True)`), which lets the writer's thread run while the database
+    works; False where ConnectorX's whole read gives other Arrow types than its stream."""
 
     def __init__(self, step_id: str, settings: ConnectionSettings, *, where: str | None = None) -> None:
         self.step_id = step_id
@@ -119,8 +122,9 @@ class SqlSource(ABC):
         """The table's primary key column when it is one integer column (so pages can follow it)."""
 
     @abstractmethod
-    def open(self, sql: str) -> pa.RecordBatchReader:
-        """A ConnectorX stream of `sql` (`osiris_drivers.sql.connectorx.open_stream`, with `stream_failure`)."""
+    def open(self, sql: str, *, whole: bool = False) -> pa.RecordBatchReader:
+        """A ConnectorX stream of `sql` (`osiris_drivers.sql.connectorx.open_stream`, with `stream_failure`);
+        `whole`: read at once (a key page)."""
 
     def canceller(self, marker: str) -> Cancel | None:
         """A picklable action that cancels, server-side, the running queries whose text contains `marker` (run by
@@ -226,12 +230,13 @@ class SqlSource(ABC):
             return (f"SELECT {select}, {quoted_key} AS {pages.KEY_ALIAS} FROM {self.dialect.qualified(table)}"
                     f"{condition} ORDER BY {quoted_key} LIMIT {page_rows}")
 
-        first = self._open(page_sql(None))
+        first = self._open(page_sql(None), whole=self.WHOLE_PAGES)
         schema = self._schema(first, columns, extra=1)
         with_key = [*columns, ResultColumn(pages.KEY_ALIAS)]
 
         def read_page(after: int | None) -> Iterator[pa.RecordBatch]:
-            return self._cast(first if after is None else self._open(page_sql(after)), with_key, None)
+            page = first if after is None else self._open(page_sql(after), whole=self.WHOLE_PAGES)
+            return self._cast(page, with_key, None)
 
         return pa.RecordBatchReader.from_batches(schema, pages.keyset_pages(
             read_page, schema, limit=options.limit, page_rows=page_rows, name=f"osiris-{self.step_id}"))
@@ -239,9 +244,9 @@ class SqlSource(ABC):
     def _marker(self) -> str:
         return f"/* {self.tag} */"
 
-    def _open(self, sql: str) -> pa.RecordBatchReader:
+    def _open(self, sql: str, *, whole: bool = False) -> pa.RecordBatchReader:
         """The family's stream of `sql`, tagged for the stop helper."""
-        return self.open(f"{self._marker()} {sql}")
+        return self.open(f"{self._marker()} {sql}", whole=whole)
 
     def _with_sources(self, columns: list[ResultColumn], table: TableName | None) -> list[ResultColumn]:
         """Declared types for a table's columns; a query's keep their types but not NOT NULL (an outer join can

@@ -2,7 +2,9 @@
 
 ConnectorX's Arrow stream reads ahead without limit when its consumer is slower (a database writer), so a
 large table read as one stream can fill memory. Pages bound that: at most three pages are in memory (being
-consumed, queued, being read), while the database and the consumer still overlap.
+consumed, queued, being read), while the database and the consumer still overlap. MySQL's pages are read whole
+(`SqlSource.WHOLE_PAGES`): ConnectorX's stream holds the GIL while it waits for the database, stopping the
+consumer meanwhile.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from osiris_core.events import Logged
 from osiris_core.execution import ExecutionSettings
 from osiris_core.fingerprint import run_fingerprint
 from osiris_core.interrupts import stop_on_signals
+from osiris_core.malloc_arenas import limit_malloc_arenas
 from osiris_core.manifest import load_compiled
 from osiris_core.runner import LocalExecutor
 from osiris_remote.worker.components import bundle_root, bundled_registry, bundled_specs
@@ -109,6 +110,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    limit_malloc_arenas()  # this process exists to run the pipeline (`osiris_core.malloc_arenas`)
     try:
         specs = bundled_specs(bundle_root(), args.specs)
         registry = bundled_registry(specs)

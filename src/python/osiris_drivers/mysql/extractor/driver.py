@@ -95,8 +95,8 @@ class MySQLSource(SqlSource):
             return str(rows[0][0])
         return None
 
-    def open(self, sql: str) -> pa.RecordBatchReader:
-        return open_stream(self.mysql.connectorx_url(), sql, self.stream_failure, batch_size=BATCH_ROWS,
+    def open(self, sql: str, *, whole: bool = False) -> pa.RecordBatchReader:
+        return open_stream(self.mysql.connectorx_url(), sql, self.stream_failure, whole=whole, batch_size=BATCH_ROWS,
                            pre_execution_query=[SESSION_TIME_ZONE])
 
     def canceller(self, marker: str) -> Cancel | None:
