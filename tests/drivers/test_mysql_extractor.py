@@ -268,7 +268,7 @@ def test_a_whole_read_lets_other_threads_run_while_the_database_works(mysql_db: 
 
     def read() -> None:
         try:
-            reader = open_stream(settings.connectorx_url(), "SELECT SLEEP(1) AS s",
+            reader = open_stream(settings.connectorx_url(), "SELECT SLEEP(2) AS s",
                                  lambda exc, _: DriverError(str(exc), step_id="read"), whole=whole)
             assert reader.read_all().num_rows == 1
         finally:
@@ -282,4 +282,4 @@ def test_a_whole_read_lets_other_threads_run_while_the_database_works(mysql_db: 
         gaps.append(now - last)
         last = now
     worker.join()
-    assert (max(gaps) < 0.5) is whole
+    assert (max(gaps) < 1.0) is whole  # the stream stalls ~2 s; a whole read only for thread switches
