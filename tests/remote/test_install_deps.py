@@ -125,7 +125,7 @@ def test_a_manifest_needs_the_core_the_worker_imports_and_its_components_require
         registry: ComponentRegistry) -> None:
     base = sorted({*CORE_REQUIREMENTS, *WORKER_IMPORT_REQUIREMENTS})
     assert needed_projects(_manifest("filesystem.csv_extractor", "filesystem.csv_writer"), registry) == base
-    assert needed_projects(_manifest("duckdb.processor", "duckdb.writer"), registry) == base
+    assert needed_projects(_manifest("duckdb.processor", "duckdb.writer"), registry) == sorted([*base, "duckdb"])
     assert needed_projects(_manifest("filesystem.csv_extractor", "postgres.writer"), registry) == \
         sorted([*base, "psycopg2-binary"])
     needed = needed_projects(_manifest("mysql.extractor", "supabase.writer"), registry)

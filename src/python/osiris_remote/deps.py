@@ -4,13 +4,10 @@ The install set is the dependency closure of
 
 * `CORE_REQUIREMENTS`: what the engine itself imports (`osiris_core`: pydantic, pyyaml, pyarrow, jsonschema;
   the worker and the bootstrap add nothing beyond the standard library);
-* `WORKER_IMPORT_REQUIREMENTS`: the worker loads every component of the packages the bundle carries
-  (`osiris_remote.worker.components`), so with any built-in component it imports *every* built-in driver module,
-  whatever the manifest uses. Driver modules import their libraries lazily, inside the functions that use them
-  (psycopg2, pymysql, connectorx, supabase, httpx), except the two DuckDB ones, which `import duckdb` at module
-  level. So duckdb is needed by every sandbox run, and a run that uses no DuckDB step still installs it; making
-  those imports lazy would drop it from such runs. tests/remote/test_install_deps.py walks the module-level import
-  graph of the worker and of the built-in drivers and fails when a third-party import is not covered here;
+* `WORKER_IMPORT_REQUIREMENTS`: what the worker imports at module level beyond the core — nothing today: driver
+  modules import their libraries (DuckDB included) inside the functions that use them, so a run installs only what
+  its components name. tests/remote/test_install_deps.py walks the module-level import graph of the worker and
+  of the built-in drivers and fails when a third-party import is not covered here;
 * the `requirements` of each component the manifest uses (its `spec.yaml` names the PyPI projects its driver
   imports; the same test checks each driver's imports are covered by them).
 
@@ -38,7 +35,7 @@ from osiris_core.registry import ComponentRegistry
 
 LOCK_RESOURCE = "locked_requirements.json"
 CORE_REQUIREMENTS: tuple[str, ...] = ("pydantic", "pyyaml", "pyarrow", "jsonschema")
-WORKER_IMPORT_REQUIREMENTS: tuple[str, ...] = ("duckdb",)
+WORKER_IMPORT_REQUIREMENTS: tuple[str, ...] = ()
 """Imported at module level by driver modules the worker's registry imports (see the module docstring)."""
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?$")

@@ -1,9 +1,8 @@
 """The `duckdb` family: a database file (or, for `duckdb.processor`, a confined in-memory database), its settings,
 the doctor's check and one-line error messages.
 
-DuckDB is the embedded default and every sandbox installs it (`osiris_remote.deps.WORKER_IMPORT_REQUIREMENTS`
-lists it because the DuckDB modules import it at load), so unlike the other families' clients it is not
-imported lazily.
+DuckDB is imported where it runs, as the other families' clients are: compiling a pipeline (a sandbox run's host)
+needs the configs, not DuckDB, and a sandbox installs it only for a run with a DuckDB step.
 """
 
 from __future__ import annotations
