@@ -59,6 +59,12 @@ COLUMNS: list[tuple[str, pa.Array, str]] = [
                       dt.datetime(1999, 12, 31, 23, 59, 59, 999999), dt.datetime(1969, 12, 31, 23, 59, 59, 500001)],
                      pa.timestamp("us")), "timestamp(0) with time zone"),
     ("cat", pa.array(["a", "b", None, "a", ""]).dictionary_encode(), "text"),
+    ("js", pa.array(['{"b": 1, "a": [true, null]}', "[]", None, '"ü ☃"', "1.50"], pa.string()), "json"),
+    ("jsb", pa.array(['{"b": 1, "a": [true, null]}', "{}", None, '"ü ☃"', "null"], pa.string()), "jsonb"),
+    ("ch", pa.array(["ab", "", None, "abcde", "ü"], pa.string()), "character(5)"),
+    ("tm", pa.array([dt.time(0, 0), dt.time(23, 59, 59, 999999), None, dt.time(12, 30, 0, 1), dt.time(1, 2, 3)],
+                    pa.time64("us")), "time without time zone"),
+    ("tm3", pa.array([0, 86_399_999, None, 45_296_789, 1], pa.time32("ms")), "time(3) without time zone"),
     ("nothing", pa.array([None] * 5, pa.null()), "text"),
 ]
 TABLE = pa.table({name: values for name, values, _ in COLUMNS})
@@ -147,7 +153,8 @@ def test_the_timestamp_columns_the_writer_creates_are_encoded_in_binary(source: 
     (pa.decimal128(38, 2), "numeric(38,2)"),
     (pa.timestamp("ns"), "timestamp with time zone"),
     (pa.timestamp("us"), "time(6) without time zone"),
-    (pa.string(), "jsonb"),
+    (pa.string(), "uuid"),
+    (pa.time64("ns"), "time without time zone"),
     (pa.list_(pa.int64()), "jsonb"),
     (pa.int64(), "numeric"),
 ])

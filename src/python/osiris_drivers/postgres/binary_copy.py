@@ -8,8 +8,9 @@ None for any pair it does not cover, and the caller then COPYs the batches as CS
 
 Covered: integers into smallint/integer/bigint (widened, never narrowed), floats into real/double precision,
 booleans, decimals of at most 18 digits into numeric (PostgreSQL applies the column's precision and scale as
-it does for text), strings into text/varchar, binary into bytea, date32 into date, timestamps of s/ms/µs into
-timestamptz/timestamp (µs since 2000-01-01 UTC; the session is in UTC, so naive values are UTC as with CSV).
+it does for text), strings into text/varchar/character(n)/json/jsonb, binary into bytea, date32 into date,
+timestamps of s/ms/µs into timestamptz/timestamp (µs since 2000-01-01 UTC; the session is in UTC, so naive values
+are UTC as with CSV), times of s/ms/µs into time.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ parts in one pass (the join's cost grows with its number of inputs)."""
 
 _INTEGERS = {"smallint": (pa.int16(), "h"), "integer": (pa.int32(), "i"), "bigint": (pa.int64(), "q")}
 _FLOATS = {"real": (pa.float32(), "f"), "double precision": (pa.float64(), "d")}
-_PRECISION = re.compile(r"^timestamp\(\d+\)")
-"""A timestamp's fractional-second precision (`timestamp(6) without time zone`): the binary form is the same, and
-the server rounds to the precision on input, as it does for text."""
+_PRECISION = re.compile(r"^(timestamp|time)\(\d+\)")
+"""A timestamp's or time's fractional-second precision (`timestamp(6) without time zone`): the binary form is the
+same, and the server rounds to the precision on input, as it does for text."""
+JSONB_VERSION = pa.scalar(b"\x01", pa.binary())
+"""jsonb's binary form: a version byte, then the JSON text."""
 _TYPES = {"h": pa.int16(), "i": pa.int32(), "q": pa.int64(), "f": pa.float32(), "d": pa.float64(), "B": pa.uint8()}
 """`array` type code → the Arrow type of the same width and kind."""
 
@@ -125,6 +128,12 @@ def _timestamps(unit: str) -> Encoder:
     return encode
 
 
+def _times(column: pa.Array) -> pa.Array:
+    """time: µs since midnight as an int64."""
+    us = column.cast(pa.time64("us")).cast(pa.int64()).fill_null(0)
+    return _fields(column, [_big_endian(us, "q")], 8)
+
+
 def _int16(value: int) -> pa.Scalar:
     return pa.scalar(value.to_bytes(2, "big", signed=True), pa.binary())
 
@@ -179,6 +188,11 @@ def _decimals(precision: int, scale: int) -> Encoder:
     return encode
 
 
+def _jsonb(column: pa.Array) -> list[Part]:
+    """jsonb: the version byte before each value's text (a NULL stays NULL: no byte)."""
+    return _bytes(pc.binary_join_element_wise(JSONB_VERSION, column.cast(pa.binary()), b""))
+
+
 def _bytes(column: pa.Array) -> list[Part]:
     """Text or bytea: the length, then the bytes as they are (UTF-8 for text)."""
     values = column if pa.types.is_binary(column.type) else column.cast(pa.binary())
@@ -190,7 +204,7 @@ def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
     """How a column of `arrow` values goes into a column of PostgreSQL type `target` (`format_type` text), or
     None when binary COPY does not cover the pair."""
     t = pa.types
-    target = _PRECISION.sub("timestamp", target)
+    target = _PRECISION.sub(r"\1", target)
     if t.is_dictionary(arrow):
         inner = encoder_for(arrow.value_type, target)
         return None if inner is None else (lambda column: inner(column.cast(arrow.value_type)))
@@ -210,6 +224,11 @@ def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
     if (t.is_string(arrow) or t.is_large_string(arrow)) and (target == "text" or
                                                              target.startswith("character varying")):
         return _bytes
+    if (t.is_string(arrow) or t.is_large_string(arrow)) and (target == "json" or target == "character" or
+                                                             target.startswith("character(")):
+        return _bytes  # json's binary form is its text; character(n)'s is too (the server pads it, as for text)
+    if (t.is_string(arrow) or t.is_large_string(arrow)) and target == "jsonb":
+        return _jsonb
     if (t.is_binary(arrow) or t.is_large_binary(arrow)) and target == "bytea":
         return _bytes
     if t.is_date32(arrow) and target == "date":
@@ -217,6 +236,8 @@ def encoder_for(arrow: pa.DataType, target: str) -> Encoder | None:
     if t.is_timestamp(arrow) and arrow.unit != "ns" and target in ("timestamp with time zone",
                                                                   "timestamp without time zone"):
         return _timestamps(arrow.unit)
+    if t.is_time(arrow) and arrow.unit != "ns" and target == "time without time zone":
+        return _times
     return None
 
 
