@@ -65,6 +65,8 @@ def _config(app: SandboxApp, log_level: str) -> uvicorn.Config:
         log_level=log_level,
         access_log=False,  # request lines would carry signed file URLs
         lifespan="on",
+        http="h11",
+        ws="none",  # envd speaks HTTP/1.1 only: no WebSocket protocol to import
         limit_concurrency=app.limits.connections,
         # Streams of long-running commands keep connections open; don't wait for them forever.
         timeout_graceful_shutdown=2,
