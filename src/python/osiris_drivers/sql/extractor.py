@@ -186,10 +186,12 @@ class SqlSource(ABC):
         check_columns(reader.schema, inc, self.step_id)
         return reader if incremental is None else tracked(reader, inc, incremental, self.step_id)
 
-    def _ceiling(self, table: TableName, inc: IncrementalOptions) -> Cursor | None:
-        """The largest cursor in `table` now (None: no row has one), read and typed as the rows are."""
+    def _ceiling(self, table: TableName, inc: IncrementalOptions, read: list[ResultColumn]) -> Cursor | None:
+        """The largest cursor in `table` now (None: no row has one), read and typed as the rows are: the cursor
+        columns as the read (`read`, described already) has them, with no metadata session of its own."""
         sql = ceiling_sql(self.dialect, inc, self.dialect.qualified(table))
-        columns = self._with_sources(self.describe(sql), table)
+        described = {c.name: c for c in read}
+        columns = [described[name] for name in inc.columns]
         reader = self.open(sql)
         schema = self._schema(reader, columns, extra=0)
         check_columns(schema, inc, self.step_id)
@@ -209,7 +211,7 @@ class SqlSource(ABC):
         columns = self._with_sources(self.describe(sql), table)
         if inc is not None and key is not None and table is not None and \
                 set(inc.columns) <= {c.name for c in columns}:  # else the read refuses it with its own message
-            where = ceiling_filter(self.dialect, inc, self._ceiling(table, inc), where)
+            where = ceiling_filter(self.dialect, inc, self._ceiling(table, inc, columns), where)
         select = ", ".join(self.dialect.text_select(c.name) if c.as_text else self.dialect.quote_ident(c.name)
                            for c in columns)
         if key is None:

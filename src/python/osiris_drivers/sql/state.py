@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from osiris_core.driver import StepContext
+from osiris_core.errors import DriverError
 from osiris_core.state import StateRecord, StateStore
 from osiris_drivers.connection import ConnectionSettings
 from osiris_drivers.sql.dialect import Dialect, TableName
@@ -85,8 +86,11 @@ class SqlStateStore(StateStore):
         try:
             return self.query(sql)
         except Exception as exc:
-            raise self.settings.failure(exc, step_id=self.step_id, role="write",
-                                        doing=f"reading the incremental state {self.settings.where}") from None
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: Exception) -> DriverError:
+        return self.settings.failure(exc, step_id=self.step_id, role="write",
+                                     doing=f"reading the incremental state {self.settings.where}")
 
     def _exists(self, table: TableName) -> bool:
         lit = self.dialect.quote_literal
@@ -105,10 +109,14 @@ class SqlStateStore(StateStore):
 
     def records(self, pipeline: str | None = None) -> list[StateRecord]:
         table = state_table(self.table.schema)
-        if not self._exists(table):
-            return []
-        rows = self._run(f"SELECT {self.dialect.column_list(COLUMNS)} FROM {self.dialect.qualified(table)}"
-                          f"{self._where(pipeline)} ORDER BY {self.dialect.column_list(KEY)}")
+        select = (f"SELECT {self.dialect.column_list(COLUMNS)} FROM {self.dialect.qualified(table)}"
+                  f"{self._where(pipeline)} ORDER BY {self.dialect.column_list(KEY)}")
+        try:  # one session where the table exists (every run after the first); the check only when it failed
+            rows = self.query(select)
+        except Exception as exc:
+            if not self._exists(table):
+                return []
+            raise self._failure(exc) from None
         return [StateRecord(str(p), str(s), str(t), str(c), int(r), str(u), str(i)) for p, s, t, c, r, u, i in rows]
 
     def target_has_rows(self) -> bool:
