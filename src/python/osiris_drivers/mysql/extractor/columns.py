@@ -58,10 +58,13 @@ def _travel(field: Any) -> ResultColumn:
 DECLARED_SQL = (
     "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, c.CHARACTER_MAXIMUM_LENGTH, "
     "c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, EXISTS (SELECT 1 FROM "
-    "information_schema.CHECK_CONSTRAINTS k WHERE k.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME "
+    "information_schema.CHECK_CONSTRAINTS k WHERE k.CONSTRAINT_SCHEMA = %(schema)s AND k.TABLE_NAME = %(table)s "
     "AND k.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)')) "
-    "FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s ORDER BY c.ORDINAL_POSITION")
-"""Each column's declared type; a MariaDB JSON column is LONGTEXT with a json_valid check."""
+    "FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = %(schema)s AND c.TABLE_NAME = %(table)s "
+    "ORDER BY c.ORDINAL_POSITION")
+"""Each column's declared type; a MariaDB JSON column is LONGTEXT with a json_valid check. Every information_schema
+table is filtered by constants: MariaDB then opens only this table's definition (a check matched on `c.TABLE_NAME`
+read every table's constraints, per column: 35-70 ms with 300 tables on the server, growing with their number)."""
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
 _SIZED = ("char", "varchar", "binary", "varbinary", "bit")
 

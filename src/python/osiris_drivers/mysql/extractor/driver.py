@@ -72,7 +72,7 @@ class MySQLSource(SqlSource):
         try:
             session = self.mysql.connect()
             with session, session.cursor() as cursor:
-                cursor.execute(DECLARED_SQL, (table.schema, table.name))
+                cursor.execute(DECLARED_SQL, {"schema": table.schema, "table": table.name})
                 rows = cursor.fetchall()
         except Exception as exc:
             raise self.mysql.failure(exc, step_id=self.step_id, role="read") from None
@@ -82,12 +82,12 @@ class MySQLSource(SqlSource):
         try:
             session = self.mysql.connect()
             with session, session.cursor() as cursor:
-                cursor.execute(
-                    "SELECT k.COLUMN_NAME, c.DATA_TYPE FROM information_schema.KEY_COLUMN_USAGE k "
-                    "JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = k.TABLE_SCHEMA "
-                    "AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME "
-                    "WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.CONSTRAINT_NAME = 'PRIMARY'",
-                    (table.schema, table.name))
+                cursor.execute(  # constants for both tables: a join on them read every table's columns
+                    "SELECT k.COLUMN_NAME, (SELECT c.DATA_TYPE FROM information_schema.COLUMNS c WHERE "
+                    "c.TABLE_SCHEMA = %(schema)s AND c.TABLE_NAME = %(table)s AND c.COLUMN_NAME = k.COLUMN_NAME) "
+                    "FROM information_schema.KEY_COLUMN_USAGE k WHERE k.TABLE_SCHEMA = %(schema)s AND "
+                    "k.TABLE_NAME = %(table)s AND k.CONSTRAINT_NAME = 'PRIMARY'",
+                    {"schema": table.schema, "table": table.name})
                 rows = cursor.fetchall()
         except Exception as exc:
             raise self.mysql.failure(exc, step_id=self.step_id, role="read") from None
