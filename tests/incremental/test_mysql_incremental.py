@@ -90,3 +90,17 @@ def test_a_quote_and_a_backslash_in_a_text_cursor_are_rendered_as_literals(proj:
     inc = card(again, "read").incremental
     assert inc is not None and inc.rows_read == 1
     assert json.loads(inc.cursor_after or "") == [["str", "b\\'x"]]
+
+
+def test_a_state_table_that_cannot_be_read_fails_the_run_not_as_no_state(proj: Project) -> None:
+    """The state is read with one SELECT and the table's existence checked only when it failed: a state table that
+    exists but cannot be read (here: a column missing) still fails the run; it is not taken for a first run."""
+    src, schema = f"src_{proj.tag}", proj.schema
+    _source(proj, src)
+    proj.my_exec(f"INSERT INTO {src} VALUES (1, 'a', '2024-01-01 10:00:00')")
+    proj.pg_exec(f"CREATE SCHEMA {schema}", f"CREATE TABLE {schema}._osiris_state (pipeline TEXT)")
+    error = failed(proj.run([my_extract("read", src), pg_write("load", "read", schema, "dst")]))
+    assert "incremental state" in error and "cursor" in error, error
+    proj.pg_exec(f"DROP TABLE {schema}._osiris_state")
+    assert card(succeeded(proj.run([my_extract("read", src), pg_write("load", "read", schema, "dst")])),
+                "load").rows_out == 1  # no state table: a first run
