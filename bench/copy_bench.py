@@ -77,6 +77,14 @@ class Timing:
     """User + system CPU time of the process that did the work (not of the database servers)."""
 
 
+def clients_on_path() -> bool:
+    """Whether the baselines' `mariadb` and `psql` clients are on PATH; if not, says so on stderr."""
+    if shutil.which("mariadb") and shutil.which("psql"):
+        return True
+    print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
+    return False
+
+
 def generate(rows: int) -> None:
     """N rows in MariaDB, made by the server itself (the Sequence engine) so generation is not timed I/O."""
     admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password="", autocommit=True)
@@ -228,8 +236,7 @@ def main() -> int:
                         help="time (b) with live progress off and on instead of the scenarios")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each variant for --progress-overhead")
     args = parser.parse_args()
-    if not shutil.which("mariadb") or not shutil.which("psql"):
-        print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
+    if not clients_on_path():
         return 2
     print(f"# resource limit check: {resource.getpagesize()}-byte pages; {os.cpu_count()} cores")
     workdir = Path(tempfile.mkdtemp(prefix="osiris-bench-"))

@@ -39,6 +39,7 @@ from bench.copy_bench import (
     MYSQL_PORT,
     MYSQL_USER,
     PG_DSN,
+    clients_on_path,
     generate,
     reset_postgres,
 )
@@ -96,8 +97,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1000000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the best counts (default 3)")
     args = parser.parse_args()
-    if not shutil.which("mariadb") or not shutil.which("psql"):
-        print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
+    if not clients_on_path():
         return 2
     print(f"# {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
     workdir = Path(tempfile.mkdtemp(prefix="osiris-mysql-target-"))

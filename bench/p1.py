@@ -39,6 +39,7 @@ from bench.copy_bench import (
     MYSQL_HOST,
     MYSQL_USER,
     PG_DSN,
+    clients_on_path,
     generate,
     reset_postgres,
     row_count,
@@ -196,8 +197,7 @@ def main() -> int:
     parser.add_argument("--before", type=Path, default=None, metavar="SRC",
                         help="also time the libraries under SRC (e.g. an older checkout's src/python) in the same run")
     args = parser.parse_args()
-    if not shutil.which("mariadb") or not shutil.which("psql"):
-        print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
+    if not clients_on_path():
         return 2
     print(f"# {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
     if args.startup or args.only == "startup":

@@ -33,6 +33,7 @@ from bench.copy_bench import (
     MYSQL_PORT,
     MYSQL_USER,
     PG_DATABASE,
+    clients_on_path,
     generate,
     reset_postgres,
     row_count,
@@ -133,8 +134,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, action="append", help="rows (repeatable; default 1000000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the best counts (default 3)")
     args = parser.parse_args()
-    if not shutil.which("mariadb") or not shutil.which("psql"):
-        print("error: the baseline needs the mariadb and psql clients on PATH", file=sys.stderr)
+    if not clients_on_path():
         return 2
     problems = ensure_peers()
     for package, why in problems.items():
