@@ -103,17 +103,17 @@ def _fields(column: pa.Array, parts: list[Part], width: int) -> list[Part]:
 
 
 def _numbers(kind: pa.DataType, code: str) -> Encoder:
-    def encode(column: pa.Array) -> pa.Array:
+    def encode(column: pa.Array) -> list[Part]:
         values = column.cast(kind).fill_null(0)
         return _fields(column, [_big_endian(values, code)], kind.byte_width)
     return encode
 
 
-def _booleans(column: pa.Array) -> pa.Array:
+def _booleans(column: pa.Array) -> list[Part]:
     return _fields(column, [_big_endian(column.cast(pa.uint8()).fill_null(0), "B")], 1)
 
 
-def _dates(column: pa.Array) -> pa.Array:
+def _dates(column: pa.Array) -> list[Part]:
     days = pc.subtract(column.cast(pa.int32()).fill_null(PG_EPOCH_DAYS), PG_EPOCH_DAYS)
     return _fields(column, [_big_endian(days, "i")], 4)
 
@@ -121,14 +121,14 @@ def _dates(column: pa.Array) -> pa.Array:
 def _timestamps(unit: str) -> Encoder:
     per_us = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
 
-    def encode(column: pa.Array) -> pa.Array:
+    def encode(column: pa.Array) -> list[Part]:
         raw = column.cast(pa.int64()).fill_null(0)
         us = pc.subtract_checked(pc.multiply_checked(raw, per_us), PG_EPOCH_US)
         return _fields(column, [_big_endian(us, "q")], 8)
     return encode
 
 
-def _times(column: pa.Array) -> pa.Array:
+def _times(column: pa.Array) -> list[Part]:
     """time: µs since midnight as an int64."""
     us = column.cast(pa.time64("us")).cast(pa.int64()).fill_null(0)
     return _fields(column, [_big_endian(us, "q")], 8)
@@ -173,7 +173,7 @@ def _decimals(precision: int, scale: int) -> Encoder:
     positive = pa.scalar(head.to_bytes(8, "big"), pa.binary(8))
     negative = pa.scalar((head | NUMERIC_NEG << 16).to_bytes(8, "big"), pa.binary(8))
 
-    def encode(column: pa.Array) -> pa.Array:
+    def encode(column: pa.Array) -> list[Part]:
         # The same 16-byte values read at scale 0 are the unscaled integers (at most 18 digits: an int64).
         unscaled = pa.Array.from_buffers(pa.decimal128(18, 0), len(column), column.buffers()[:2],
                                          offset=column.offset).cast(pa.int64())
